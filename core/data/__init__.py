@@ -1,0 +1,1 @@
+"""Datasets: formats, the canonical Example, the workspace store, splits and token counts."""

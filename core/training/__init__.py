@@ -1,0 +1,1 @@
+"""Training: typed config, presets, estimator, trainer builder, worker process, events, run folders."""

@@ -1,0 +1,1 @@
+"""Whetstone desktop app (PySide6). Thin views over core objects."""

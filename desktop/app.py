@@ -1,0 +1,45 @@
+"""Application start-up: QApplication, theme, main window; `--screenshot` renders and exits."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv or sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Whetstone")
+    app.setOrganizationName("Whetstone")
+    qss = RESOURCES / "style.qss"
+    if qss.exists():
+        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+    return app
+
+
+def run_app(screenshot: str | None = None, page: str | None = None) -> int:
+    app = create_app()
+    from desktop.main_window import MainWindow
+
+    window = MainWindow()
+    if page:
+        window.show_page(page)
+    window.show()
+    if screenshot:
+        target = Path(screenshot)
+
+        def grab() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            ok = window.grab().save(str(target), "PNG")
+            window.close()
+            app.exit(0 if ok else 1)
+
+        QTimer.singleShot(150, grab)
+    return app.exec()

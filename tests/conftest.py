@@ -1,0 +1,89 @@
+"""Shared fixtures. Every test gets its own WHETSTONE_HOME; converted models are cached once per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+_SESSION_ROOT = Path(tempfile.mkdtemp(prefix="whetstone-tests-"))
+os.environ["WHETSTONE_HOME"] = str(_SESSION_ROOT / "home")
+os.environ["WHETSTONE_CACHE_DIR"] = str(_SESSION_ROOT / "cache")
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO / "resources" / "sample_dataset.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def whetstone_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "whetstone-home"
+    monkeypatch.setenv("WHETSTONE_HOME", str(home))
+    monkeypatch.setenv("WHETSTONE_CACHE_DIR", str(_SESSION_ROOT / "cache"))
+    return home
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None):
+    """Run `whetstone ARGS` in a child process with the network blocked; checks it never leaks a traceback
+    or a connect attempt. Returns the CompletedProcess."""
+    from core.offline import BLOCKED_MARKER
+
+    full_env = {**os.environ, "WHETSTONE_BLOCK_NETWORK": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "core.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd or REPO,
+    )
+    assert BLOCKED_MARKER not in proc.stderr, f"network access attempted:\n{proc.stderr[-3000:]}"
+    assert "Traceback" not in proc.stderr, f"traceback leaked to the user:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The embedded SmolLM2-135M-Instruct as a safetensors folder (converted once, sockets blocked)."""
+    proc = run_cli("models", "prepare", "smollm2-135m-instruct", "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    return Path(json.loads(proc.stdout)["path"])
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama (hidden 64) with random weights and SmolLM2's tokenizer + chat template."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def sample_data() -> Path:
+    return SAMPLE_DATA
