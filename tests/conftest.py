@@ -87,3 +87,47 @@ def tiny_llama_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture
 def sample_data() -> Path:
     return SAMPLE_DATA
+
+
+@pytest.fixture
+def fake_run_dir(tiny_llama_dir: Path, tmp_path: Path) -> Path:
+    """A run folder as Train leaves it (config.yaml, dataset.jsonl with splits, adapter/), built directly with
+    PEFT on the tiny Llama: a LoRA adapter with non-zero weights, so base and tuned outputs differ."""
+    import hashlib
+
+    import orjson
+    import torch
+    import yaml
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "logs").mkdir()
+    config = {
+        "model": {"name": str(tiny_llama_dir)},
+        "quant": {"mode": "none"},
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"},
+        "train": {"max_steps": 1, "max_length": 256, "seed": 0},
+        "data": {"source": str(SAMPLE_DATA)},
+    }
+    (run / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    lines = []
+    for i, line in enumerate(SAMPLE_DATA.read_text(encoding="utf-8").splitlines()):
+        row = orjson.loads(line)
+        split = "test" if i % 10 == 0 else "validation" if i % 10 == 1 else "train"
+        lines.append(orjson.dumps({"id": f"ex{i}", "messages": row["messages"], "split": split}))
+    data = b"\n".join(lines) + b"\n"
+    (run / "dataset.jsonl").write_bytes(data)
+    (run / "dataset.sha256").write_text(hashlib.sha256(data).hexdigest() + "  dataset.jsonl\n")
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    peft_model = get_peft_model(
+        model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False)
+    )
+    peft_model.save_pretrained(run / "adapter")
+    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(run / "adapter")
+    (run / "events.jsonl").write_text(
+        '{"type": "step", "step": 1, "loss": 2.0}\n{"type": "done", "step": 1, "message": "finished"}\n'
+    )
+    return run

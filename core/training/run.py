@@ -123,6 +123,14 @@ class RunFolder:
             raise UserError(f"{self.config_file} is not a mapping.")
         return data
 
+    def base_model(self) -> str:
+        """The base model id or path the run was trained from (`model.name` in config.yaml)."""
+        model = self.read_config().get("model") or {}
+        name = model.get("name") if isinstance(model, dict) else None
+        if not name:
+            raise UserError(f"{self.config_file} names no base model (model.name).")
+        return str(name)
+
     # dataset ----------------------------------------------------------------------------------------
     def dataset_sha256(self) -> str | None:
         if self.dataset_sha_file.exists():
