@@ -18,6 +18,11 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     assert isinstance(app, QApplication)
     app.setApplicationName("Whetstone")
     app.setOrganizationName("Whetstone")
+    from PySide6.QtGui import QIcon
+
+    icon = RESOURCES / "whetstone.svg"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
     qss = RESOURCES / "style.qss"
     if qss.exists():
         app.setStyleSheet(qss.read_text(encoding="utf-8"))
