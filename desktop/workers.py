@@ -1,0 +1,99 @@
+"""Run a long core job off the UI thread.
+
+`JobRunner` runs `fn(progress=..., should_stop=...)` in a QThread and turns the core progress protocol
+(core/progress.py) into Qt signals: `progressed(fraction, message)` (throttled), `finished(result)`,
+`failed(message)` (one line, for the user), `cancelled()`. `cancel()` makes `should_stop()` return True.
+
+    runner = JobRunner(lambda progress, should_stop: core_fn(x, progress=progress, should_stop=should_stop))
+    runner.progressed.connect(bar.set_fraction); runner.finished.connect(self.on_done); runner.start()
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from core.errors import Cancelled, WhetstoneError
+from core.paths import logs_dir
+
+JobFn = Callable[[Callable[[float, str], None], Callable[[], bool]], Any]
+
+
+class _Worker(QObject):
+    progressed = Signal(float, str)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, fn: JobFn, stop: threading.Event, min_interval: float) -> None:
+        super().__init__()
+        self._fn = fn
+        self._stop = stop
+        self._min_interval = min_interval
+        self._last = 0.0
+
+    def _progress(self, fraction: float, message: str = "") -> None:
+        now = time.monotonic()
+        if fraction >= 1.0 or now - self._last >= self._min_interval:
+            self._last = now
+            self.progressed.emit(float(fraction), message)
+
+    def run(self) -> None:
+        try:
+            result = self._fn(self._progress, self._stop.is_set)
+        except Cancelled:
+            self.cancelled.emit()
+        except WhetstoneError as exc:
+            if self._stop.is_set():
+                self.cancelled.emit()
+            else:
+                self.failed.emit(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+        except Exception as exc:  # a bug: one line for the user, the traceback in the log
+            with open(logs_dir() / "desktop-errors.log", "a", encoding="utf-8") as handle:
+                traceback.print_exc(file=handle)
+            self.failed.emit(f"Unexpected error: {exc.__class__.__name__}: {exc}")
+        else:
+            if self._stop.is_set():
+                self.cancelled.emit()
+            else:
+                self.finished.emit(result)
+
+
+class JobRunner(QObject):
+    progressed = Signal(float, str)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+    done = Signal()  # after any of finished/failed/cancelled, once the thread has stopped
+
+    def __init__(self, fn: JobFn, parent: QObject | None = None, min_interval: float = 0.05) -> None:
+        super().__init__(parent)
+        self._stop = threading.Event()
+        self._thread = QThread()
+        self._worker = _Worker(fn, self._stop, min_interval)
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.progressed.connect(self.progressed)
+        self._worker.finished.connect(self.finished)
+        self._worker.failed.connect(self.failed)
+        self._worker.cancelled.connect(self.cancelled)
+        for signal in (self._worker.finished, self._worker.failed, self._worker.cancelled):
+            signal.connect(self._thread.quit)
+        self._thread.finished.connect(self.done)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    def wait(self, ms: int = 30000) -> bool:
+        return self._thread.wait(ms)

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+
+from core.errors import UserError
+from core.progress import check_stop
+from desktop.workers import JobRunner
+
+
+def test_job_reports_progress_and_result(qtbot) -> None:
+    def job(progress, should_stop):
+        for i in range(5):
+            progress(i / 4, f"step {i}")
+        return 42
+
+    runner = JobRunner(job, min_interval=0)
+    seen = []
+    runner.progressed.connect(lambda f, m: seen.append(f))
+    with qtbot.waitSignal(runner.finished, timeout=5000) as blocker:
+        runner.start()
+    assert blocker.args == [42]
+    assert seen[-1] == 1.0
+    assert runner.wait(5000)
+
+
+def test_user_error_becomes_one_line_failure(qtbot) -> None:
+    def job(progress, should_stop):
+        raise UserError("That file is not a dataset.\nmore detail")
+
+    runner = JobRunner(job)
+    with qtbot.waitSignal(runner.failed, timeout=5000) as blocker:
+        runner.start()
+    assert blocker.args == ["That file is not a dataset."]
+    assert runner.wait(5000)
+
+
+@pytest.mark.timeout(30)
+def test_cancel_stops_a_long_job(qtbot) -> None:
+    import threading
+
+    started = threading.Event()
+
+    def job(progress, should_stop):
+        started.set()
+        while True:
+            check_stop(should_stop)
+            progress(0.5, "working")
+
+    runner = JobRunner(job)
+    runner.start()
+    qtbot.waitUntil(started.is_set, timeout=5000)
+    with qtbot.waitSignal(runner.cancelled, timeout=5000):
+        runner.cancel()
+    assert runner.wait(5000)
