@@ -62,6 +62,10 @@ class _Worker(QObject):
                 self.cancelled.emit()
             else:
                 self.finished.emit(result)
+        finally:
+            thread = QThread.currentThread()
+            if thread is not None:
+                thread.quit()  # thread-safe; not a queued slot, so wait() never deadlocks
 
 
 class JobRunner(QObject):
@@ -82,8 +86,6 @@ class JobRunner(QObject):
         self._worker.finished.connect(self.finished)
         self._worker.failed.connect(self.failed)
         self._worker.cancelled.connect(self.cancelled)
-        for signal in (self._worker.finished, self._worker.failed, self._worker.cancelled):
-            signal.connect(self._thread.quit)
         self._thread.finished.connect(self.done)
 
     def start(self) -> None:
