@@ -20,6 +20,36 @@ SAMPLE_DATA = REPO / "resources" / "sample_dataset.jsonl"
 
 
 @pytest.fixture(autouse=True)
+def no_leftover_processes_or_threads():
+    """No test may leave a child process or a (non-daemon) Python thread running."""
+    import threading
+    import time
+
+    import psutil
+
+    before_threads = {t.ident for t in threading.enumerate()}
+    yield
+    me = psutil.Process()
+    deadline = time.monotonic() + 5
+    while True:
+        children = [
+            c for c in me.children(recursive=True) if c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+        ]
+        threads = [
+            t
+            for t in threading.enumerate()
+            if t.ident not in before_threads and not t.daemon and t.is_alive()
+        ]
+        if (not children and not threads) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for child in children:
+        child.kill()
+    assert not children, f"test left child processes running: {[c.cmdline()[:4] for c in children]}"
+    assert not threads, f"test left threads running: {[t.name for t in threads]}"
+
+
+@pytest.fixture(autouse=True)
 def whetstone_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "whetstone-home"
     monkeypatch.setenv("WHETSTONE_HOME", str(home))
