@@ -1,34 +1,57 @@
 """Dataset file formats: detect, read into canonical Examples, write back.
 
-Formats: alpaca, sharegpt, messages, prompt-completion. Every bad record is reported with its 1-based line
-number and a reason; nothing is dropped silently.
+Record formats: alpaca, sharegpt, messages (OpenAI/ChatML, tool calls kept), prompt-completion.
+File types: .jsonl (one record a line), .json (an array of records, or JSONL saved as .json), .csv (a header
+row; structured cells such as `messages` hold JSON), .parquet (native nested columns).
 
-(Foundation version: JSONL only. The Data issue extends it to .json/.csv/.parquet, confidence, writers.)
+Every bad record is reported with its 1-based line number (the record's row for CSV/Parquet, the line where
+the element starts for a JSON array) and a reason; nothing is dropped silently. A file that cannot be read at
+all (missing, empty, binary, an unreadable container) raises `UserError`.
+
+Writing is lossless where the target format can express the example; rows it cannot express are returned in
+`WriteResult.skipped` with the reason, never mangled. A row whose content still equals what was read is
+written back as its original record (same keys, same values).
 """
 
 from __future__ import annotations
 
+import bisect
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from core.data.example import ROLES, Example, Message
+from core.atomic import atomic_open
+from core.data.example import ROLES, SPLITS, Example, Message
 from core.errors import UserError
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion")
+FILE_TYPES = ("jsonl", "json", "csv", "parquet")
 SHAREGPT_ROLES = {
     "human": "user",
     "user": "user",
     "gpt": "assistant",
     "assistant": "assistant",
+    "model": "assistant",
     "system": "system",
     "function": "tool",
     "tool": "tool",
     "observation": "tool",
     "function_call": "assistant",
 }
+SHAREGPT_WRITE_ROLES = {"user": "human", "assistant": "gpt", "system": "system", "tool": "tool"}
+# Top-level keys every format may carry that map onto Example's own fields.
+META_KEYS = ("id", "tags", "split", "notes")
+# CSV cells of these columns hold JSON (lists / objects).
+_JSON_COLUMNS = ("messages", "conversations", "tags")
+_FORMAT_FIELDS = {"instruction", "input", "output", "system", "prompt", "completion"}
+_RAW_KEEP = 100_000  # characters of a bad line kept for the Issues list
+_MAX_REPORTED_RAW = 200
 
 
 class RecordError(ValueError):
@@ -51,8 +74,20 @@ class ReadResult:
     examples: list[Example] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
     confidence: float = 1.0
+    file_type: str = "jsonl"
+    records: int = 0  # records found (valid + bad lines)
+    detected: dict[str, int] = field(default_factory=dict)  # votes per format
 
 
+@dataclass
+class WriteResult:
+    path: Path
+    format: str
+    written: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (example id, reason)
+
+
+# --- detection -------------------------------------------------------------------------------------------
 def detect_record_format(record: Any) -> str | None:
     if not isinstance(record, dict):
         return None
@@ -69,127 +104,689 @@ def detect_record_format(record: Any) -> str | None:
 
 def _text(value: Any, what: str) -> str:
     if not isinstance(value, str):
-        raise RecordError(f"'{what}' must be text, got {type(value).__name__}")
+        raise RecordError(f"wrong type: '{what}' must be text, got {_type_name(value)}")
     return value
 
 
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "a list", bool: "true/false", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _known_keys(fmt: str) -> set[str]:
+    return {
+        "alpaca": {"instruction", "input", "output", "system"},
+        "sharegpt": {"conversations", "system"},
+        "messages": {"messages"},
+        "prompt-completion": {"prompt", "completion"},
+    }[fmt]
+
+
 def record_to_example(record: Any, fmt: str) -> Example:
+    """One record of format `fmt` as an Example (raises RecordError with the reason)."""
     if not isinstance(record, dict):
-        raise RecordError(f"expected a JSON object, got {type(record).__name__}")
+        raise RecordError(f"wrong type: expected a JSON object, got {_type_name(record)}")
     messages: list[Message] = []
     if fmt == "alpaca":
         for key in ("instruction", "output"):
             if key not in record:
                 raise RecordError(f"missing field '{key}'")
         instruction = _text(record["instruction"], "instruction")
-        extra_input = _text(record.get("input") or "", "input")
+        extra_input = record.get("input")
+        extra_input = "" if extra_input is None else _text(extra_input, "input")
         output = _text(record["output"], "output")
-        if record.get("system"):
-            messages.append(Message("system", _text(record["system"], "system")))
+        system = record.get("system")
+        if system is not None and _text(system, "system"):
+            messages.append(Message("system", system))
         user = instruction if not extra_input else f"{instruction}\n\n{extra_input}"
-        if not user.strip() or not output.strip():
-            raise RecordError("empty turn")
+        if not user.strip():
+            raise RecordError("empty turn: the instruction is empty")
+        if not output.strip():
+            raise RecordError("empty turn: the output is empty")
         messages += [Message("user", user), Message("assistant", output)]
-        known = {"instruction", "input", "output", "system"}
     elif fmt == "sharegpt":
-        turns = record.get("conversations")
-        if not isinstance(turns, list) or not turns:
-            raise RecordError("'conversations' must be a non-empty list")
+        if "conversations" not in record:
+            raise RecordError("missing field 'conversations'")
+        turns = record["conversations"]
+        if not isinstance(turns, list):
+            raise RecordError(f"wrong type: 'conversations' must be a list, got {_type_name(turns)}")
+        if not turns:
+            raise RecordError("empty conversation: 'conversations' has no turns")
+        system = record.get("system")
+        if system is not None and _text(system, "system"):
+            messages.append(Message("system", system))
         for i, turn in enumerate(turns, 1):
-            if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
-                raise RecordError(f"turn {i} needs 'from' and 'value'")
-            role = SHAREGPT_ROLES.get(str(turn["from"]))
+            if not isinstance(turn, dict):
+                raise RecordError(f"wrong type: turn {i} must be an object, got {_type_name(turn)}")
+            for key in ("from", "value"):
+                if key not in turn:
+                    raise RecordError(f"missing field: turn {i} has no '{key}'")
+            role = SHAREGPT_ROLES.get(turn["from"]) if isinstance(turn["from"], str) else None
             if role is None:
-                raise RecordError(f"turn {i}: unknown role '{turn['from']}'")
+                raise RecordError(f"unknown role '{turn['from']}' in turn {i}")
             extra = {k: v for k, v in turn.items() if k not in ("from", "value")}
             messages.append(Message(role, _text(turn["value"], f"turn {i} value"), extra))
-        known = {"conversations"}
     elif fmt == "messages":
-        turns = record.get("messages")
-        if not isinstance(turns, list) or not turns:
-            raise RecordError("'messages' must be a non-empty list")
+        if "messages" not in record:
+            raise RecordError("missing field 'messages'")
+        turns = record["messages"]
+        if not isinstance(turns, list):
+            raise RecordError(f"wrong type: 'messages' must be a list, got {_type_name(turns)}")
+        if not turns:
+            raise RecordError("empty conversation: 'messages' has no turns")
         for i, turn in enumerate(turns, 1):
-            if not isinstance(turn, dict) or "role" not in turn:
-                raise RecordError(f"turn {i} needs 'role'")
+            if not isinstance(turn, dict):
+                raise RecordError(f"wrong type: turn {i} must be an object, got {_type_name(turn)}")
+            if "role" not in turn:
+                raise RecordError(f"missing field: turn {i} has no 'role'")
             if turn["role"] not in ROLES:
-                raise RecordError(f"turn {i}: unknown role '{turn['role']}'")
+                raise RecordError(f"unknown role '{turn['role']}' in turn {i}")
             content = turn.get("content")
             if content is None and not turn.get("tool_calls"):
-                raise RecordError(f"turn {i}: missing content")
+                raise RecordError(f"missing field: turn {i} has no 'content'")
             if content is not None and not isinstance(content, str):
-                raise RecordError(f"turn {i}: content must be text, got {type(content).__name__}")
+                raise RecordError(f"wrong type: turn {i} content must be text, got {_type_name(content)}")
             messages.append(Message.from_dict(turn))
-        known = {"messages"}
     elif fmt == "prompt-completion":
         for key in ("prompt", "completion"):
             if key not in record:
                 raise RecordError(f"missing field '{key}'")
         prompt, completion = _text(record["prompt"], "prompt"), _text(record["completion"], "completion")
-        if not prompt.strip() or not completion.strip():
-            raise RecordError("empty turn")
+        if not prompt.strip():
+            raise RecordError("empty turn: the prompt is empty")
+        if not completion.strip():
+            raise RecordError("empty turn: the completion is empty")
         messages = [Message("user", prompt), Message("assistant", completion)]
-        known = {"prompt", "completion"}
     else:
         raise UserError(f"Unknown format '{fmt}' (choose from {', '.join(FORMATS)}).")
     if not any(m.role == "assistant" for m in messages):
         raise RecordError("no assistant turn")
     for i, m in enumerate(messages, 1):
         if not m.content.strip() and not m.extra.get("tool_calls"):
-            raise RecordError(f"turn {i} ({m.role}) is empty")
-    extra = {k: v for k, v in record.items() if k not in known}
-    return Example(messages=messages, source_format=fmt, extra=extra, original=record)
+            raise RecordError(f"empty turn: turn {i} ({m.role}) has no text")
+    known = _known_keys(fmt)
+    example = Example(messages=messages, source_format=fmt, original=record)
+    extra: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in known:
+            continue
+        if key == "tags" and isinstance(value, list) and all(isinstance(t, str) for t in value):
+            example.tags = list(value)
+        elif key == "id" and isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            example.id = str(value)
+        elif key == "split" and value in SPLITS:
+            example.split = value
+        elif key == "notes" and isinstance(value, str):
+            example.notes = value
+        else:
+            extra[key] = value
+    example.extra = extra
+    return example
 
 
-def read_dataset(path: str | Path, fmt: str | None = None) -> ReadResult:
-    """Read a JSONL file. Raises UserError when the file cannot be read at all."""
+def validate_example(example: Example) -> list[str]:
+    """Problems of an (edited) example, as short sentences; empty when it can be trained on."""
+    problems: list[str] = []
+    if not example.messages:
+        return ["no turns"]
+    for i, m in enumerate(example.messages, 1):
+        if m.role not in ROLES:
+            problems.append(f"turn {i}: unknown role '{m.role}'")
+        if not m.content.strip() and not m.extra.get("tool_calls"):
+            problems.append(f"turn {i} ({m.role}) is empty")
+    roles = [m.role for m in example.messages]
+    if "assistant" not in roles:
+        problems.append("no assistant turn")
+    elif roles[-1] != "assistant":
+        problems.append("the last turn is not an assistant reply")
+    if "system" in roles[1:]:
+        problems.append("a system prompt after the first turn")
+    return problems
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+def _file_type(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".json",):
+        return "json"
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    return "jsonl"
+
+
+def _looks_binary(data: bytes) -> bool:
+    head = data[:8192]
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multibyte character cut at the 8 KB boundary is fine; real garbage is not.
+        if exc.start < len(head) - 4:
+            bad = sum(1 for b in head if b >= 0x80)
+            return bad > len(head) * 0.3
+    return False
+
+
+def _not_utf8(raw: bytes) -> str | None:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8"
+        )
+    return None
+
+
+def _raw_text(raw: bytes) -> str:
+    return raw[:_RAW_KEEP].decode("utf-8", "replace")
+
+
+def _json_error(exc: Exception, raw: bytes) -> str:
+    text = str(exc)
+    if len(raw) > 10_000 and ("unexpected end" in text.lower() or "eof" in text.lower()):
+        return f"invalid JSON: the record is cut off ({len(raw):,} bytes)"
+    return f"invalid JSON: {text.split(': line')[0]}"
+
+
+def _read_jsonl(data: bytes) -> tuple[list[tuple[int, Any]], list[LineError]]:
+    records: list[tuple[int, Any]] = []
+    errors: list[LineError] = []
+    loads = orjson.loads
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if not raw or raw.isspace():
+            continue
+        try:
+            records.append((number, loads(raw)))
+        except orjson.JSONDecodeError as exc:
+            message = _not_utf8(raw) or _json_error(exc, raw)
+            errors.append(LineError(number, message, _raw_text(raw)))
+    return records, errors
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    pos = text.find("\n")
+    while pos != -1:
+        starts.append(pos + 1)
+        pos = text.find("\n", pos + 1)
+    return starts
+
+
+def _read_json_array(data: bytes, file: Path) -> tuple[list[tuple[int, Any]], list[LineError]]:
+    bad = _not_utf8(data)
+    if bad:
+        # Find the line for a precise message, then give up on the container (it cannot be resynchronised).
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise UserError(f"{file} cannot be read: line {line} is {bad}") from None
+    text = data.decode("utf-8")
+    stripped = text.lstrip()
+    if not stripped.startswith("["):
+        # A .json file holding JSONL (or a single object): read it line by line.
+        try:
+            whole = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return _read_jsonl(data)
+        return [(1, whole)], []
+    starts = _line_starts(text)
+    decoder = json.JSONDecoder()
+    records: list[tuple[int, Any]] = []
+    errors: list[LineError] = []
+    pos = text.index("[") + 1
+    n = len(text)
+
+    def skip_ws(p: int) -> int:
+        while p < n and text[p] in " \t\r\n":
+            p += 1
+        return p
+
+    pos = skip_ws(pos)
+    if pos < n and text[pos] == "]":
+        return records, errors
+    while pos < n:
+        line = bisect.bisect_right(starts, pos)
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            err_line = bisect.bisect_right(starts, exc.pos)
+            errors.append(
+                LineError(
+                    line,
+                    f"invalid JSON: {exc.msg} (line {err_line}); the records after it cannot be read",
+                    text[pos : pos + _RAW_KEEP],
+                )
+            )
+            return records, errors
+        records.append((line, value))
+        pos = skip_ws(end)
+        if pos < n and text[pos] == ",":
+            pos = skip_ws(pos + 1)
+            continue
+        if pos < n and text[pos] == "]":
+            return records, errors
+        errors.append(
+            LineError(
+                bisect.bisect_right(starts, min(pos, n - 1) if n else 0),
+                "invalid JSON: expected ',' or ']' after a record; the records after it cannot be read"
+                if pos < n
+                else "invalid JSON: the array is cut off (no closing ']')",
+                text[pos : pos + _MAX_REPORTED_RAW],
+            )
+        )
+        return records, errors
+    errors.append(LineError(len(starts), "invalid JSON: the array is cut off (no closing ']')", ""))
+    return records, errors
+
+
+def _decode_cell(key: str, value: Any) -> Any:
+    if key in _JSON_COLUMNS and isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith(("[", "{")):
+            return orjson.loads(stripped)
+    return value
+
+
+def _read_csv(data: bytes, file: Path) -> tuple[list[tuple[int, Any]], list[LineError]]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"{file} cannot be read: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
+    csv.field_size_limit(1 << 30)
+    dialect: Any = "excel-tab" if file.suffix.lower() == ".tsv" else "excel"
+    reader = csv.reader(io.StringIO(text, newline=""), dialect=dialect)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise UserError(f"{file} is empty.") from None
+    except csv.Error as exc:
+        raise UserError(f"{file} cannot be read: the header row is not valid CSV ({exc})") from None
+    header = [h.strip() for h in header]
+    if not any(header) or len(set(header)) != len(header):
+        raise UserError(f"{file} cannot be read: the header row must name each column once")
+    records: list[tuple[int, Any]] = []
+    errors: list[LineError] = []
+    start_line = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            errors.append(LineError(start_line, f"invalid CSV: {exc}", ""))
+            break
+        line = start_line
+        start_line = reader.line_num + 1
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            errors.append(
+                LineError(
+                    line, f"wrong number of cells: {len(row)} (the header has {len(header)})", ",".join(row)
+                )
+            )
+            continue
+        record: dict[str, Any] = {}
+        try:
+            for key, cell in zip(header, row, strict=True):
+                if cell == "" and key not in _FORMAT_FIELDS:
+                    continue  # an empty cell of an optional column: the record did not have it
+                record[key] = _decode_cell(key, cell)
+        except orjson.JSONDecodeError as exc:
+            errors.append(LineError(line, f"invalid JSON in column '{key}': {exc}", ",".join(row)))
+            continue
+        records.append((line, record))
+    return records, errors
+
+
+def _strip_nulls(value: Any) -> Any:
+    """Parquet fills keys a row lacks with null; drop them so records read back as they were written."""
+    if isinstance(value, dict):
+        return {k: _strip_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_nulls(v) for v in value]
+    return value
+
+
+def _read_parquet(file: Path) -> tuple[list[tuple[int, Any]], list[LineError]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(file)
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"{file} cannot be read as Parquet: {str(exc).splitlines()[0]}") from None
+    meta = table.schema.metadata or {}
+    json_columns = set(orjson.loads(meta.get(b"whetstone_json_columns", b"[]")))
+    records: list[tuple[int, Any]] = []
+    errors: list[LineError] = []
+    for index, row in enumerate(table.to_pylist(), 1):
+        record: dict[str, Any] = {}
+        try:
+            for key, value in row.items():
+                if value is None:
+                    continue
+                if key in json_columns and isinstance(value, str):
+                    record[key] = orjson.loads(value)
+                elif isinstance(value, str) and key in _JSON_COLUMNS:
+                    record[key] = _decode_cell(key, value)
+                else:
+                    record[key] = _strip_nulls(value)
+        except orjson.JSONDecodeError as exc:
+            errors.append(LineError(index, f"invalid JSON in column '{key}': {exc}", ""))
+            continue
+        records.append((index, record))
+    return records, errors
+
+
+def read_records(path: str | Path) -> tuple[str, list[tuple[int, Any]], list[LineError]]:
+    """Raw records of a data file as (file type, [(line, record)], errors). UserError if unreadable."""
     file = Path(path)
     if not file.exists():
         raise UserError(f"File not found: {file}")
+    if file.is_dir():
+        raise UserError(f"Expected a file, got a folder: {file}")
+    kind = _file_type(file)
+    if kind == "parquet":
+        records, errors = _read_parquet(file)
+        return kind, records, errors
     try:
         data = file.read_bytes()
     except OSError as exc:
         raise UserError(f"Cannot read {file}: {exc.strerror}") from exc
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    records: list[tuple[int, Any, str]] = []
-    errors: list[LineError] = []
-    for number, raw in enumerate(data.split(b"\n"), 1):
-        raw = raw.rstrip(b"\r")
-        if not raw.strip():
-            continue
-        try:
-            records.append((number, orjson.loads(raw), ""))
-        except orjson.JSONDecodeError as exc:
-            errors.append(LineError(number, f"invalid JSON: {exc}", raw[:200].decode("utf-8", "replace")))
-    if fmt is None:
-        votes: dict[str, int] = {}
-        for _, rec, _ in records:
-            f = detect_record_format(rec)
-            if f:
-                votes[f] = votes.get(f, 0) + 1
-        if not votes:
-            if not records and not errors:
-                raise UserError(f"{file} is empty.")
-            fmt = "messages"
-            confidence = 0.0
-        else:
-            fmt = max(votes, key=lambda k: votes[k])
-            confidence = votes[fmt] / max(1, len(records))
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"{file} is UTF-16 text; save it as UTF-8 and open it again.")
+    if not data.strip():
+        raise UserError(f"{file} is empty.")
+    if data.startswith(b"PAR1"):
+        records, errors = _read_parquet(file)
+        return "parquet", records, errors
+    if _looks_binary(data):
+        raise UserError(f"{file} cannot be read: it holds binary data, not JSON/CSV text.")
+    if kind == "json":
+        records, errors = _read_json_array(data, file)
+    elif kind == "csv":
+        records, errors = _read_csv(data, file)
     else:
-        confidence = 1.0
-    result = ReadResult(fmt, errors=errors, confidence=confidence)
-    for number, rec, _ in records:
+        records, errors = _read_jsonl(data)
+    return kind, records, errors
+
+
+def read_dataset(path: str | Path, fmt: str | None = None) -> ReadResult:
+    """Read a data file (.jsonl/.json/.csv/.parquet). Raises UserError when the file cannot be read at all."""
+    if fmt is not None and fmt not in FORMATS:
+        raise UserError(f"Unknown format '{fmt}' (choose from {', '.join(FORMATS)}).")
+    kind, records, errors = read_records(path)
+    votes: dict[str, int] = {}
+    detected: list[str | None] = []
+    for _, rec in records:
+        f = detect_record_format(rec)
+        detected.append(f)
+        if f:
+            votes[f] = votes.get(f, 0) + 1
+    total = len(records) + len(errors)
+    if fmt is None:
+        if not votes:
+            fmt, confidence = "messages", 0.0
+        else:
+            fmt = max(FORMATS, key=lambda k: votes.get(k, 0))
+            confidence = votes[fmt] / max(1, total)
+    else:
+        confidence = votes.get(fmt, 0) / max(1, total)
+    result = ReadResult(fmt, errors=errors, confidence=round(confidence, 4), file_type=kind)
+    result.records = total
+    result.detected = votes
+    seen_ids: set[str] = set()
+    for (number, rec), rec_fmt in zip(records, detected, strict=True):
         try:
             example = record_to_example(rec, fmt)
         except RecordError as exc:
-            result.errors.append(LineError(number, str(exc)))
+            message = str(exc)
+            if rec_fmt is not None and rec_fmt != fmt:
+                message = f"mixed formats: this record is {rec_fmt}, the file is {fmt} ({message})"
+            elif rec_fmt is None and isinstance(rec, dict) and not (set(rec) & _known_keys(fmt)):
+                keys = ", ".join(sorted(map(str, rec))[:6]) or "none"
+                message = f"{message} (unrecognised record; its keys: {keys})"
+            raw = orjson.dumps(rec).decode() if kind != "jsonl" else None
+            result.errors.append(LineError(number, message, raw if raw is not None else _dump_raw(rec)))
             continue
         example.line = number
+        if example.id in seen_ids:
+            example.id = f"{example.id}-{number}"
+        seen_ids.add(example.id)
         result.examples.append(example)
     result.errors.sort(key=lambda e: e.line)
     return result
 
 
+def _dump_raw(record: Any) -> str:
+    try:
+        return orjson.dumps(record).decode()[:_RAW_KEEP]
+    except TypeError:
+        return repr(record)[:_RAW_KEEP]
+
+
+def parse_fixed_line(text: str, fmt: str) -> Example:
+    """Validate one record the user typed in (the Issues list's fix): RecordError says what is still wrong."""
+    try:
+        record = orjson.loads(text.encode("utf-8", "replace"))
+    except orjson.JSONDecodeError as exc:
+        raise RecordError(f"invalid JSON: {exc}") from None
+    rec_fmt = detect_record_format(record)
+    return record_to_example(record, rec_fmt or fmt)
+
+
 def load_examples(path: str | Path, fmt: str | None = None) -> list[Example]:
     """The valid examples of a data file, in file order."""
     return read_dataset(path, fmt).examples
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+def _meta_fields(example: Example, original: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    had = original or {}
+    if example.tags or "tags" in had:
+        out["tags"] = list(example.tags)
+    if "id" in had:
+        out["id"] = example.id
+    if example.split is not None and ("split" in had or original is None):
+        out["split"] = example.split
+    if example.notes or "notes" in had:
+        out["notes"] = example.notes
+    return out
+
+
+def unchanged_original(example: Example, fmt: str) -> dict[str, Any] | None:
+    """The example's original record when writing it in `fmt` would give back exactly that record."""
+    original = example.original
+    if not isinstance(original, dict) or example.source_format != fmt:
+        return None
+    try:
+        again = record_to_example(original, fmt)
+    except (RecordError, UserError):
+        return None
+    if again.messages_dicts() != example.messages_dicts() or again.extra != example.extra:
+        return None
+    if again.tags != example.tags or again.notes != example.notes:
+        return None
+    if "split" in original and again.split != example.split:
+        return None
+    if "id" in original and again.id != example.id:
+        return None
+    return original
+
+
+def example_to_record(example: Example, fmt: str) -> dict[str, Any]:
+    """The example as a record of `fmt`; RecordError when that format cannot express it."""
+    original = unchanged_original(example, fmt)
+    if original is not None:
+        return original
+    msgs = example.messages
+    roles = [m.role for m in msgs]
+    tooly = [i for i, m in enumerate(msgs, 1) if m.extra]
+    record: dict[str, Any]
+    if fmt == "messages":
+        record = {"messages": example.messages_dicts()}
+    elif fmt == "sharegpt":
+        if any("tool_calls" in m.extra for m in msgs):
+            raise RecordError("sharegpt cannot hold tool calls; export as messages")
+        convo: list[dict[str, Any]] = []
+        for m in msgs:
+            if "from" in m.extra or "value" in m.extra:
+                raise RecordError("a turn has fields named 'from'/'value' that sharegpt would overwrite")
+            convo.append({"from": SHAREGPT_WRITE_ROLES[m.role], "value": m.content, **m.extra})
+        record = {"conversations": convo}
+    elif fmt == "alpaca":
+        body = roles[1:] if roles[:1] == ["system"] else roles
+        if body != ["user", "assistant"]:
+            raise RecordError(
+                f"alpaca holds one instruction and one reply; this example has turns {'/'.join(roles)}"
+            )
+        if tooly:
+            raise RecordError("alpaca cannot hold per-turn fields such as tool calls or names")
+        record = {"instruction": example.first("user"), "input": "", "output": example.last("assistant")}
+        if roles[0] == "system":
+            record["system"] = msgs[0].content
+    elif fmt == "prompt-completion":
+        if roles != ["user", "assistant"]:
+            raise RecordError(
+                f"prompt-completion holds one prompt and one completion; this example has turns {'/'.join(roles)}"
+            )
+        if tooly:
+            raise RecordError("prompt-completion cannot hold per-turn fields such as tool calls or names")
+        record = {"prompt": msgs[0].content, "completion": msgs[1].content}
+    else:
+        raise UserError(f"Unknown format '{fmt}' (choose from {', '.join(FORMATS)}).")
+    clash = set(example.extra) & (set(record) | set(META_KEYS))
+    if clash:
+        raise RecordError(f"its extra field(s) {', '.join(sorted(clash))} clash with {fmt} fields")
+    record.update(example.extra)
+    record.update(_meta_fields(example, example.original if isinstance(example.original, dict) else None))
+    return record
+
+
+def _csv_cell(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def _write_records(records: list[dict[str, Any]], path: Path, kind: str) -> None:
+    if kind == "jsonl":
+        with atomic_open(path, "wb", encoding=None) as handle:
+            for rec in records:
+                handle.write(orjson.dumps(rec))
+                handle.write(b"\n")
+    elif kind == "json":
+        with atomic_open(path, "wb", encoding=None) as handle:
+            handle.write(orjson.dumps(records, option=orjson.OPT_INDENT_2))
+            handle.write(b"\n")
+    elif kind == "csv":
+        columns: list[str] = []
+        for rec in records:
+            for key in rec:
+                if key not in columns:
+                    columns.append(key)
+        for key in columns:
+            values = [rec[key] for rec in records if key in rec]
+            if key not in _JSON_COLUMNS and not all(isinstance(v, str) for v in values):
+                raise RecordError(f"CSV holds text cells only; column '{key}' has other values")
+            if key in _JSON_COLUMNS and any(
+                isinstance(v, str) and v.strip().startswith(("[", "{")) for v in values
+            ):
+                raise RecordError(f"column '{key}' has text that would read back as JSON")
+        with atomic_open(path, "w", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(columns)
+            for rec in records:
+                writer.writerow([_csv_cell(rec[k]) if k in rec else "" for k in columns])
+    elif kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table = pa.Table.from_pylist(records)
+            json_columns: list[str] = []
+        except (pa.ArrowException, TypeError, ValueError):
+            columns = []
+            for rec in records:
+                for key in rec:
+                    if key not in columns:
+                        columns.append(key)
+            json_columns = [k for k in columns if any(not isinstance(r.get(k), str | None) for r in records)]
+            rows = [
+                {k: (orjson.dumps(v).decode() if k in json_columns else v) for k, v in r.items()}
+                for r in records
+            ]
+            table = pa.Table.from_pylist(rows)
+        table = table.replace_schema_metadata({"whetstone_json_columns": orjson.dumps(json_columns)})
+        with atomic_open(path, "wb", encoding=None) as handle:
+            pq.write_table(table, handle)
+    else:
+        raise UserError(f"Unknown file type '{kind}' (use .jsonl, .json, .csv or .parquet).")
+
+
+def write_dataset(
+    examples: Iterable[Example], path: str | Path, fmt: str, file_type: str | None = None
+) -> WriteResult:
+    """Write examples as `fmt` records; the file type follows the extension unless given.
+
+    Examples the format cannot express are skipped and listed in the result (with the reason)."""
+    if fmt not in FORMATS:
+        raise UserError(f"Unknown format '{fmt}' (choose from {', '.join(FORMATS)}).")
+    target = Path(path)
+    kind = file_type or _file_type(target)
+    result = WriteResult(target, fmt)
+    records: list[dict[str, Any]] = []
+    for example in examples:
+        try:
+            records.append(example_to_record(example, fmt))
+        except RecordError as exc:
+            result.skipped.append((example.id, str(exc)))
+    try:
+        _write_records(records, target, kind)
+    except RecordError as exc:
+        raise UserError(f"{target.name}: {exc}; write JSONL or Parquet instead") from None
+    result.written = len(records)
+    return result
+
+
+def convert_file(
+    src: str | Path, dst: str | Path, to: str, fmt: str | None = None
+) -> tuple[ReadResult, WriteResult]:
+    read = read_dataset(src, fmt)
+    return read, write_dataset(read.examples, dst, to)
+
+
+def formats_that_express(example: Example) -> list[str]:
+    out = []
+    for fmt in FORMATS:
+        try:
+            example_to_record(example, fmt)
+        except RecordError:
+            continue
+        out.append(fmt)
+    return out
+
+
+def describe_errors(errors: Sequence[LineError], limit: int = 5) -> str:
+    parts = [f"line {e.line}: {e.message}" for e in errors[:limit]]
+    more = len(errors) - limit
+    if more > 0:
+        parts.append(f"… {more} more")
+    return "; ".join(parts)

@@ -1,0 +1,864 @@
+"""DatasetWorkspace: one SQLite file (WAL) holding a dataset while it is curated.
+
+Every edit is its own committed transaction, so a crash or kill -9 loses nothing. Every change goes through
+`apply(op)`, which returns the inverse operation (the desktop's QUndoStack stores both), and each change to
+an example is written to its edit history. Removed rows go to a recoverable bin (`deleted = 1`).
+
+Other areas add their own tables to `.conn`, prefixed `dedup_` / `review_`.
+
+Reads are lazy: opening loads only the small per-row summary (previews, split, tags, tokens, issues);
+full messages are decoded on demand. Substring search runs over an in-memory lowercase copy of each row's
+text, built on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from core import paths
+from core.atomic import atomic_open
+from core.data.example import SPLITS, Example, Message
+from core.data.formats import (
+    LineError,
+    ReadResult,
+    RecordError,
+    parse_fixed_line,
+    read_dataset,
+    validate_example,
+    write_dataset,
+)
+from core.errors import UserError
+from core.progress import ProgressFn, StopFn, check_stop, no_progress
+
+SUFFIX = ".wsdb"
+SCHEMA_VERSION = 1
+PREVIEW_CHARS = 240
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS examples (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    pos REAL NOT NULL,
+    messages BLOB NOT NULL,
+    tags TEXT NOT NULL DEFAULT '[]',
+    split TEXT,
+    notes TEXT NOT NULL DEFAULT '',
+    source_format TEXT NOT NULL,
+    extra BLOB,
+    original BLOB,
+    line INTEGER,
+    user_preview TEXT NOT NULL DEFAULT '',
+    assistant_preview TEXT NOT NULL DEFAULT '',
+    issues TEXT NOT NULL DEFAULT '',
+    tokens INTEGER,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    modified INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS examples_pos ON examples(pos);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY,
+    example_id TEXT NOT NULL,
+    op TEXT NOT NULL,
+    before BLOB,
+    after BLOB,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_example ON history(example_id);
+CREATE TABLE IF NOT EXISTS bad_lines (
+    rowid INTEGER PRIMARY KEY,
+    line INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    raw TEXT NOT NULL DEFAULT '',
+    fixed_id TEXT
+);
+"""
+
+
+# --- operations (each has an inverse) ---------------------------------------------------------------------
+@dataclass
+class Operation:
+    """Base class of invertible workspace changes; `description` names it in the undo menu."""
+
+    description: str = ""
+
+
+@dataclass
+class ReplaceExamples(Operation):
+    """Replace whole examples (edit, tags, splits, notes): {id: example}."""
+
+    examples: dict[str, Example] = field(default_factory=dict)
+
+
+@dataclass
+class SetDeleted(Operation):
+    ids: list[str] = field(default_factory=list)
+    deleted: bool = True
+
+
+@dataclass
+class InsertExamples(Operation):
+    """Insert examples at positions (rows that do not exist yet)."""
+
+    examples: list[Example] = field(default_factory=list)
+    positions: list[float] = field(default_factory=list)
+    fixed_issue: int | None = None  # the bad line this insert fixes
+
+
+@dataclass
+class PurgeExamples(Operation):
+    """Remove rows entirely (the inverse of an insert)."""
+
+    ids: list[str] = field(default_factory=list)
+    unfix_issue: int | None = None
+
+
+@dataclass
+class SetTestLock(Operation):
+    locked: bool = True
+
+
+@dataclass
+class Batch(Operation):
+    operations: list[Operation] = field(default_factory=list)
+
+
+@dataclass
+class RowSummary:
+    """What the table shows for a row, without decoding its messages."""
+
+    id: str
+    user: str
+    assistant: str
+    split: str | None
+    tags: list[str]
+    tokens: int | None
+    issues: str
+
+
+@dataclass
+class BadLine:
+    rowid: int
+    line: int
+    message: str
+    raw: str
+    fixed_id: str | None = None
+
+
+def _preview(text: str) -> str:
+    text = " ".join(text[: PREVIEW_CHARS * 2].split())
+    return text[:PREVIEW_CHARS]
+
+
+def _search_text(example: Example) -> str:
+    return "\n".join(m.content for m in example.messages).lower()
+
+
+def workspace_path_for(data_file: str | Path) -> Path:
+    """Where the workspace of a data file lives (one per absolute path)."""
+    source = Path(data_file).expanduser().resolve()
+    digest = hashlib.sha1(str(source).encode()).hexdigest()[:10]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", source.stem)[:60] or "dataset"
+    return paths.workspaces_dir() / f"{stem}-{digest}{SUFFIX}"
+
+
+class DatasetWorkspace:
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self._order: list[str] | None = None  # ids of live rows in file order
+        self._summaries: dict[str, RowSummary] = {}
+        self._search: dict[str, str] | None = None  # id -> lowercase text
+        self._max_pos = 0.0
+
+    # --- opening -----------------------------------------------------------------------------------
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @classmethod
+    def open(cls, path: str | Path) -> DatasetWorkspace:
+        file = Path(path).expanduser()
+        if not file.exists():
+            raise UserError(f"Workspace not found: {file}")
+        try:
+            conn = cls._connect(file)
+            version = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"{file} is not a Whetstone workspace ({exc}).") from None
+        if version is None:
+            conn.close()
+            raise UserError(f"{file} is not a Whetstone workspace.")
+        conn.executescript(_SCHEMA)
+        ws = cls(file, conn)
+        row = conn.execute("SELECT MAX(pos) FROM examples").fetchone()
+        ws._max_pos = float(row[0] or 0.0)
+        return ws
+
+    @classmethod
+    def create(cls, path: str | Path) -> DatasetWorkspace:
+        file = Path(path).expanduser()
+        file.parent.mkdir(parents=True, exist_ok=True)
+        for extra in ("", "-wal", "-shm"):
+            Path(str(file) + extra).unlink(missing_ok=True)
+        conn = cls._connect(file)
+        conn.executescript(_SCHEMA)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)", (str(time.time()),))
+        return cls(file, conn)
+
+    @classmethod
+    def create_from_file(
+        cls,
+        data_file: str | Path,
+        workspace_path: str | Path | None = None,
+        fmt: str | None = None,
+        progress: ProgressFn = no_progress,
+    ) -> DatasetWorkspace:
+        """Import a data file into a new workspace (replacing one at `workspace_path`)."""
+        progress(0.0, "Reading")
+        result = read_dataset(data_file, fmt)
+        target = Path(workspace_path) if workspace_path else workspace_path_for(data_file)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.importing")
+        ws = cls.create(tmp)
+        try:
+            progress(0.4, "Storing")
+            ws._import(result, Path(data_file))
+            ws.conn.close()
+            for extra in ("-wal", "-shm"):
+                Path(str(target) + extra).unlink(missing_ok=True)
+            os.replace(tmp, target)
+        except BaseException:
+            ws.conn.close()
+            for extra in ("", "-wal", "-shm"):
+                Path(str(tmp) + extra).unlink(missing_ok=True)
+            raise
+        progress(0.9, "Opening")
+        opened = cls.open(target)
+        opened._search = ws._search
+        progress(1.0, "Done")
+        return opened
+
+    def _import(self, result: ReadResult, source: Path) -> None:
+        dumps = orjson.dumps
+        rows = []
+        search: dict[str, str] = {}
+        for ex in result.examples:
+            pos = float(ex.line or 0)
+            rows.append(self._row(ex, pos))
+            search[ex.id] = _search_text(ex)
+        self.conn.execute("PRAGMA journal_mode=OFF")  # a fresh temp file: no journal needed while filling
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.conn.execute("BEGIN")
+        self.conn.executemany(
+            "INSERT INTO examples (id, pos, messages, tags, split, notes, source_format, extra, original,"
+            " line, user_preview, assistant_preview, issues, modified) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
+            rows,
+        )
+        self.conn.executemany(
+            "INSERT INTO bad_lines (line, message, raw) VALUES (?,?,?)",
+            [(e.line, e.message, e.raw) for e in result.errors],
+        )
+        meta = {
+            "source": str(source.expanduser().resolve()),
+            "format": result.format,
+            "file_type": result.file_type,
+            "confidence": str(result.confidence),
+            "imported": str(time.time()),
+            "detected": dumps(result.detected).decode(),
+        }
+        self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)", list(meta.items()))
+        self.conn.execute("COMMIT")
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self._search = search
+
+    @staticmethod
+    def _row(ex: Example, pos: float) -> tuple[Any, ...]:
+        dumps = orjson.dumps
+        user = assistant = ""
+        for m in ex.messages:
+            if m.role == "user":
+                user = m.content
+                break
+        for m in reversed(ex.messages):
+            if m.role == "assistant":
+                assistant = m.content
+                break
+        return (
+            ex.id,
+            pos,
+            dumps([m.to_dict() for m in ex.messages]),
+            dumps(ex.tags).decode(),
+            ex.split,
+            ex.notes,
+            ex.source_format,
+            dumps(ex.extra) if ex.extra else None,
+            dumps(ex.original) if ex.original is not None else None,
+            ex.line,
+            _preview(user),
+            _preview(assistant),
+            "; ".join(validate_example(ex)),
+        )
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except sqlite3.Error:
+            pass
+
+    def __enter__(self) -> DatasetWorkspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- metadata ----------------------------------------------------------------------------------
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))
+
+    @property
+    def source_format(self) -> str:
+        return self.meta("format") or "messages"
+
+    @property
+    def test_locked(self) -> bool:
+        return self.meta("test_locked") == "1"
+
+    # --- reading -----------------------------------------------------------------------------------
+    def _load_summaries(self) -> None:
+        order: list[str] = []
+        summaries: dict[str, RowSummary] = {}
+        loads = orjson.loads
+        for id_, user, assistant, split, tags, tokens, issues in self.conn.execute(
+            "SELECT id, user_preview, assistant_preview, split, tags, tokens, issues FROM examples"
+            " WHERE deleted=0 ORDER BY pos, rowid"
+        ):
+            order.append(id_)
+            summaries[id_] = RowSummary(
+                id_, user, assistant, split, loads(tags) if tags != "[]" else [], tokens, issues
+            )
+        self._order = order
+        self._summaries = summaries
+
+    def ids(self) -> list[str]:
+        """Ids of the live rows in file order (cached)."""
+        if self._order is None:
+            self._load_summaries()
+        assert self._order is not None
+        return self._order
+
+    def summary(self, id_: str) -> RowSummary:
+        if self._order is None:
+            self._load_summaries()
+        return self._summaries[id_]
+
+    def count(self) -> int:
+        return len(self.ids())
+
+    def _example_from_row(self, row: Sequence[Any]) -> Example:
+        (id_, messages, tags, split, notes, source_format, extra, original, line) = row
+        loads = orjson.loads
+        return Example(
+            messages=[Message.from_dict(m) for m in loads(messages)],
+            id=id_,
+            tags=loads(tags),
+            split=split,
+            notes=notes,
+            source_format=source_format,
+            extra=loads(extra) if extra else {},
+            original=loads(original) if original is not None else None,
+            line=line,
+        )
+
+    _COLUMNS = "id, messages, tags, split, notes, source_format, extra, original, line"
+
+    def get(self, id_: str, include_deleted: bool = False) -> Example:
+        row = self.conn.execute(
+            f"SELECT {self._COLUMNS} FROM examples WHERE id=?"
+            + ("" if include_deleted else " AND deleted=0"),
+            (id_,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(id_)
+        return self._example_from_row(row)
+
+    def get_many(self, ids: Sequence[str], include_deleted: bool = False) -> list[Example]:
+        found: dict[str, Example] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT {self._COLUMNS} FROM examples WHERE id IN ({marks})"
+                + ("" if include_deleted else " AND deleted=0"),
+                chunk,
+            ):
+                found[row[0]] = self._example_from_row(row)
+        return [found[i] for i in ids if i in found]
+
+    def examples(self, split: str | None = None) -> list[Example]:
+        """Live examples in file order (optionally one split)."""
+        sql = f"SELECT {self._COLUMNS} FROM examples WHERE deleted=0"
+        args: tuple[Any, ...] = ()
+        if split is not None:
+            sql += " AND split=?"
+            args = (split,)
+        return [self._example_from_row(r) for r in self.conn.execute(sql + " ORDER BY pos, rowid", args)]
+
+    def deleted_ids(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM examples WHERE deleted=1 ORDER BY pos")]
+
+    def history(self, id_: str) -> list[dict[str, Any]]:
+        """The edit history of one example, oldest first."""
+        out = []
+        for seq, op, before, after, at in self.conn.execute(
+            "SELECT seq, op, before, after, at FROM history WHERE example_id=? ORDER BY seq", (id_,)
+        ):
+            out.append(
+                {
+                    "seq": seq,
+                    "op": op,
+                    "before": orjson.loads(before) if before else None,
+                    "after": orjson.loads(after) if after else None,
+                    "at": at,
+                }
+            )
+        return out
+
+    def bad_lines(self, include_fixed: bool = False) -> list[BadLine]:
+        sql = "SELECT rowid, line, message, raw, fixed_id FROM bad_lines"
+        if not include_fixed:
+            sql += " WHERE fixed_id IS NULL"
+        return [BadLine(*r) for r in self.conn.execute(sql + " ORDER BY line")]
+
+    def tags(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for id_ in self.ids():
+            for t in self._summaries[id_].tags:
+                counts[t] = counts.get(t, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def split_counts(self) -> dict[str, int]:
+        counts = {s: 0 for s in (*SPLITS, "none")}
+        for id_ in self.ids():
+            counts[self._summaries[id_].split or "none"] += 1
+        return counts
+
+    def balance(self) -> dict[str, dict[str, int]]:
+        """{tag (or '(untagged)'): {split: count}} for the tag/split balance view."""
+        table: dict[str, dict[str, int]] = {}
+        for id_ in self.ids():
+            s = self._summaries[id_]
+            for t in s.tags or ["(untagged)"]:
+                row = table.setdefault(t, {k: 0 for k in (*SPLITS, "none")})
+                row[s.split or "none"] += 1
+        return dict(sorted(table.items()))
+
+    # --- search ------------------------------------------------------------------------------------
+    def build_search_index(
+        self, progress: ProgressFn = no_progress, should_stop: StopFn | None = None
+    ) -> None:
+        if self._search is not None:
+            return
+        search: dict[str, str] = {}
+        loads = orjson.loads
+        total = max(1, self.count())
+        for n, (id_, messages) in enumerate(
+            self.conn.execute("SELECT id, messages FROM examples WHERE deleted=0"), 1
+        ):
+            search[id_] = "\n".join(m.get("content") or "" for m in loads(messages)).lower()
+            if n % 5000 == 0:
+                check_stop(should_stop)
+                progress(n / total, "Indexing text")
+        self._search = search
+
+    @property
+    def search_ready(self) -> bool:
+        return self._search is not None
+
+    def filter(
+        self,
+        text: str = "",
+        regex: bool = False,
+        split: str | None = None,
+        tag: str | None = None,
+        min_tokens: int | None = None,
+        max_tokens: int | None = None,
+        has_issues: bool | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Ids of live rows (file order) matching every given criterion. `split='none'` = unassigned.
+
+        `text` is a case-insensitive substring, or a regular expression with `regex=True`."""
+        rows = list(ids) if ids is not None else self.ids()
+        summaries = self._summaries
+        if split is not None:
+            want = None if split == "none" else split
+            rows = [i for i in rows if summaries[i].split == want]
+        if tag is not None:
+            rows = [i for i in rows if tag in summaries[i].tags]
+        if min_tokens is not None:
+            rows = [i for i in rows if (summaries[i].tokens or 0) >= min_tokens]
+        if max_tokens is not None:
+            rows = [i for i in rows if summaries[i].tokens is not None and summaries[i].tokens <= max_tokens]
+        if has_issues is not None:
+            rows = [i for i in rows if bool(summaries[i].issues) == has_issues]
+        if text:
+            self.build_search_index()
+            assert self._search is not None
+            search = self._search
+            if regex:
+                try:
+                    pattern = re.compile(text, re.IGNORECASE)
+                except re.error as exc:
+                    raise UserError(f"Invalid regular expression: {exc}") from None
+                rows = [i for i in rows if pattern.search(search[i])]
+            else:
+                needle = text.lower()
+                rows = [i for i in rows if needle in search[i]]
+        return rows
+
+    # --- changing ----------------------------------------------------------------------------------
+    def apply(self, op: Operation) -> Operation:
+        """Apply one change in one committed transaction; return the operation that undoes it."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            inverse = self._apply(op)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            self._order = None  # caches may hold part of the change: rebuild them from the file
+            self._search = None
+            raise
+        return inverse
+
+    def _record_history(self, id_: str, op: str, before: Example | None, after: Example | None) -> None:
+        self.conn.execute(
+            "INSERT INTO history (example_id, op, before, after, at) VALUES (?,?,?,?,?)",
+            (
+                id_,
+                op,
+                orjson.dumps(_history_view(before)) if before else None,
+                orjson.dumps(_history_view(after)) if after else None,
+                time.time(),
+            ),
+        )
+
+    def _apply(self, op: Operation) -> Operation:
+        if isinstance(op, Batch):
+            inverses = [self._apply(o) for o in op.operations]
+            return Batch(op.description, list(reversed(inverses)))
+        if isinstance(op, ReplaceExamples):
+            before = {e.id: e for e in self.get_many(list(op.examples), include_deleted=True)}
+            missing = set(op.examples) - set(before)
+            if missing:
+                raise UserError(f"No such example: {sorted(missing)[0]}")
+            if self.test_locked:
+                for id_, new in op.examples.items():
+                    old_split = before[id_].split
+                    if old_split != new.split and "test" in (old_split, new.split):
+                        raise UserError(
+                            "The test split is locked: examples cannot move into or out of it "
+                            "(it is the honest yardstick for evaluation)."
+                        )
+            for id_, new in op.examples.items():
+                row = self._row(new, 0.0)
+                self.conn.execute(
+                    "UPDATE examples SET messages=?, tags=?, split=?, notes=?, extra=?, user_preview=?,"
+                    " assistant_preview=?, issues=?, modified=1, tokens=CASE WHEN messages=? THEN tokens"
+                    " ELSE NULL END WHERE id=?",
+                    (row[2], row[3], row[4], row[5], row[7], row[10], row[11], row[12], row[2], id_),
+                )
+                self._record_history(id_, op.description or "edit", before[id_], new)
+                self._refresh_row(id_)
+            return ReplaceExamples(op.description, before)
+        if isinstance(op, SetDeleted):
+            flag = 1 if op.deleted else 0
+            changed = [
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT id FROM examples WHERE deleted=? AND id IN ({','.join('?' * len(op.ids))})",
+                    (1 - flag, *op.ids),
+                )
+            ]
+            self.conn.executemany("UPDATE examples SET deleted=? WHERE id=?", [(flag, i) for i in changed])
+            for id_ in changed:
+                self._record_history(id_, "delete" if op.deleted else "restore", None, None)
+            self._order = None
+            return SetDeleted(op.description, changed, not op.deleted)
+        if isinstance(op, InsertExamples):
+            rows = []
+            for ex, pos in zip(op.examples, op.positions, strict=True):
+                rows.append(self._row(ex, pos))
+            self.conn.executemany(
+                "INSERT INTO examples (id, pos, messages, tags, split, notes, source_format, extra,"
+                " original, line, user_preview, assistant_preview, issues, modified)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1)",
+                rows,
+            )
+            for ex in op.examples:
+                self._record_history(ex.id, "insert", None, ex)
+                if self._search is not None:
+                    self._search[ex.id] = _search_text(ex)
+            if op.fixed_issue is not None:
+                self.conn.execute(
+                    "UPDATE bad_lines SET fixed_id=? WHERE rowid=?", (op.examples[0].id, op.fixed_issue)
+                )
+            self._max_pos = max([self._max_pos, *op.positions])
+            self._order = None
+            return PurgeExamples(op.description, [e.id for e in op.examples], op.fixed_issue)
+        if isinstance(op, PurgeExamples):
+            examples = self.get_many(op.ids, include_deleted=True)
+            positions = [
+                self.conn.execute("SELECT pos FROM examples WHERE id=?", (e.id,)).fetchone()[0]
+                for e in examples
+            ]
+            self.conn.executemany("DELETE FROM examples WHERE id=?", [(e.id,) for e in examples])
+            for ex in examples:
+                self._record_history(ex.id, "purge", ex, None)
+                if self._search is not None:
+                    self._search.pop(ex.id, None)
+            if op.unfix_issue is not None:
+                self.conn.execute("UPDATE bad_lines SET fixed_id=NULL WHERE rowid=?", (op.unfix_issue,))
+            self._order = None
+            return InsertExamples(op.description, examples, positions, op.unfix_issue)
+        if isinstance(op, SetTestLock):
+            was = self.test_locked
+            self.set_meta("test_locked", "1" if op.locked else "0")
+            return SetTestLock(op.description, was)
+        raise TypeError(f"unknown operation {op!r}")
+
+    def _refresh_row(self, id_: str) -> None:
+        if self._order is None:
+            return
+        row = self.conn.execute(
+            "SELECT user_preview, assistant_preview, split, tags, tokens, issues, messages, deleted"
+            " FROM examples WHERE id=?",
+            (id_,),
+        ).fetchone()
+        if row is None or row[7]:
+            self._order = None
+            return
+        user, assistant, split, tags, tokens, issues, messages, _ = row
+        self._summaries[id_] = RowSummary(id_, user, assistant, split, orjson.loads(tags), tokens, issues)
+        if self._search is not None:
+            self._search[id_] = "\n".join(m.get("content") or "" for m in orjson.loads(messages)).lower()
+
+    # --- convenience wrappers (each returns the inverse operation) ----------------------------------
+    def update_example(self, example: Example, description: str = "Edit example") -> Operation:
+        return self.apply(ReplaceExamples(description, {example.id: example}))
+
+    def delete(self, ids: Iterable[str]) -> Operation:
+        return self.apply(SetDeleted("Delete", list(ids), True))
+
+    def restore(self, ids: Iterable[str]) -> Operation:
+        return self.apply(SetDeleted("Restore", list(ids), False))
+
+    def _replace_many(self, description: str, changed: list[Example]) -> Operation:
+        return self.apply(ReplaceExamples(description, {e.id: e for e in changed}))
+
+    def set_split(self, ids: Iterable[str], split: str | None) -> Operation:
+        if split is not None and split not in SPLITS:
+            raise UserError(f"Unknown split '{split}' (choose from {', '.join(SPLITS)}).")
+        examples = self.get_many(list(ids))
+        for e in examples:
+            e.split = split
+        return self._replace_many(f"Move to {split or 'no split'}", examples)
+
+    def add_tag(self, ids: Iterable[str], tag: str) -> Operation:
+        tag = tag.strip()
+        if not tag:
+            raise UserError("A tag cannot be empty.")
+        examples = [e for e in self.get_many(list(ids)) if tag not in e.tags]
+        for e in examples:
+            e.tags.append(tag)
+        return self._replace_many(f"Tag '{tag}'", examples)
+
+    def remove_tag(self, ids: Iterable[str], tag: str) -> Operation:
+        examples = [e for e in self.get_many(list(ids)) if tag in e.tags]
+        for e in examples:
+            e.tags.remove(tag)
+        return self._replace_many(f"Untag '{tag}'", examples)
+
+    def _position_after(self, id_: str) -> float:
+        pos = self.conn.execute("SELECT pos FROM examples WHERE id=?", (id_,)).fetchone()[0]
+        nxt = self.conn.execute("SELECT MIN(pos) FROM examples WHERE pos>?", (pos,)).fetchone()[0]
+        return (pos + nxt) / 2 if nxt is not None else pos + 1.0
+
+    def new_id(self) -> str:
+        while True:
+            candidate = Example(messages=[]).id
+            if not self.conn.execute("SELECT 1 FROM examples WHERE id=?", (candidate,)).fetchone():
+                return candidate
+
+    def duplicate(self, ids: Iterable[str]) -> Operation:
+        """Copy each example right after itself (the copy is not in the locked test split)."""
+        copies, positions = [], []
+        for ex in self.get_many(list(ids)):
+            pos = self._position_after(ex.id)
+            copy = Example(
+                messages=[Message(m.role, m.content, dict(m.extra)) for m in ex.messages],
+                id=self.new_id(),
+                tags=list(ex.tags),
+                split=None if ex.split == "test" and self.test_locked else ex.split,
+                notes=ex.notes,
+                source_format=ex.source_format,
+                extra=dict(ex.extra),
+            )
+            # Insert one at a time so consecutive copies get distinct positions.
+            self.apply(InsertExamples("", [copy], [pos]))
+            copies.append(copy)
+            positions.append(pos)
+        return PurgeExamples("Duplicate", [c.id for c in copies])
+
+    def add_example(self, example: Example | None = None, after: str | None = None) -> Operation:
+        ex = example or Example.chat(("user", ""), ("assistant", ""))
+        if self.conn.execute("SELECT 1 FROM examples WHERE id=?", (ex.id,)).fetchone():
+            ex.id = self.new_id()
+        pos = self._position_after(after) if after else self._max_pos + 1.0
+        return self.apply(InsertExamples("Add example", [ex], [pos]))
+
+    def fix_bad_line(self, rowid: int, text: str) -> Operation:
+        """Re-validate a bad line the user edited; when it is valid now, add it at its place in the file."""
+        row = self.conn.execute("SELECT line, fixed_id FROM bad_lines WHERE rowid=?", (rowid,)).fetchone()
+        if row is None:
+            raise UserError("That issue does not exist.")
+        if row[1]:
+            raise UserError("That line was fixed already.")
+        line = int(row[0])
+        try:
+            example = parse_fixed_line(text, self.source_format)
+        except RecordError as exc:
+            self.conn.execute("UPDATE bad_lines SET raw=?, message=? WHERE rowid=?", (text, str(exc), rowid))
+            raise
+        example.line = line
+        if self.conn.execute("SELECT 1 FROM examples WHERE id=?", (example.id,)).fetchone():
+            example.id = self.new_id()
+        if self.test_locked and example.split == "test":
+            example.split = None
+        return self.apply(InsertExamples(f"Fix line {line}", [example], [line - 0.5], rowid))
+
+    def assign_splits(
+        self,
+        ratios: Sequence[float] = (0.8, 0.1, 0.1),
+        seed: int = 0,
+        stratify_by: str | None = None,
+        lock_test: bool = True,
+    ) -> Operation:
+        """Seeded train/validation/test assignment; rows in a locked test split stay there. Locks the test
+        split afterwards (undoing the operation unlocks it again)."""
+        from core.data.splits import assign_splits
+
+        examples = self.examples()
+        if self.test_locked:
+            # Locked test rows stay; no other row may join the test split.
+            free = [e for e in examples if e.split != "test"]
+            ratios = (ratios[0], ratios[1], 0.0)
+        else:
+            free = examples
+        mapping = assign_splits(free, ratios, seed, stratify_by, keep_locked_test=False)
+        changed = [e for e in free if mapping.get(e.id) != e.split]
+        for e in changed:
+            e.split = mapping[e.id]
+        ops: list[Operation] = []
+        if changed:
+            ops.append(ReplaceExamples("Split", {e.id: e for e in changed}))
+        if lock_test and not self.test_locked:
+            ops.append(SetTestLock("Lock test split", True))
+        return self.apply(Batch("Assign splits", ops))
+
+    def lock_test_split(self) -> Operation:
+        return self.apply(SetTestLock("Lock test split", True))
+
+    def set_token_counts(self, counts: dict[str, int], model: str = "") -> None:
+        """Cache token counts (not an undoable edit: they are derived data)."""
+        self.conn.execute("BEGIN")
+        self.conn.executemany("UPDATE examples SET tokens=? WHERE id=?", [(n, i) for i, n in counts.items()])
+        if model:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('token_model', ?)", (model,))
+        self.conn.execute("COMMIT")
+        for id_, n in counts.items():
+            summary = self._summaries.get(id_)
+            if summary is not None:
+                summary.tokens = n
+
+    # --- writing out -------------------------------------------------------------------------------
+    def snapshot_bytes(self, split: str | None = None) -> bytes:
+        parts = []
+        for ex in self.examples(split):
+            parts.append(
+                orjson.dumps(
+                    {"id": ex.id, "messages": ex.messages_dicts(), "split": ex.split, "tags": ex.tags}
+                )
+            )
+        return b"\n".join(parts) + (b"\n" if parts else b"")
+
+    def write_snapshot(self, out_path: str | Path) -> str:
+        """Write the training snapshot (JSONL rows {id, messages, split, tags}); return its sha256."""
+        data = self.snapshot_bytes()
+        with atomic_open(out_path, "wb", encoding=None) as handle:
+            handle.write(data)
+        return hashlib.sha256(data).hexdigest()
+
+    def export(self, path: str | Path, fmt: str | None = None, split: str | None = None) -> Any:
+        """Export live rows as `fmt` (default: the imported format). Returns core.data.formats.WriteResult."""
+        return write_dataset(self.examples(split), path, fmt or self.source_format)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "examples": self.count(),
+            "deleted": len(self.deleted_ids()),
+            "bad_lines": len(self.bad_lines()),
+            "splits": self.split_counts(),
+            "tags": self.tags(),
+            "test_locked": self.test_locked,
+            "format": self.source_format,
+        }
+
+    def import_errors(self) -> list[LineError]:
+        return [LineError(b.line, b.message, b.raw) for b in self.bad_lines()]
+
+
+def _history_view(example: Example) -> dict[str, Any]:
+    return {
+        "messages": example.messages_dicts(),
+        "tags": example.tags,
+        "split": example.split,
+        "notes": example.notes,
+        "extra": example.extra,
+    }
+
+
+def open_for_path(path: str | Path, progress: ProgressFn = no_progress) -> DatasetWorkspace:
+    """A .wsdb opens directly; a data file creates its workspace, or reopens it when it exists."""
+    file = Path(path).expanduser()
+    if file.suffix == SUFFIX:
+        return DatasetWorkspace.open(file)
+    if not file.exists():
+        raise UserError(f"File not found: {file}")
+    target = workspace_path_for(file)
+    if target.exists():
+        try:
+            return DatasetWorkspace.open(target)
+        except UserError:
+            pass  # a broken workspace: import again
+    return DatasetWorkspace.create_from_file(file, target, progress=progress)
