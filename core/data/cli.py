@@ -1,63 +1,196 @@
-"""`whetstone data check|convert|split|stats` (the Data issue fills the bodies)."""
+"""`whetstone data check|convert|split|stats`."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
-from core.clikit import add_json_flag, emit_json, existing_file
-from core.errors import WhetstoneError
+from core.clikit import add_json_flag, console_progress, emit_json, existing_file
+from core.data.example import Example
+from core.errors import UserError
+
+FORMAT_CHOICES = ["alpaca", "sharegpt", "messages", "prompt-completion"]
+
+
+def _load(path: Path, fmt: str | None = None) -> tuple[str, list[Example], list[dict[str, Any]]]:
+    """Examples of a data file or a workspace (.wsdb), with the file's bad lines."""
+    if path.suffix == ".wsdb":
+        from core.data.workspace import DatasetWorkspace
+
+        with DatasetWorkspace.open(path) as ws:
+            return ws.source_format, ws.examples(), [e.public() for e in ws.import_errors()]
+    from core.data.formats import read_dataset
+
+    result = read_dataset(path, fmt)
+    return result.format, result.examples, [e.public() for e in result.errors]
 
 
 def _check(args: argparse.Namespace) -> int:
     from core.data.formats import read_dataset
 
-    result = read_dataset(existing_file(args.file), args.format)
+    path = existing_file(args.file)
+    if path.suffix == ".wsdb":
+        fmt, examples, errors = _load(path)
+        doc: dict[str, Any] = {"format": fmt, "examples": len(examples), "errors": errors}
+        confidence = 1.0
+    else:
+        result = read_dataset(path, args.format)
+        confidence = result.confidence
+        doc = {
+            "format": result.format,
+            "examples": len(result.examples),
+            "errors": [e.public() for e in result.errors],
+            "confidence": result.confidence,
+            "file_type": result.file_type,
+            "detected": result.detected,
+        }
+    if args.json:
+        emit_json(doc)
+    else:
+        print(
+            f"{args.file}: {doc['format']} (confidence {confidence:.0%}), {doc['examples']} examples, "
+            f"{len(doc['errors'])} bad lines"
+        )
+        for e in doc["errors"]:
+            print(f"  line {e['line']}: {e['message']}")
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from core.data.formats import write_dataset
+
+    src = existing_file(args.input)
+    out = Path(args.output).expanduser()
+    if out.resolve() == src.resolve():
+        raise UserError("The output file must differ from the input file.")
+    fmt, examples, errors = _load(src, args.format)
+    result = write_dataset(examples, out, args.to)
     doc = {
-        "format": result.format,
-        "examples": len(result.examples),
-        "errors": [e.public() for e in result.errors],
+        "input": str(src),
+        "output": str(out),
+        "from": fmt,
+        "to": args.to,
+        "written": result.written,
+        "skipped": [{"id": i, "message": m} for i, m in result.skipped],
+        "errors": errors,
+    }
+    if args.json:
+        emit_json(doc)
+    else:
+        print(f"wrote {result.written} {args.to} records to {out}")
+        if result.skipped:
+            print(f"{len(result.skipped)} examples cannot be expressed as {args.to}:")
+            for i, m in result.skipped[:20]:
+                print(f"  {i}: {m}")
+        if errors:
+            print(f"{len(errors)} bad lines in the input were not converted (see 'whetstone data check')")
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from core.data.formats import write_dataset
+    from core.data.splits import assign_splits, parse_ratios
+
+    src = existing_file(args.file)
+    ratios = parse_ratios(args.ratios)
+    fmt, examples, errors = _load(src)
+    if not examples:
+        raise UserError(f"{src} has no valid examples to split.")
+    mapping = assign_splits(examples, ratios, args.seed, args.stratify_by)
+    out = Path(args.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = src.suffix if src.suffix in (".jsonl", ".json", ".csv", ".parquet") else ".jsonl"
+    files: dict[str, Any] = {}
+    for split in ("train", "validation", "test"):
+        part = [e for e in examples if mapping[e.id] == split]
+        for e in part:
+            e.split = split
+        target = out / f"{split}{suffix}"
+        result = write_dataset(part, target, fmt)
+        files[split] = {"path": str(target), "examples": result.written}
+    doc = {"out": str(out), "seed": args.seed, "ratios": list(ratios), "splits": files, "errors": errors}
+    if args.json:
+        emit_json(doc)
+    else:
+        for split, info in files.items():
+            print(f"{split:10} {info['examples']:7} -> {info['path']}")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from core.data.tokens import TokenCounter, length_stats
+
+    src = existing_file(args.file)
+    if args.max_length <= 0:
+        raise UserError("--max-length must be a positive number of tokens.")
+    fmt, examples, errors = _load(src)
+    progress = console_progress(args, "tokens")
+    counter = TokenCounter.for_model(args.model, progress=lambda f, m: None)
+    counts = counter.count([e.messages_dicts() for e in examples], progress=progress)
+    over = [
+        {"line": e.line, "id": e.id, "tokens": n}
+        for e, n in zip(examples, counts, strict=True)
+        if n > args.max_length
+    ]
+    stats = length_stats(counts, args.max_length)
+    splits: dict[str, int] = {}
+    tags: dict[str, int] = {}
+    for e in examples:
+        splits[e.split or "none"] = splits.get(e.split or "none", 0) + 1
+        for t in e.tags:
+            tags[t] = tags.get(t, 0) + 1
+    doc = {
+        "file": str(src),
+        "format": fmt,
+        "model": args.model,
+        "max_length": args.max_length,
+        "examples": len(examples),
+        "tokens": stats,
+        "over_length": over,
+        "splits": splits,
+        "tags": tags,
+        "errors": errors,
     }
     if args.json:
         emit_json(doc)
     else:
         print(
-            f"{args.file}: {result.format}, {len(result.examples)} examples, {len(result.errors)} bad lines"
+            f"{len(examples)} examples, {stats['total']:,} tokens (mean {stats['mean']}, median {stats['median']},"
+            f" p95 {stats['p95']}, max {stats['max']}); {len(over)} longer than {args.max_length}"
         )
-        for e in result.errors:
-            print(f"  line {e.line}: {e.message}")
+        for o in over[:20]:
+            print(f"  line {o['line']}: {o['tokens']} tokens")
     return 0
-
-
-def _todo(args: argparse.Namespace) -> int:
-    raise WhetstoneError(f"'data {args.data_command}' is not available yet")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="check, convert, split and count datasets")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    fmts = ["alpaca", "sharegpt", "messages", "prompt-completion"]
     check = dsub.add_parser("check", help="validate a data file; bad lines are listed, never dropped")
     check.add_argument("file")
-    check.add_argument("--format", choices=fmts)
+    check.add_argument("--format", choices=FORMAT_CHOICES, help="override the detected format")
     add_json_flag(check)
     check.set_defaults(handler=_check)
-    convert = dsub.add_parser("convert", help="convert between formats")
+    convert = dsub.add_parser("convert", help="convert between formats (.jsonl/.json/.csv/.parquet)")
     convert.add_argument("input")
     convert.add_argument("output")
-    convert.add_argument("--to", required=True, choices=fmts)
+    convert.add_argument("--to", required=True, choices=FORMAT_CHOICES)
+    convert.add_argument("--format", choices=FORMAT_CHOICES, help="the input's format (default: detect)")
     add_json_flag(convert)
-    convert.set_defaults(handler=_todo)
+    convert.set_defaults(handler=_convert)
     split = dsub.add_parser("split", help="seeded train/validation/test split")
     split.add_argument("file")
     split.add_argument("--out", required=True)
     split.add_argument("--ratios", default="0.8,0.1,0.1")
     split.add_argument("--seed", type=int, default=0)
-    split.add_argument("--stratify-by")
+    split.add_argument("--stratify-by", help="'tag' (first tag) or an extra field name")
     add_json_flag(split)
-    split.set_defaults(handler=_todo)
+    split.set_defaults(handler=_split)
     stats = dsub.add_parser("stats", help="token counts and over-length rows")
     stats.add_argument("file")
     stats.add_argument("--model", default="smollm2-135m-instruct")
     stats.add_argument("--max-length", type=int, default=2048)
+    stats.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_flag(stats)
-    stats.set_defaults(handler=_todo)
+    stats.set_defaults(handler=_stats)

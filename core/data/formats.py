@@ -209,7 +209,7 @@ def record_to_example(record: Any, fmt: str) -> Example:
             raise RecordError(f"empty turn: turn {i} ({m.role}) has no text")
     known = _known_keys(fmt)
     example = Example(messages=messages, source_format=fmt, original=record)
-    extra: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
     for key, value in record.items():
         if key in known:
             continue
@@ -222,8 +222,8 @@ def record_to_example(record: Any, fmt: str) -> Example:
         elif key == "notes" and isinstance(value, str):
             example.notes = value
         else:
-            extra[key] = value
-    example.extra = extra
+            extras[key] = value
+    example.extra = extras
     return example
 
 

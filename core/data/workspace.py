@@ -518,7 +518,7 @@ class DatasetWorkspace:
         if min_tokens is not None:
             rows = [i for i in rows if (summaries[i].tokens or 0) >= min_tokens]
         if max_tokens is not None:
-            rows = [i for i in rows if summaries[i].tokens is not None and summaries[i].tokens <= max_tokens]
+            rows = [i for i in rows if (summaries[i].tokens or 0) <= max_tokens]
         if has_issues is not None:
             rows = [i for i in rows if bool(summaries[i].issues) == has_issues]
         if text:
