@@ -179,6 +179,7 @@ class DatasetWorkspace:
         self._order: list[str] | None = None  # ids of live rows in file order
         self._summaries: dict[str, RowSummary] = {}
         self._search: dict[str, str] | None = None  # id -> lowercase text
+        self._pending_search: set[str] | None = None  # ids changed while a background index builds
         self._max_pos = 0.0
 
     # --- opening -----------------------------------------------------------------------------------
@@ -494,6 +495,22 @@ class DatasetWorkspace:
     def search_ready(self) -> bool:
         return self._search is not None
 
+    def begin_background_index(self) -> None:
+        """Start tracking edits while another thread runs `read_search_texts(self.path)`."""
+        self._pending_search = set()
+
+    def install_search_index(self, texts: dict[str, str]) -> None:
+        """Adopt texts built in another thread, refreshing rows changed since it started."""
+        pending = self._pending_search or set()
+        self._pending_search = None
+        for id_ in pending:
+            row = self.conn.execute("SELECT messages, deleted FROM examples WHERE id=?", (id_,)).fetchone()
+            if row is None or row[1]:
+                texts.pop(id_, None)
+            else:
+                texts[id_] = "\n".join(m.get("content") or "" for m in orjson.loads(row[0])).lower()
+        self._search = texts
+
     def filter(
         self,
         text: str = "",
@@ -504,8 +521,10 @@ class DatasetWorkspace:
         max_tokens: int | None = None,
         has_issues: bool | None = None,
         ids: Sequence[str] | None = None,
+        max_length: int | None = None,
     ) -> list[str]:
         """Ids of live rows (file order) matching every given criterion. `split='none'` = unassigned.
+        With `max_length`, rows longer than it count as having an issue.
 
         `text` is a case-insensitive substring, or a regular expression with `regex=True`."""
         rows = list(ids) if ids is not None else self.ids()
@@ -520,7 +539,12 @@ class DatasetWorkspace:
         if max_tokens is not None:
             rows = [i for i in rows if (summaries[i].tokens or 0) <= max_tokens]
         if has_issues is not None:
-            rows = [i for i in rows if bool(summaries[i].issues) == has_issues]
+            limit = max_length if max_length is not None else 1 << 62
+            rows = [
+                i
+                for i in rows
+                if (bool(summaries[i].issues) or (summaries[i].tokens or 0) > limit) == has_issues
+            ]
         if text:
             self.build_search_index()
             assert self._search is not None
@@ -539,6 +563,8 @@ class DatasetWorkspace:
     # --- changing ----------------------------------------------------------------------------------
     def apply(self, op: Operation) -> Operation:
         """Apply one change in one committed transaction; return the operation that undoes it."""
+        if self._pending_search is not None:
+            self._pending_search.update(_op_ids(op))
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             inverse = self._apply(op)
@@ -836,6 +862,35 @@ class DatasetWorkspace:
 
     def import_errors(self) -> list[LineError]:
         return [LineError(b.line, b.message, b.raw) for b in self.bad_lines()]
+
+
+def _op_ids(op: Operation) -> set[str]:
+    if isinstance(op, Batch):
+        return set().union(*(_op_ids(o) for o in op.operations)) if op.operations else set()
+    if isinstance(op, ReplaceExamples):
+        return set(op.examples)
+    if isinstance(op, SetDeleted | PurgeExamples):
+        return set(op.ids)
+    if isinstance(op, InsertExamples):
+        return {e.id for e in op.examples}
+    return set()
+
+
+def read_search_texts(path: str | Path, should_stop: StopFn | None = None) -> dict[str, str]:
+    """Lowercase text of every live row, read over a separate connection (safe in a worker thread)."""
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    try:
+        loads = orjson.loads
+        texts: dict[str, str] = {}
+        for n, (id_, messages) in enumerate(
+            conn.execute("SELECT id, messages FROM examples WHERE deleted=0")
+        ):
+            texts[id_] = "\n".join(m.get("content") or "" for m in loads(messages)).lower()
+            if n % 5000 == 0:
+                check_stop(should_stop)
+        return texts
+    finally:
+        conn.close()
 
 
 def _history_view(example: Example) -> dict[str, Any]:

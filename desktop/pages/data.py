@@ -1,21 +1,833 @@
-"""Data page (placeholder until its issue lands)."""
+"""Data page: open a dataset into a workspace, then find, edit, fix, count, split and export its examples.
+
+Every change is a core workspace operation wrapped in a QUndoCommand (Ctrl+Z / Ctrl+Shift+Z); the workspace
+commits it at once. Long jobs (import, token counting, text index) run in JobRunner threads.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from pathlib import Path
+from typing import Any
 
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.data.example import SPLITS, Example
+from core.data.formats import FORMATS, RecordError
+from core.data.workspace import DatasetWorkspace, Operation
+from core.errors import WhetstoneError
 from desktop.context import AppContext
+from desktop.widgets.data_editor import ExampleEditor
+from desktop.widgets.data_panels import IssuesPanel, LengthHistogram, SplitsPanel, TemplatePreviewView
+from desktop.widgets.data_table import COL_ASSISTANT, COL_TOKENS, COL_USER, ExampleTableModel
 from desktop.widgets.empty_state import EmptyState
+from desktop.workers import JobRunner
+
+RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
+SAMPLE_DATASET = RESOURCES / "sample_dataset.jsonl"
+OPEN_FILTER = "Datasets (*.jsonl *.json *.csv *.parquet *.wsdb);;All files (*)"
+EXPORT_FILTERS = {
+    ".jsonl": "JSON Lines (*.jsonl)",
+    ".json": "JSON array (*.json)",
+    ".csv": "CSV (*.csv)",
+    ".parquet": "Parquet (*.parquet)",
+}
+
+
+class WorkspaceCommand(QUndoCommand):
+    """An undoable workspace change that has already been applied: undo applies its inverse operation,
+    redo applies the inverse of that (each workspace operation returns its own inverse)."""
+
+    def __init__(self, page: DataPage, description: str, inverse: Operation) -> None:
+        super().__init__(description)
+        self.page = page
+        self.inverse: Operation = inverse
+        self.forward: Operation | None = None
+        self._first = True
+
+    def redo(self) -> None:
+        if self._first:  # pushed after the change happened
+            self._first = False
+            return
+        assert self.forward is not None
+        self.inverse = self.page._apply_now(self.forward)
+
+    def undo(self) -> None:
+        self.forward = self.page._apply_now(self.inverse)
 
 
 class DataPage(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        layout = QVBoxLayout(self)
-        layout.addWidget(
-            EmptyState(
-                "Data",
-                "Import a dataset to start. Open a JSONL, JSON, CSV or Parquet file (Alpaca, ShareGPT, messages or prompt/completion).",
-            )
+        self.workspace: DatasetWorkspace | None = None
+        self.counter: Any = None  # core.data.tokens.TokenCounter once loaded
+        self._counter_model = ""
+        self._jobs: list[JobRunner] = []
+        self._count_job: JobRunner | None = None
+        self._current_id: str | None = None
+        self.undo_stack = QUndoStack(self)
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(16, 12, 16, 8)
+        self.stack = QStackedWidget()
+        root.addWidget(self.stack, 1)
+        self.empty = EmptyState(
+            "Start with your examples",
+            "Open a dataset (JSONL, JSON, CSV or Parquet in Alpaca, ShareGPT, messages or prompt/completion "
+            "form). Whetstone keeps it in a workspace where every edit is saved at once, bad lines are listed "
+            "so you can fix them, and you can split, count tokens and export.",
+            "Open dataset…",
+            self.open_dialog,
         )
+        self.sample_button = QPushButton("Load sample dataset")
+        self.sample_button.setToolTip("120 support tickets with JSON triage answers")
+        self.sample_button.clicked.connect(self.load_sample)
+        empty_layout = self.empty.layout()
+        assert empty_layout is not None
+        empty_layout.insertWidget(
+            empty_layout.count() - 1, self.sample_button, 0, Qt.AlignmentFlag.AlignCenter
+        )
+        self.stack.addWidget(self.empty)
+        self.main = QWidget()
+        self.stack.addWidget(self.main)
+        self._build_main()
+
+        self.job_row = QWidget()
+        job_layout = QHBoxLayout(self.job_row)
+        job_layout.setContentsMargins(0, 4, 0, 0)
+        self.job_label = QLabel("")
+        self.job_bar = QProgressBar()
+        self.job_bar.setRange(0, 1000)
+        self.job_cancel = QPushButton("Cancel")
+        self.job_cancel.clicked.connect(self.cancel_count)
+        job_layout.addWidget(self.job_label)
+        job_layout.addWidget(self.job_bar, 1)
+        job_layout.addWidget(self.job_cancel)
+        self.job_row.hide()
+        root.addWidget(self.job_row)
+
+        self._filter_timer = QTimer(self)
+        self._filter_timer.setSingleShot(True)
+        self._filter_timer.setInterval(250)
+        self._filter_timer.timeout.connect(self.apply_filters)
+
+        ctx.openWorkspaceRequested.connect(self.open_path)
+        ctx.showExampleRequested.connect(self.show_example)
+        self.stack.setCurrentWidget(self.empty)
+
+    # --- layout ------------------------------------------------------------------------------------
+    def _build_main(self) -> None:
+        layout = QVBoxLayout(self.main)
+        layout.setContentsMargins(0, 0, 0, 0)
+        top = QHBoxLayout()
+        self.title = QLabel("")
+        self.title.setObjectName("pageTitle")
+        top.addWidget(self.title)
+        self.subtitle = QLabel("")
+        self.subtitle.setObjectName("muted")
+        top.addWidget(self.subtitle, 1)
+        self.undo_action = self.undo_stack.createUndoAction(self, "Undo")
+        self.undo_action.setShortcut(QKeySequence("Ctrl+Z"))
+        self.redo_action = self.undo_stack.createRedoAction(self, "Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        for action in (self.undo_action, self.redo_action):
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.addAction(action)
+            button = QToolButton()
+            button.setDefaultAction(action)
+            top.addWidget(button)
+        open_button = QPushButton("Open…")
+        open_button.clicked.connect(self.open_dialog)
+        top.addWidget(open_button)
+        self.export_button = QPushButton("Export…")
+        self.export_button.clicked.connect(self.export_dialog)
+        top.addWidget(self.export_button)
+        layout.addLayout(top)
+
+        filters = QHBoxLayout()
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search text (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(lambda _t: self._filter_timer.start())
+        find = QAction(self)
+        find.setShortcut(QKeySequence.StandardKey.Find)
+        find.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        find.triggered.connect(lambda: self.search.setFocus())
+        self.addAction(find)
+        filters.addWidget(self.search, 2)
+        self.regex = QCheckBox("Regex")
+        self.regex.toggled.connect(lambda _b: self.apply_filters())
+        filters.addWidget(self.regex)
+        self.split_filter = QComboBox()
+        self.split_filter.addItem("All splits", None)
+        for split in SPLITS:
+            self.split_filter.addItem(split, split)
+        self.split_filter.addItem("No split", "none")
+        self.split_filter.currentIndexChanged.connect(lambda _i: self.apply_filters())
+        filters.addWidget(self.split_filter)
+        self.tag_filter = QComboBox()
+        self.tag_filter.addItem("All tags", None)
+        self.tag_filter.currentIndexChanged.connect(lambda _i: self.apply_filters())
+        filters.addWidget(self.tag_filter)
+        filters.addWidget(QLabel("Tokens"))
+        self.min_tokens = QSpinBox()
+        self.min_tokens.setRange(0, 10_000_000)
+        self.min_tokens.setSpecialValueText("min")
+        self.min_tokens.valueChanged.connect(lambda _v: self._filter_timer.start())
+        self.max_tokens = QSpinBox()
+        self.max_tokens.setRange(0, 10_000_000)
+        self.max_tokens.setSpecialValueText("max")
+        self.max_tokens.valueChanged.connect(lambda _v: self._filter_timer.start())
+        filters.addWidget(self.min_tokens)
+        filters.addWidget(self.max_tokens)
+        self.issues_only = QCheckBox("Has issues")
+        self.issues_only.toggled.connect(lambda _b: self.apply_filters())
+        filters.addWidget(self.issues_only)
+        layout.addLayout(filters)
+
+        bulk = QHBoxLayout()
+        self.count_label = QLabel("")
+        bulk.addWidget(self.count_label, 1)
+        self.add_button = QPushButton("Add example")
+        self.add_button.clicked.connect(self.add_example)
+        bulk.addWidget(self.add_button)
+        self.tag_button = QPushButton("Tag…")
+        self.tag_button.clicked.connect(self.tag_selected)
+        bulk.addWidget(self.tag_button)
+        self.move_button = QToolButton()
+        self.move_button.setText("Move to split")
+        self.move_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        move_menu = QMenu(self.move_button)
+        for split in SPLITS:
+            move_menu.addAction(split, lambda s=split: self.move_selected(s))
+        move_menu.addAction("no split", lambda: self.move_selected(None))
+        self.move_button.setMenu(move_menu)
+        bulk.addWidget(self.move_button)
+        self.duplicate_button = QPushButton("Duplicate")
+        self.duplicate_button.clicked.connect(self.duplicate_selected)
+        bulk.addWidget(self.duplicate_button)
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.setToolTip("Move the selected examples to the bin (Del); undo brings them back")
+        self.delete_button.clicked.connect(self.delete_selected)
+        bulk.addWidget(self.delete_button)
+        self.bin_button = QPushButton("Bin")
+        self.bin_button.setToolTip("Restore examples you deleted")
+        self.bin_button.clicked.connect(self.restore_bin)
+        bulk.addWidget(self.bin_button)
+        delete_action = QAction(self)
+        delete_action.setShortcut(QKeySequence.StandardKey.Delete)
+        delete_action.triggered.connect(self.delete_selected)
+        layout.addLayout(bulk)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.model = ExampleTableModel(None, self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.addAction(delete_action)
+        delete_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setWordWrap(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        vh = self.table.verticalHeader()
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vh.setDefaultSectionSize(24)
+        vh.setMinimumWidth(44)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setStretchLastSection(True)
+        hh.resizeSection(COL_USER, 210)
+        hh.resizeSection(COL_ASSISTANT, 170)
+        hh.resizeSection(COL_TOKENS, 64)
+        hh.resizeSection(COL_TOKENS + 1, 80)
+        hh.resizeSection(COL_TOKENS + 2, 90)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._on_selection())
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        splitter.addWidget(self.table)
+
+        self.tabs = QTabWidget()
+        self.editor = ExampleEditor()
+        self.editor.saved.connect(self.save_example)
+        self.tabs.addTab(self.editor, "Example")
+        self.preview = TemplatePreviewView()
+        self.tabs.addTab(self.preview, "Template")
+        self.issues = IssuesPanel()
+        self.issues.fixRequested.connect(self.fix_bad_line)
+        self.tabs.addTab(self.issues, "Issues")
+        self.lengths = self._build_lengths_tab()
+        self.tabs.addTab(self.lengths, "Lengths")
+        self.splits = SplitsPanel()
+        self.splits.assignRequested.connect(self.assign_splits)
+        self.tabs.addTab(self.splits, "Splits")
+        self.tabs.currentChanged.connect(self._on_tab)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setSizes([640, 420])
+        layout.addWidget(splitter, 1)
+
+    def _build_lengths_tab(self) -> QWidget:
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        layout.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Model"))
+        self.model_combo = QComboBox()
+        try:
+            entries = self.ctx.registry.list("base")
+        except WhetstoneError:
+            entries = []
+        for entry in entries:
+            self.model_combo.addItem(entry.id, entry.id)
+        default = self.ctx.settings.default_base_model
+        if self.model_combo.findData(default) < 0:
+            self.model_combo.insertItem(0, default, default)
+        self.model_combo.setCurrentIndex(self.model_combo.findData(default))
+        self.model_combo.setToolTip("Tokens are counted with this model's tokenizer and chat template")
+        row.addWidget(self.model_combo, 1)
+        row.addWidget(QLabel("Max length"))
+        self.max_length = QSpinBox()
+        self.max_length.setRange(16, 1_000_000)
+        self.max_length.setSingleStep(256)
+        self.max_length.setValue(2048)
+        self.max_length.valueChanged.connect(self._on_max_length)
+        row.addWidget(self.max_length)
+        self.count_button = QPushButton("Count tokens")
+        self.count_button.setObjectName("primary")
+        self.count_button.clicked.connect(self.count_tokens)
+        row.addWidget(self.count_button)
+        layout.addLayout(row)
+        self.length_stats = QLabel("Token counts are not known yet: press Count tokens.")
+        self.length_stats.setWordWrap(True)
+        layout.addWidget(self.length_stats)
+        self.histogram = LengthHistogram()
+        layout.addWidget(self.histogram, 1)
+        return tab
+
+    # --- opening -----------------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open dataset", str(Path.home()), OPEN_FILTER)
+        if path:
+            self.open_path(path)
+
+    def load_sample(self) -> None:
+        self.open_path(str(SAMPLE_DATASET))
+
+    def open_path(self, path: str) -> None:
+        if not self.can_close():
+            return
+        from core.data.workspace import open_for_path
+
+        self._start_job(
+            f"Opening {Path(path).name}…",
+            lambda progress, should_stop: open_for_path(path, progress=progress),
+            self._on_opened,
+            cancellable=False,
+        )
+
+    def _on_opened(self, workspace: DatasetWorkspace) -> None:
+        self.set_workspace(workspace)
+
+    def set_workspace(self, workspace: DatasetWorkspace) -> None:
+        """Show a workspace (the page takes ownership and closes the previous one)."""
+        if self.workspace is not None and self.workspace is not workspace:
+            self.workspace.close()
+        self.workspace = workspace
+        self.undo_stack.clear()
+        self._current_id = None
+        self.model.set_workspace(workspace, workspace.ids())
+        self.model.max_length = self.max_length.value()
+        self.stack.setCurrentWidget(self.main)
+        self.title.setText(Path(workspace.meta("source") or workspace.path).name)
+        self._refresh_side_panels()
+        self.apply_filters()
+        if self.model.total():
+            self.table.selectRow(0)
+        self.ctx.set_workspace(workspace.path, workspace)
+        self.ctx.status(f"Opened {workspace.count():,} examples ({workspace.source_format})")
+        if not workspace.search_ready:
+            self._build_index_in_background()
+
+    def _build_index_in_background(self) -> None:
+        from core.data.workspace import read_search_texts
+
+        ws = self.workspace
+        assert ws is not None
+        ws.begin_background_index()
+        path = ws.path
+        runner = JobRunner(lambda progress, should_stop: read_search_texts(path, should_stop))
+
+        def done(texts: dict[str, str]) -> None:
+            if self.workspace is ws:
+                ws.install_search_index(texts)
+
+        runner.finished.connect(done)
+        self._track(runner)
+        runner.start()
+
+    # --- jobs --------------------------------------------------------------------------------------
+    def _track(self, runner: JobRunner) -> None:
+        self._jobs.append(runner)
+        runner.done.connect(lambda r=runner: self._jobs.remove(r) if r in self._jobs else None)
+
+    def _start_job(self, label: str, fn: Any, on_done: Any, cancellable: bool = True) -> JobRunner:
+        runner = JobRunner(fn)
+        self.job_label.setText(label)
+        self.job_bar.setValue(0)
+        self.job_cancel.setVisible(cancellable)
+        self.job_row.show()
+        runner.progressed.connect(
+            lambda f, m: (self.job_bar.setValue(int(f * 1000)), self.job_bar.setFormat(m))
+        )
+        runner.finished.connect(on_done)
+        runner.failed.connect(self._job_failed)
+        runner.cancelled.connect(lambda: self.ctx.status("Cancelled"))
+        runner.done.connect(lambda: self.job_row.hide() if not self._busy_with_visible_job() else None)
+        self._track(runner)
+        runner.start()
+        return runner
+
+    def _busy_with_visible_job(self) -> bool:
+        return self._count_job is not None and self._count_job.is_running()
+
+    def _job_failed(self, message: str) -> None:
+        QMessageBox.warning(self, "Whetstone", message)
+        self.ctx.status(message, 10000)
+
+    # --- filters -----------------------------------------------------------------------------------
+    def filter_kwargs(self) -> dict[str, Any]:
+        return {
+            "text": self.search.text().strip(),
+            "regex": self.regex.isChecked(),
+            "split": self.split_filter.currentData(),
+            "tag": self.tag_filter.currentData(),
+            "min_tokens": self.min_tokens.value() or None,
+            "max_tokens": self.max_tokens.value() or None,
+            "has_issues": True if self.issues_only.isChecked() else None,
+            "max_length": self.max_length.value(),
+        }
+
+    def apply_filters(self) -> None:
+        ws = self.workspace
+        if ws is None:
+            return
+        try:
+            ids = ws.filter(**self.filter_kwargs())
+            self.search.setStyleSheet("")
+            self.search.setToolTip("")
+        except WhetstoneError as exc:
+            self.search.setStyleSheet("background: #ffe9ec")
+            self.search.setToolTip(str(exc))
+            return
+        current = self._current_id
+        self.model.set_rows(ids)
+        total = ws.count()
+        self.count_label.setText(
+            f"{len(ids):,} of {total:,} examples" if len(ids) != total else f"{total:,} examples"
+        )
+        if current is not None:
+            row = self.model.row_of(current)
+            if row >= 0:
+                self.table.selectionModel().select(
+                    self.model.index(row, 0),
+                    QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+                )
+                self.table.setCurrentIndex(self.model.index(row, 0))
+                return
+        self._current_id = None
+        self.editor.set_example(None)
+
+    def _refresh_side_panels(self) -> None:
+        ws = self.workspace
+        if ws is None:
+            return
+        tags = ws.tags()
+        current_tag = self.tag_filter.currentData()
+        self.tag_filter.blockSignals(True)
+        self.tag_filter.clear()
+        self.tag_filter.addItem("All tags", None)
+        for tag, n in tags.items():
+            self.tag_filter.addItem(f"{tag} ({n:,})", tag)
+        index = self.tag_filter.findData(current_tag)
+        self.tag_filter.setCurrentIndex(max(0, index))
+        self.tag_filter.blockSignals(False)
+        bad = ws.bad_lines()
+        self.issues.set_lines(bad)
+        self.tabs.setTabText(2, f"Issues ({len(bad):,})" if bad else "Issues")
+        self.splits.set_locked(ws.test_locked)
+        self.splits.set_balance(ws.balance(), ws.split_counts())
+        deleted = len(ws.deleted_ids())
+        self.bin_button.setText(f"Bin ({deleted:,})")
+        self.bin_button.setEnabled(deleted > 0)
+        counts = [s.tokens for s in (ws.summary(i) for i in ws.ids()) if s.tokens is not None]
+        self._show_length_stats(counts)
+        conf = ws.meta("confidence")
+        fmt = ws.source_format
+        conf_text = f", detected with {float(conf):.0%} confidence" if conf else ""
+        self.subtitle.setText(
+            f"  {fmt}{conf_text} · {ws.count():,} examples · {len(bad):,} bad lines"
+            + (" · test split locked" if ws.test_locked else "")
+        )
+
+    def _show_length_stats(self, counts: list[int]) -> None:
+        from core.data.tokens import length_stats
+
+        if not counts:
+            self.length_stats.setText("Token counts are not known yet: press Count tokens.")
+            self.histogram.set_counts([], self.max_length.value())
+            return
+        stats = length_stats(counts, self.max_length.value())
+        self.length_stats.setText(
+            f"{stats['n']:,} examples counted · mean {stats['mean']:,} · median {stats['median']:,} · "
+            f"95% under {stats['p95']:,} · longest {stats['max']:,} · "
+            f"<b>{stats['over_length']:,} longer than {self.max_length.value():,}</b>"
+        )
+        self.histogram.set_counts(counts, self.max_length.value())
+
+    def _on_max_length(self, value: int) -> None:
+        self.model.max_length = value
+        self.model.layoutChanged.emit()
+        if self.workspace is not None:
+            ws = self.workspace
+            self._show_length_stats(
+                [s.tokens for s in (ws.summary(i) for i in ws.ids()) if s.tokens is not None]
+            )
+
+    # --- selection and editing ---------------------------------------------------------------------
+    def selected_ids(self) -> list[str]:
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [self.model.id_at(r) for r in rows if r < self.model.total()]
+
+    def _on_selection(self) -> None:
+        ids = self.selected_ids()
+        new = ids[0] if len(ids) == 1 else None
+        if new == self._current_id:
+            return
+        if self.editor.dirty:
+            self.editor.save()  # never lose typing when moving to another row (undo reverts it)
+        self._current_id = new
+        self._load_current()
+
+    def _load_current(self) -> None:
+        ws = self.workspace
+        if ws is None or self._current_id is None:
+            self.editor.set_example(None)
+            self.preview.show_message("Select one row to preview it.")
+            return
+        try:
+            example = ws.get(self._current_id)
+        except KeyError:
+            self.editor.set_example(None)
+            return
+        self.editor.set_example(example)
+        self._update_preview(example)
+
+    def show_example(self, id_: str) -> None:
+        """Select an example by id (other pages ask for this through ctx.showExampleRequested)."""
+        if self.workspace is None:
+            return
+        row = self.model.row_of(id_)
+        if row < 0:
+            self.search.clear()
+            self.split_filter.setCurrentIndex(0)
+            self.tag_filter.setCurrentIndex(0)
+            self.issues_only.setChecked(False)
+            self.apply_filters()
+            row = self.model.row_of(id_)
+        if row >= 0:
+            self.table.selectRow(row)
+            self.table.scrollTo(self.model.index(row, 0))
+            self.tabs.setCurrentWidget(self.editor)
+
+    def _apply_now(self, op: Operation) -> Operation:
+        """Apply an operation (from a QUndoCommand) and refresh the views."""
+        assert self.workspace is not None
+        inverse = self.workspace.apply(op)
+        self._after_change()
+        return inverse
+
+    def _after_change(self) -> None:
+        self._refresh_side_panels()
+        self.apply_filters()
+        self._load_current()
+
+    def push(self, op_factory: Any, description: str = "") -> bool:
+        """Run a workspace change now and put it on the undo stack; errors become a message."""
+        if self.workspace is None:
+            return False
+        try:
+            inverse = op_factory()
+        except (WhetstoneError, RecordError) as exc:
+            QMessageBox.warning(self, "Whetstone", str(exc))
+            return False
+        self.undo_stack.push(WorkspaceCommand(self, description or _describe(inverse), inverse))
+        self._after_change()
+        return True
+
+    def save_example(self, example: Example) -> None:
+        ws = self.workspace
+        if ws is None:
+            return
+        self.push(lambda: ws.update_example(example), "Edit example")
+
+    def add_example(self) -> None:
+        ws = self.workspace
+        if ws is None:
+            return
+        after = self._current_id
+        ids_before = set(ws.ids())
+        if self.push(lambda: ws.add_example(after=after), "Add example"):
+            new = [i for i in ws.ids() if i not in ids_before]
+            if new:
+                self.show_example(new[0])
+
+    def tag_selected(self) -> None:
+        ws = self.workspace
+        ids = self.selected_ids()
+        if ws is None or not ids:
+            return
+        tag, ok = QInputDialog.getText(self, "Tag examples", f"Tag for {len(ids):,} examples:")
+        if ok and tag.strip():
+            self.push(lambda: ws.add_tag(ids, tag), f"Tag {len(ids):,} examples '{tag.strip()}'")
+
+    def move_selected(self, split: str | None) -> None:
+        ws = self.workspace
+        ids = self.selected_ids()
+        if ws is not None and ids:
+            self.push(
+                lambda: ws.set_split(ids, split), f"Move {len(ids):,} examples to {split or 'no split'}"
+            )
+
+    def duplicate_selected(self) -> None:
+        ws = self.workspace
+        ids = self.selected_ids()
+        if ws is not None and ids:
+            self.push(lambda: ws.duplicate(ids), f"Duplicate {len(ids):,} examples")
+
+    def delete_selected(self) -> None:
+        ws = self.workspace
+        ids = self.selected_ids()
+        if ws is not None and ids:
+            self._current_id = None
+            self.push(lambda: ws.delete(ids), f"Delete {len(ids):,} examples")
+            self.ctx.status(f"Moved {len(ids):,} examples to the bin (Ctrl+Z brings them back)")
+
+    def restore_bin(self) -> None:
+        ws = self.workspace
+        if ws is None:
+            return
+        ids = ws.deleted_ids()
+        if ids:
+            self.push(lambda: ws.restore(ids), f"Restore {len(ids):,} examples")
+            self.ctx.status(f"Restored {len(ids):,} examples from the bin")
+
+    def fix_bad_line(self, rowid: int, text: str) -> None:
+        ws = self.workspace
+        if ws is None:
+            return
+        try:
+            inverse = ws.fix_bad_line(rowid, text)
+        except RecordError as exc:
+            self.issues.show_error(str(exc))
+            return
+        except WhetstoneError as exc:
+            self.issues.show_error(str(exc))
+            return
+        self.undo_stack.push(WorkspaceCommand(self, "Fix bad line", inverse))
+        self._after_change()
+        self.ctx.status("The fixed line was added to the dataset")
+
+    def assign_splits(self, ratios: tuple[float, float, float], seed: int, stratify: bool) -> None:
+        ws = self.workspace
+        if ws is None:
+            return
+        if sum(ratios) <= 0:
+            QMessageBox.warning(self, "Whetstone", "The ratios must add up to more than zero.")
+            return
+        total = sum(ratios)
+        norm = (ratios[0] / total, ratios[1] / total, ratios[2] / total)
+        if self.push(lambda: ws.assign_splits(norm, seed, "tag" if stratify else None), "Assign splits"):
+            counts = ws.split_counts()
+            self.ctx.status(
+                f"Splits: {counts['train']:,} train, {counts['validation']:,} validation, {counts['test']:,} test"
+            )
+
+    def _context_menu(self, pos: Any) -> None:
+        menu = QMenu(self)
+        menu.addAction("Tag…", self.tag_selected)
+        move = menu.addMenu("Move to split")
+        for split in SPLITS:
+            move.addAction(split, lambda s=split: self.move_selected(s))
+        move.addAction("no split", lambda: self.move_selected(None))
+        menu.addAction("Duplicate", self.duplicate_selected)
+        menu.addAction("Delete", self.delete_selected)
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+
+    # --- tokens ------------------------------------------------------------------------------------
+    def _model_id(self) -> str:
+        return str(self.model_combo.currentData() or self.model_combo.currentText())
+
+    def _ensure_counter(self, then: Any) -> None:
+        model_id = self._model_id()
+        if self.counter is not None and self._counter_model == model_id:
+            then()
+            return
+        from core.data.tokens import TokenCounter
+
+        def loaded(counter: Any) -> None:
+            self.counter = counter
+            self._counter_model = model_id
+            then()
+
+        self._start_job(
+            f"Loading the {model_id} tokenizer…",
+            lambda progress, should_stop: TokenCounter.for_model(model_id, progress=progress),
+            loaded,
+            cancellable=False,
+        )
+
+    def count_tokens(self) -> None:
+        if self.workspace is None or self._busy_with_visible_job():
+            return
+        self._ensure_counter(self._start_count)
+
+    def _start_count(self) -> None:
+        from core.data.tokens import count_workspace
+
+        ws = self.workspace
+        assert ws is not None
+        counter = self.counter
+        path = ws.path
+
+        def job(progress: Any, should_stop: Any) -> dict[str, int]:
+            with DatasetWorkspace.open(path) as reader:  # its own connection: safe in this thread
+                return count_workspace(reader, counter, progress, should_stop, store=False)
+
+        def done(counts: dict[str, int]) -> None:
+            if self.workspace is ws:
+                ws.set_token_counts(counts, self._counter_model)
+                self.model.layoutChanged.emit()
+                self._refresh_side_panels()
+                self.apply_filters()
+                self.ctx.status(f"Counted tokens of {len(counts):,} examples")
+
+        self.count_button.setEnabled(False)
+        self._count_job = self._start_job(f"Counting tokens ({self._model_id()})…", job, done)
+        self._count_job.done.connect(lambda: self.count_button.setEnabled(True))
+        self._count_job.done.connect(self._count_finished)
+
+    def _count_finished(self) -> None:
+        self._count_job = None
+        self.job_row.hide()
+
+    def cancel_count(self) -> None:
+        if self._count_job is not None:
+            self._count_job.cancel()
+
+    def _on_tab(self, index: int) -> None:
+        if self.tabs.widget(index) is self.preview and self._current_id is not None and self.counter is None:
+            self._ensure_counter(self._load_current)
+
+    def _update_preview(self, example: Example) -> None:
+        if self.counter is None:
+            self.preview.show_message("Open the Template tab or count tokens to load the tokenizer.")
+            return
+        try:
+            result = self.counter.preview(example.messages_dicts())
+        except WhetstoneError as exc:
+            self.preview.show_message(str(exc))
+            return
+        self.preview.show_preview(result, self.max_length.value())
+
+    # --- export ------------------------------------------------------------------------------------
+    def export_dialog(self) -> None:
+        ws = self.workspace
+        if ws is None:
+            return
+        fmt, ok = QInputDialog.getItem(
+            self,
+            "Export",
+            "Record format:",
+            list(FORMATS),
+            list(FORMATS).index(ws.source_format) if ws.source_format in FORMATS else 0,
+            False,
+        )
+        if not ok:
+            return
+        source = Path(ws.meta("source") or ws.path)
+        path, chosen = QFileDialog.getSaveFileName(
+            self,
+            "Export dataset",
+            str(source.with_name(f"{source.stem}-{fmt}.jsonl")),
+            ";;".join(EXPORT_FILTERS.values()),
+        )
+        if not path:
+            return
+        target = Path(path)
+        if target.suffix not in EXPORT_FILTERS:
+            suffix = next((s for s, f in EXPORT_FILTERS.items() if f == chosen), ".jsonl")
+            target = target.with_suffix(suffix)
+        self.export_to(target, fmt)
+
+    def export_to(self, target: Path, fmt: str) -> Any:
+        ws = self.workspace
+        assert ws is not None
+        try:
+            result = ws.export(target, fmt)
+        except WhetstoneError as exc:
+            QMessageBox.warning(self, "Export", str(exc))
+            return None
+        message = f"Exported {result.written:,} examples to {target.name}"
+        if result.skipped:
+            first = result.skipped[0][1]
+            message += f"; {len(result.skipped):,} could not be written as {fmt} (e.g. {first})"
+            QMessageBox.information(self, "Export", message)
+        self.ctx.status(message, 10000)
+        return result
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def can_close(self) -> bool:
+        if self.editor.dirty:
+            self.editor.save()
+        return True
+
+    def shutdown(self) -> None:
+        for runner in list(self._jobs):
+            runner.cancel()
+        for runner in list(self._jobs):
+            runner.wait(10000)
+        if self.workspace is not None:
+            self.workspace.close()
+
+    def current_index(self) -> QModelIndex:
+        return self.table.currentIndex()
+
+
+def _describe(op: Operation) -> str:
+    return op.description or "Edit"

@@ -1,0 +1,276 @@
+"""Side panels of the Data page: template preview, length histogram, Issues list, splits + balance."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.data.example import SPLITS
+from core.data.tokens import TemplatePreview
+from core.data.workspace import BadLine
+
+
+class TemplatePreviewView(QWidget):
+    """The example as the model sees it; trained tokens (assistant replies) highlighted, token borders
+    shown by alternating shades."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.summary = QLabel("Choose a model on the Lengths tab and select a row to preview it.")
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
+        legend = QLabel(
+            '<span style="background:#c8f0cf">&nbsp;trained (assistant)&nbsp;</span> '
+            '<span style="background:#eef0f4">&nbsp;context (not trained)&nbsp;</span>'
+        )
+        layout.addWidget(legend)
+        self.view = QTextEdit()
+        self.view.setReadOnly(True)
+        self.view.setObjectName("templatePreview")
+        layout.addWidget(self.view, 1)
+        self.preview: TemplatePreview | None = None
+
+    def show_message(self, text: str) -> None:
+        self.preview = None
+        self.summary.setText(text)
+        self.view.clear()
+
+    def show_preview(self, preview: TemplatePreview, max_length: int | None = None) -> None:
+        self.preview = preview
+        over = ""
+        if max_length is not None and preview.count > max_length:
+            over = f" — longer than the max length {max_length:,}: the end will be cut"
+        self.summary.setText(f"{preview.count:,} tokens, {preview.trained:,} trained{over}")
+        parts = []
+        for i, tok in enumerate(preview.tokens):
+            if tok.trained:
+                colour = "#c8f0cf" if i % 2 else "#b2e6bc"
+            else:
+                colour = "#eef0f4" if i % 2 else "#e1e4ea"
+            text = html.escape(tok.text).replace("\n", "↵<br>")
+            parts.append(f'<span style="background:{colour}">{text}</span>')
+        self.view.setHtml(
+            '<div style="font-family: monospace; font-size: 12px; white-space: pre-wrap">'
+            + "".join(parts)
+            + "</div>"
+        )
+
+
+class LengthHistogram(QWidget):
+    """Histogram of token counts (pyqtgraph) with the max length marked."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        import pyqtgraph as pg
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setLabel("bottom", "tokens per example")
+        self.plot.setLabel("left", "examples")
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.setMinimumHeight(160)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=1, brush="#5b9bff", pen=None)
+        self.plot.addItem(self.bars)
+        self.limit = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d9534f", width=2, style=Qt.PenStyle.DashLine))
+        self.plot.addItem(self.limit)
+        layout.addWidget(self.plot)
+        self.counts: list[int] = []
+
+    def set_counts(self, counts: Sequence[int], max_length: int | None = None) -> None:
+        import numpy as np
+
+        self.counts = list(counts)
+        if not self.counts:
+            self.bars.setOpts(x=[], height=[], width=1)
+            return
+        data = np.asarray(self.counts)
+        hi = int(max(data.max(), max_length or 0))
+        bins = min(60, max(5, hi // 8 or 5))
+        heights, edges = np.histogram(data, bins=bins, range=(0, hi + 1))
+        width = float(edges[1] - edges[0])
+        self.bars.setOpts(x=edges[:-1] + width / 2, height=heights, width=width * 0.9)
+        if max_length is not None:
+            self.limit.setValue(max_length)
+            self.limit.show()
+        else:
+            self.limit.hide()
+        self.plot.setXRange(0, hi * 1.05 + 1, padding=0)
+
+
+class IssuesPanel(QWidget):
+    """Bad lines from the imported file. Select one, fix its text, then 'Check and add'."""
+
+    fixRequested = Signal(int, str)  # bad line rowid, edited text
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.heading = QLabel("No bad lines.")
+        self.heading.setWordWrap(True)
+        layout.addWidget(self.heading)
+        self.list = QListWidget()
+        self.list.currentItemChanged.connect(self._on_select)
+        layout.addWidget(self.list, 1)
+        self.reason = QLabel("")
+        self.reason.setObjectName("warning")
+        self.reason.setWordWrap(True)
+        layout.addWidget(self.reason)
+        self.editor = QPlainTextEdit()
+        self.editor.setPlaceholderText("Select a bad line to see and fix its text")
+        layout.addWidget(self.editor, 1)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.fix_button = QPushButton("Check and add")
+        self.fix_button.setObjectName("primary")
+        self.fix_button.setToolTip("Validate the edited record; when it is valid it joins the dataset")
+        self.fix_button.clicked.connect(self._on_fix)
+        row.addWidget(self.fix_button)
+        layout.addLayout(row)
+        self._lines: dict[int, BadLine] = {}
+        self.set_lines([])
+
+    def set_lines(self, lines: Sequence[BadLine]) -> None:
+        current = self.current_rowid()
+        self._lines = {b.rowid: b for b in lines}
+        self.list.blockSignals(True)
+        self.list.clear()
+        for b in lines:
+            item = QListWidgetItem(f"line {b.line}: {b.message}")
+            item.setData(Qt.ItemDataRole.UserRole, b.rowid)
+            item.setToolTip(b.message)
+            self.list.addItem(item)
+        self.list.blockSignals(False)
+        n = len(lines)
+        self.heading.setText(
+            "No bad lines: every record of the file was read."
+            if not n
+            else f"{n:,} line{'s' if n != 1 else ''} of the file could not be read. Fix one and add it back."
+        )
+        self.fix_button.setEnabled(bool(n))
+        if current is not None and current in self._lines:
+            self.select(current)
+        elif n:
+            self.list.setCurrentRow(0)
+        else:
+            self.editor.setPlainText("")
+            self.reason.setText("")
+
+    def select(self, rowid: int) -> None:
+        for i in range(self.list.count()):
+            if self.list.item(i).data(Qt.ItemDataRole.UserRole) == rowid:
+                self.list.setCurrentRow(i)
+                return
+
+    def current_rowid(self) -> int | None:
+        item = self.list.currentItem()
+        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+
+    def _on_select(self, item: QListWidgetItem | None, _prev: QListWidgetItem | None = None) -> None:
+        if item is None:
+            return
+        bad = self._lines[int(item.data(Qt.ItemDataRole.UserRole))]
+        self.reason.setText(f"Line {bad.line}: {bad.message}")
+        self.editor.setPlainText(bad.raw)
+
+    def show_error(self, message: str) -> None:
+        self.reason.setText(f"Still not valid: {message}")
+
+    def _on_fix(self) -> None:
+        rowid = self.current_rowid()
+        if rowid is not None:
+            self.fixRequested.emit(rowid, self.editor.toPlainText())
+
+
+class SplitsPanel(QWidget):
+    """Ratios, seed and stratification for assigning splits; the lock state; the tag/split balance."""
+
+    assignRequested = Signal(tuple, int, bool)  # ratios, seed, stratify by tag
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        form = QFormLayout()
+        ratio_row = QHBoxLayout()
+        self.ratios: list[QDoubleSpinBox] = []
+        for split, value in zip(SPLITS, (0.8, 0.1, 0.1), strict=True):
+            spin = QDoubleSpinBox()
+            spin.setRange(0.0, 1.0)
+            spin.setSingleStep(0.05)
+            spin.setDecimals(2)
+            spin.setValue(value)
+            spin.setToolTip(f"Share of examples in {split}")
+            ratio_row.addWidget(QLabel(split))
+            ratio_row.addWidget(spin)
+            self.ratios.append(spin)
+        form.addRow("Ratios", ratio_row)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(0)
+        form.addRow("Seed", self.seed)
+        self.stratify = QCheckBox("Stratify by tag (first tag of each example)")
+        form.addRow("", self.stratify)
+        layout.addLayout(form)
+        self.lock_label = QLabel("")
+        self.lock_label.setWordWrap(True)
+        layout.addWidget(self.lock_label)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.assign_button = QPushButton("Assign splits")
+        self.assign_button.setObjectName("primary")
+        self.assign_button.clicked.connect(self._on_assign)
+        row.addWidget(self.assign_button)
+        layout.addLayout(row)
+        layout.addWidget(QLabel("Balance (examples per tag and split)"))
+        self.balance = QTableWidget(0, 5)
+        self.balance.setHorizontalHeaderLabels([*SPLITS, "none", "total"])
+        self.balance.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.balance.horizontalHeader().setStretchLastSection(True)
+        layout.addWidget(self.balance, 1)
+        self.set_locked(False)
+
+    def set_locked(self, locked: bool) -> None:
+        self.lock_label.setText(
+            "🔒 The test split is locked: its examples stay the honest yardstick for evaluation. "
+            "Assigning again only reshuffles train/validation."
+            if locked
+            else "The test split is created and locked by 'Assign splits'."
+        )
+
+    def _on_assign(self) -> None:
+        ratios = tuple(s.value() for s in self.ratios)
+        self.assignRequested.emit(ratios, self.seed.value(), self.stratify.isChecked())
+
+    def set_balance(self, table: dict[str, dict[str, int]], totals: dict[str, int]) -> None:
+        rows = list(table.items()) + [("all", totals)]
+        self.balance.setRowCount(len(rows))
+        self.balance.setVerticalHeaderLabels([r[0] for r in rows])
+        for r, (_tag, counts) in enumerate(rows):
+            values = [counts.get(s, 0) for s in (*SPLITS, "none")]
+            for c, v in enumerate([*values, sum(values)]):
+                item = QTableWidgetItem(f"{v:,}")
+                item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                self.balance.setItem(r, c, item)
