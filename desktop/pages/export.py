@@ -1,18 +1,514 @@
-"""Export page (placeholder until its issue lands)."""
+"""Export page: pick a run, a format (adapter / merged / GGUF) and a type, export off the UI thread with
+progress and Cancel, then show the files and the verification figures."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from pathlib import Path
+from typing import Any
 
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QStandardItemModel
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.export.formats import (
+    ALL_QUANTS,
+    DEFAULT_QUANT,
+    K_QUANTS,
+    LLAMA_CPP_MISSING,
+    QUANT_HELP,
+    llama_cpp_available,
+)
 from desktop.context import AppContext
 from desktop.widgets.empty_state import EmptyState
 
+FORMAT_LABELS = {
+    "adapter": (
+        "LoRA adapter",
+        "The PEFT adapter as trained, with a model card (small; needs the base model).",
+    ),
+    "merged": ("Merged model", "Base + adapter merged into full safetensors; loads with plain transformers."),
+    "gguf": ("GGUF", "One file for llama.cpp, Ollama, LM Studio; tokenizer and chat template inside."),
+}
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def _yes(value: Any) -> str:
+    return "yes" if value else "NO"
+
+
+def verification_rows(verification: dict[str, Any] | None) -> list[tuple[str, str, bool | None]]:
+    """(check, result, passed) rows for the results table."""
+    rows: list[tuple[str, str, bool | None]] = []
+    if not verification:
+        return rows
+    merged = verification.get("merged")
+    if isinstance(merged, dict):
+        rows.append(
+            (
+                "Merged vs base+adapter",
+                f"max |Δlogit| {merged['max_abs_logit_delta']:.2g}, "
+                f"top-1 agreement {merged['top1_agreement']:.1%} over {merged['positions']} positions",
+                merged.get("passed"),
+            )
+        )
+    gt = verification.get("gguf_transformers")
+    if isinstance(gt, dict):
+        rows.append(
+            (
+                "GGUF reloaded with transformers",
+                f"max |Δlogit| {gt['max_abs_logit_delta']:.3g} (logit std {gt['logit_std']:.2g}), "
+                f"top-1 {gt['top1_agreement']:.1%}, next token {gt['next_token_top1_agreement']:.0%}",
+                gt.get("passed"),
+            )
+        )
+    lc = verification.get("llama_cpp")
+    if isinstance(lc, dict):
+        if "skipped" in lc:
+            rows.append(("GGUF in llama.cpp", f"skipped: {lc['skipped']}", None))
+        else:
+            rows.append(
+                (
+                    "GGUF in llama.cpp: chat template",
+                    f"template from the GGUF matches training: {_yes(lc['template_match'])}; "
+                    f"same tokens: {_yes(lc['tokens_match'])}",
+                    lc.get("passed"),
+                )
+            )
+            rows.append(
+                (
+                    "GGUF in llama.cpp: greedy output",
+                    f"first {lc['max_new_tokens']} tokens equal to the merged model on "
+                    f"{lc['greedy_match_rate']:.0%} of prompts (first token {lc['first_token_match_rate']:.0%})",
+                    None,
+                )
+            )
+    return rows
+
 
 class ExportPage(QWidget):
+    exportFinished = Signal(object)  # ExportResult
+    exportFailed = Signal(str)
+
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        layout = QVBoxLayout(self)
-        layout.addWidget(
-            EmptyState("Export", "Export a run as an adapter, a merged model or a verified GGUF.")
+        self.run_dir: Path | None = None
+        self._runner: Any = None
+        self._last_out: Path | None = None
+        self._out_edited = False
+        self.llama_cpp = llama_cpp_available()
+
+        self.stack = QStackedWidget()
+        self.empty = EmptyState(
+            "No run selected",
+            "Train a model on the Train page, or choose a finished run folder to export it as an adapter, "
+            "a merged model or a verified GGUF.",
+            "Choose a run folder…",
+            self.browse_run,
         )
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self._build_main())
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.stack)
+
+        ctx.runChanged.connect(self.set_run)
+        if ctx.run_dir is not None:
+            self.set_run(str(ctx.run_dir))
+        else:
+            self.stack.setCurrentIndex(0)
+
+    # layout -------------------------------------------------------------------------------------------------
+    def _build_main(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(16, 12, 16, 12)
+        title = QLabel("Export")
+        title.setObjectName("pageTitle")
+        title.setStyleSheet("font-size: 18px; font-weight: 600;")
+        layout.addWidget(title)
+
+        run_row = QHBoxLayout()
+        self.run_label = QLabel()
+        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.run_label.setWordWrap(True)
+        change = QPushButton("Choose run…")
+        change.clicked.connect(self.browse_run)
+        run_row.addWidget(self.run_label, 1)
+        run_row.addWidget(change)
+        layout.addLayout(run_row)
+
+        options = QGroupBox("What to export")
+        form = QFormLayout(options)
+        fmt_row = QVBoxLayout()
+        self.format_group = QButtonGroup(self)
+        self.format_buttons: dict[str, QRadioButton] = {}
+        for key, (label, help_text) in FORMAT_LABELS.items():
+            button = QRadioButton(f"{label} — {help_text}")
+            button.setProperty("format", key)
+            self.format_group.addButton(button)
+            self.format_buttons[key] = button
+            fmt_row.addWidget(button)
+        self.format_buttons["gguf"].setChecked(True)
+        self.format_group.buttonToggled.connect(self._on_format_changed)
+        form.addRow("Format", fmt_row)
+
+        self.quant_combo = QComboBox()
+        model = QStandardItemModel(self.quant_combo)
+        self.quant_combo.setModel(model)
+        for quant in ALL_QUANTS:
+            self.quant_combo.addItem(QUANT_HELP[quant], quant)
+            if quant in K_QUANTS and not self.llama_cpp:
+                item = model.item(self.quant_combo.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip(LLAMA_CPP_MISSING)
+        self.quant_combo.setCurrentIndex(ALL_QUANTS.index(DEFAULT_QUANT))
+        self.quant_combo.currentIndexChanged.connect(self._suggest_out)
+        form.addRow("GGUF type", self.quant_combo)
+        self.kquant_note = QLabel(LLAMA_CPP_MISSING)
+        self.kquant_note.setWordWrap(True)
+        self.kquant_note.setStyleSheet("color: #a06000;")
+        self.kquant_note.setVisible(not self.llama_cpp)
+        form.addRow("", self.kquant_note)
+
+        out_row = QHBoxLayout()
+        self.out_edit = QLineEdit()
+        self.out_edit.textEdited.connect(self._mark_out_edited)
+        out_browse = QPushButton("Browse…")
+        out_browse.clicked.connect(self.browse_out)
+        out_row.addWidget(self.out_edit, 1)
+        out_row.addWidget(out_browse)
+        form.addRow("Output folder", out_row)
+
+        self.verify_box = QCheckBox(
+            "Verify the result (compare logits with the merged model; check the chat template in llama.cpp)"
+        )
+        self.verify_box.setChecked(True)
+        form.addRow("", self.verify_box)
+        layout.addWidget(options)
+
+        action_row = QHBoxLayout()
+        self.export_button = QPushButton("Export")
+        self.export_button.setObjectName("primary")
+        self.export_button.clicked.connect(self.start_export)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_export)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        action_row.addWidget(self.export_button)
+        action_row.addWidget(self.cancel_button)
+        action_row.addWidget(self.progress, 1)
+        layout.addLayout(action_row)
+        layout.addWidget(self.status_label)
+
+        self.results = QGroupBox("Result")
+        results_layout = QVBoxLayout(self.results)
+        self.summary_label = QLabel()
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        results_layout.addWidget(self.summary_label)
+        self.checks_table = self._table(["Check", "Result", ""])
+        results_layout.addWidget(self.checks_table)
+        self.files_table = self._table(["File", "Size"])
+        results_layout.addWidget(self.files_table)
+        self.notes_label = QLabel()
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setStyleSheet("color: #555;")
+        results_layout.addWidget(self.notes_label)
+        open_row = QHBoxLayout()
+        open_row.addStretch(1)
+        self.open_button = QPushButton("Open folder")
+        self.open_button.clicked.connect(self.open_folder)
+        open_row.addWidget(self.open_button)
+        results_layout.addLayout(open_row)
+        self.results.setVisible(False)
+        layout.addWidget(self.results, 1)
+        layout.addStretch(0)
+        return page
+
+    @staticmethod
+    def _table(headers: list[str]) -> QTableWidget:
+        table = QTableWidget(0, len(headers))
+        table.setHorizontalHeaderLabels(headers)
+        table.verticalHeader().setVisible(False)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        table.setFrameShape(QFrame.Shape.NoFrame)
+        table.setWordWrap(True)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        if len(headers) > 2:
+            header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        return table
+
+    # state ----------------------------------------------------------------------------------------------------
+    def current_format(self) -> str:
+        for key, button in self.format_buttons.items():
+            if button.isChecked():
+                return key
+        return "gguf"
+
+    def current_quant(self) -> str | None:
+        return str(self.quant_combo.currentData()) if self.current_format() == "gguf" else None
+
+    def set_format(self, fmt: str) -> None:
+        self.format_buttons[fmt].setChecked(True)
+
+    def set_quant(self, quant: str) -> bool:
+        index = self.quant_combo.findData(quant)
+        item = self.quant_combo.model().item(index)  # type: ignore[attr-defined]
+        if index < 0 or not item.isEnabled():
+            return False
+        self.quant_combo.setCurrentIndex(index)
+        return True
+
+    def set_run(self, run_dir: str) -> None:
+        if self.is_running():
+            return
+        folder = Path(run_dir) if run_dir else None
+        self.run_dir = folder
+        if folder is None:
+            self.stack.setCurrentIndex(0)
+            return
+        self.stack.setCurrentIndex(1)
+        self._out_edited = False
+        self.results.setVisible(False)
+        self.status_label.setText("")
+        self.progress.setValue(0)
+        self.run_label.setText(self._describe_run(folder))
+        self._suggest_out()
+        self._update_enabled()
+
+    def _describe_run(self, folder: Path) -> str:
+        from core.errors import WhetstoneError
+        from core.training.run import RunFolder
+
+        try:
+            run = RunFolder.open(folder)
+            base = run.base_model()
+        except WhetstoneError as exc:
+            return f"<b>Run</b> {folder}<br><span style='color:#b00020'>{exc}</span>"
+        has_adapter = (run.adapter_dir / "adapter_config.json").exists()
+        adapter = "adapter ready" if has_adapter else "<span style='color:#b00020'>no adapter yet</span>"
+        return f"<b>Run</b> {folder}<br>Base model: {Path(base).name if '/' in base else base} · {adapter}"
+
+    def _mark_out_edited(self, _text: str) -> None:
+        self._out_edited = True
+
+    def _suggest_out(self) -> None:
+        if self.run_dir is None or self._out_edited:
+            return
+        fmt = self.current_format()
+        name = f"gguf-{self.current_quant()}" if fmt == "gguf" else fmt
+        self.out_edit.setText(str(self.run_dir / "exports" / name))
+
+    def _on_format_changed(self, *_args: Any) -> None:
+        self._update_enabled()
+        self._suggest_out()
+
+    def _update_enabled(self) -> None:
+        running = self.is_running()
+        gguf = self.current_format() == "gguf"
+        self.quant_combo.setEnabled(gguf and not running)
+        self.kquant_note.setVisible(gguf and not self.llama_cpp)
+        self.verify_box.setEnabled(self.current_format() != "adapter" and not running)
+        for button in self.format_buttons.values():
+            button.setEnabled(not running)
+        self.out_edit.setEnabled(not running)
+        self.export_button.setEnabled(not running and self.run_dir is not None)
+        self.cancel_button.setEnabled(running)
+
+    # actions --------------------------------------------------------------------------------------------------
+    def browse_run(self) -> None:
+        from core.paths import runs_dir
+
+        start = str(self.run_dir or runs_dir())
+        folder = QFileDialog.getExistingDirectory(self, "Choose a run folder", start)
+        if folder:
+            self.ctx.set_run(folder)
+
+    def browse_out(self) -> None:
+        start = self.out_edit.text() or str(Path.home())
+        folder = QFileDialog.getExistingDirectory(
+            self, "Choose where to put the export", str(Path(start).parent)
+        )
+        if folder:
+            fmt = self.current_format()
+            name = f"gguf-{self.current_quant()}" if fmt == "gguf" else fmt
+            self.out_edit.setText(str(Path(folder) / name))
+            self._out_edited = True
+
+    def is_running(self) -> bool:
+        return self._runner is not None
+
+    def start_export(self) -> None:
+        if self.run_dir is None or self.is_running():
+            return
+        from desktop.workers import JobRunner
+
+        run_dir, fmt, quant = self.run_dir, self.current_format(), self.current_quant()
+        out = Path(self.out_edit.text().strip() or str(run_dir / "exports" / fmt)).expanduser()
+        verify = self.verify_box.isChecked()
+        overwrite = out.exists()
+
+        def job(progress: Any, should_stop: Any) -> Any:
+            from core.export.api import export_run
+
+            return export_run(
+                run_dir,
+                fmt,
+                out,
+                quant=quant,
+                verify=verify,
+                overwrite=overwrite,
+                progress=progress,
+                should_stop=should_stop,
+            )
+
+        self.results.setVisible(False)
+        self.status_label.setStyleSheet("")
+        self.status_label.setText(
+            f"Exporting to {out}"
+            + (" (the export already there is replaced when this one is done)" if overwrite else "")
+        )
+        self.progress.setValue(0)
+        runner = JobRunner(job, self)
+        runner.progressed.connect(self._on_progress)
+        runner.finished.connect(self._on_finished)
+        runner.failed.connect(self._on_failed)
+        runner.cancelled.connect(self._on_cancelled)
+        runner.done.connect(self._on_done)
+        self._runner = runner
+        self._update_enabled()
+        runner.start()
+
+    def cancel_export(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            self.cancel_button.setEnabled(False)
+            self.status_label.setText("Cancelling… (stops at the next safe point; nothing is left behind)")
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        if message:
+            self.status_label.setText(message)
+
+    def _on_finished(self, result: Any) -> None:
+        self.progress.setValue(1000)
+        self.show_result(result)
+        self.ctx.status(f"Exported {result.format} to {result.out_dir}")
+        self.exportFinished.emit(result)
+
+    def _on_failed(self, message: str) -> None:
+        self.status_label.setStyleSheet("color: #b00020;")
+        self.status_label.setText(f"Export failed: {message}")
+        self.progress.setValue(0)
+        self.exportFailed.emit(message)
+
+    def _on_cancelled(self) -> None:
+        self.status_label.setText("Export cancelled; nothing was written under the output name.")
+        self.progress.setValue(0)
+
+    def _on_done(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.wait()
+            runner.deleteLater()
+        self._update_enabled()
+
+    def show_result(self, result: Any) -> None:
+        doc = result.as_dict()
+        self._last_out = Path(doc["out"])
+        verification = doc.get("verification") or {}
+        passed = verification.get("passed") if verification else None
+        kind = {"adapter": "Adapter", "merged": "Merged model", "gguf": f"GGUF {str(doc['quant']).upper()}"}[
+            doc["format"]
+        ]
+        verdict = (
+            "<span style='color:#1b7f3b'>verified</span>"
+            if passed
+            else "<span style='color:#b00020'>verification FAILED</span>"
+            if passed is False
+            else "not verified"
+        )
+        self.summary_label.setText(
+            f"<b>{kind}</b> written to {doc['out']} — {_human(doc['total_bytes'])} in {doc['seconds']:.1f} s, {verdict}"
+        )
+        self.status_label.setStyleSheet("color: #b00020;" if passed is False else "")
+        self.status_label.setText("Done." if passed is not False else "Done, but the verification failed.")
+        rows = verification_rows(verification)
+        self.checks_table.setRowCount(len(rows))
+        for r, (check, text, ok) in enumerate(rows):
+            self.checks_table.setItem(r, 0, QTableWidgetItem(check))
+            self.checks_table.setItem(r, 1, QTableWidgetItem(text))
+            mark = QTableWidgetItem("✔" if ok else "✘" if ok is False else "·")
+            mark.setForeground(
+                Qt.GlobalColor.darkGreen if ok else Qt.GlobalColor.red if ok is False else Qt.GlobalColor.gray
+            )
+            self.checks_table.setItem(r, 2, mark)
+        self.checks_table.setVisible(bool(rows))
+        files = doc["files"]
+        self.files_table.setRowCount(len(files))
+        out = Path(doc["out"])
+        for r, file in enumerate(files):
+            path = Path(file["path"])
+            shown = str(path.relative_to(out)) if path.is_relative_to(out) else str(path)
+            self.files_table.setItem(r, 0, QTableWidgetItem(shown))
+            size = QTableWidgetItem(_human(file["bytes"]))
+            size.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.files_table.setItem(r, 1, size)
+        for table in (self.checks_table, self.files_table):
+            table.resizeRowsToContents()
+            height = table.horizontalHeader().height() + sum(
+                table.rowHeight(i) for i in range(table.rowCount())
+            )
+            table.setFixedHeight(min(height + 4, 260))
+        self.notes_label.setText("\n".join(f"• {n}" for n in doc.get("notes") or []))
+        self.notes_label.setVisible(bool(doc.get("notes")))
+        self.results.setVisible(True)
+
+    def open_folder(self) -> None:
+        if self._last_out is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self._last_out)))
+
+    # window hooks ---------------------------------------------------------------------------------------------
+    def can_close(self) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            self._runner.wait(60000)

@@ -1,0 +1,78 @@
+"""Export formats and quantization types (light module: no torch/gguf imports, the desktop imports it)."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMATS = ("adapter", "merged", "gguf")
+
+# GGUF types written by our own writer (gguf-py quantizers).
+NATIVE_QUANTS = ("f16", "bf16", "q8_0", "q4_0", "q5_0")
+# K-quants: written as F16 by us, then quantized by llama.cpp's own quantizer (llama-cpp-python).
+K_QUANTS = ("q4_k_m", "q5_k_m", "q6_k")
+ALL_QUANTS = NATIVE_QUANTS + K_QUANTS
+DEFAULT_QUANT = "q8_0"
+
+QUANT_HELP = {
+    "f16": "F16: 16-bit floats, no quality loss (largest)",
+    "bf16": "BF16: bfloat16, no quality loss (largest)",
+    "q8_0": "Q8_0: 8-bit, near-lossless (about half of F16)",
+    "q5_0": "Q5_0: 5-bit, legacy type",
+    "q4_0": "Q4_0: 4-bit, legacy type (smallest native)",
+    "q6_k": "Q6_K: 6-bit K-quant (llama.cpp quantizer)",
+    "q5_k_m": "Q5_K_M: 5-bit K-quant, mixed (llama.cpp quantizer)",
+    "q4_k_m": "Q4_K_M: 4-bit K-quant, mixed: the usual choice for chat (llama.cpp quantizer)",
+}
+
+# Bytes per weight, roughly, for the size estimates.
+BYTES_PER_WEIGHT = {
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": 34 / 32,
+    "q5_0": 22 / 32,
+    "q4_0": 18 / 32,
+    "q6_k": 210 / 256,
+    "q5_k_m": 176 / 256,
+    "q4_k_m": 144 / 256,
+}
+
+
+def llama_cpp_available() -> bool:
+    """True when llama-cpp-python is installed (needed for K-quants and the llama.cpp check)."""
+    try:
+        return importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+LLAMA_CPP_MISSING = (
+    "K-quants need llama.cpp's quantizer from llama-cpp-python, which is not installed "
+    "(`make llama-cpp` builds it, about 10 minutes). F16, BF16, Q8_0, Q5_0 and Q4_0 work without it."
+)
+
+
+@dataclass
+class ExportResult:
+    """What an export produced: files with sizes, and the verification figures."""
+
+    format: str
+    out_dir: str
+    files: list[dict[str, Any]] = field(default_factory=list)  # {"path", "bytes"}
+    quant: str | None = None
+    verification: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "out": self.out_dir,
+            "quant": self.quant,
+            "files": self.files,
+            "total_bytes": sum(int(f["bytes"]) for f in self.files),
+            "verification": self.verification,
+            "notes": self.notes,
+            "seconds": round(self.seconds, 2),
+        }

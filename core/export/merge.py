@@ -1,0 +1,151 @@
+"""Merged export: reload the base model unquantized, apply the adapter, merge, save sharded safetensors.
+
+The base is never the 4-bit training copy: it is loaded again from its own folder in bf16/fp16 on a GPU
+(fp32 on the CPU), so the LoRA deltas are added to full-precision weights. The folder written here loads
+with plain `transformers` (no Whetstone, no PEFT): config, generation config, tokenizer and chat template.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserError
+from core.export.adapter import require_adapter
+from core.progress import ProgressFn, StopFn, check_stop, no_progress
+from core.training.run import RunFolder
+
+MAX_SHARD_SIZE = "2GB"
+_DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass
+class MergeResult:
+    path: Path
+    base_dir: Path
+    dtype: str
+    device: str
+    files: list[Path]
+
+
+def pick_device(device: str | None = None) -> str:
+    if device:
+        return device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def compute_dtype(device: str) -> Any:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def base_save_dtype(base_dir: Path) -> str | None:
+    """The dtype the base model was published in (config.json `dtype`/`torch_dtype`)."""
+    try:
+        config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = config.get("dtype") or config.get("torch_dtype")
+    return value if value in _DTYPES else None
+
+
+def base_model_dir(run: RunFolder, progress: ProgressFn = no_progress) -> Path:
+    from core.models import resolve_base_model
+
+    return resolve_base_model(run.base_model(), progress=progress)
+
+
+def load_tokenizer(run: RunFolder, base_dir: Path) -> Any:
+    """The tokenizer the run trained with (saved beside the adapter), else the base model's."""
+    from transformers import AutoTokenizer
+
+    source = run.adapter_dir if (run.adapter_dir / "tokenizer_config.json").exists() else base_dir
+    return AutoTokenizer.from_pretrained(source)
+
+
+def load_peft_model(run: RunFolder, base_dir: Path, device: str, dtype: Any = None) -> Any:
+    """The base model (unquantized) with the run's adapter applied, not merged yet."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    adapter = require_adapter(run)
+    base: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype or compute_dtype(device))
+    base = base.to(device)
+    tokenizer_len = None
+    try:
+        tokenizer_len = len(load_tokenizer(run, base_dir))
+    except Exception:  # noqa: BLE001 - the tokenizer is checked again when saved
+        pass
+    rows = base.get_input_embeddings().weight.shape[0]
+    if tokenizer_len is not None and tokenizer_len > rows:
+        base.resize_token_embeddings(tokenizer_len)
+    model = PeftModel.from_pretrained(base, adapter, is_trainable=False)
+    model.eval()
+    return model
+
+
+def merge_run(
+    run: RunFolder,
+    out_dir: Path,
+    *,
+    device: str | None = None,
+    save_dtype: str | None = None,
+    progress: ProgressFn = no_progress,
+    should_stop: StopFn | None = None,
+    peft_model: Any = None,
+) -> MergeResult:
+    """Merge the run's adapter into its base model and save it (sharded safetensors) in `out_dir`."""
+    import torch
+    from transformers import GenerationConfig
+
+    device = pick_device(device)
+    progress(0.02, "Locating the base model")
+    base_dir = base_model_dir(run)
+    tokenizer = load_tokenizer(run, base_dir)
+    check_stop(should_stop)
+    progress(0.1, f"Loading the base model unquantized on {device}")
+    model = peft_model if peft_model is not None else load_peft_model(run, base_dir, device)
+    check_stop(should_stop)
+    progress(0.45, "Merging the adapter")
+    with torch.no_grad():
+        merged = model.merge_and_unload()
+    dtype_name = save_dtype or base_save_dtype(base_dir) or str(compute_dtype(device)).replace("torch.", "")
+    if dtype_name not in _DTYPES:
+        raise UserError(f"Unknown dtype {dtype_name!r}; choose one of {', '.join(_DTYPES)}.")
+    merged.to(getattr(torch, dtype_name))
+    check_stop(should_stop)
+    progress(0.6, "Saving safetensors")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    merged.config.use_cache = True
+    merged.save_pretrained(out_dir, safe_serialization=True, max_shard_size=MAX_SHARD_SIZE)
+    check_stop(should_stop)
+    progress(0.85, "Saving tokenizer, chat template and generation config")
+    tokenizer.save_pretrained(out_dir)
+    if tokenizer.chat_template and not (out_dir / "chat_template.jinja").exists():
+        (out_dir / "chat_template.jinja").write_text(tokenizer.chat_template, encoding="utf-8")
+    try:
+        generation = GenerationConfig.from_pretrained(base_dir)
+    except OSError:
+        generation = GenerationConfig.from_model_config(merged.config)
+    eos = generation.eos_token_id
+    eos_ids = list(eos) if isinstance(eos, list) else ([eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos_ids:
+        eos_ids.append(tokenizer.eos_token_id)
+    if eos_ids:
+        generation.eos_token_id = eos_ids[0] if len(eos_ids) == 1 else eos_ids
+    if generation.pad_token_id is None and tokenizer.pad_token_id is not None:
+        generation.pad_token_id = tokenizer.pad_token_id
+    generation.save_pretrained(out_dir)
+    progress(1.0, "merged")
+    files = sorted(p for p in out_dir.iterdir() if p.is_file())
+    return MergeResult(out_dir, base_dir, dtype_name, device, files)
