@@ -1,0 +1,98 @@
+"""Embedding cache keyed by (model id, text hash, precision), stored in a SQLite connection.
+
+In the desktop it lives in the workspace file (tables prefixed `dedup_`); the CLI keeps one under the cache
+directory. It takes any `sqlite3.Connection`, so it works (and is tested) on its own.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dedup_embeddings (
+    model_id TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    truncated INTEGER NOT NULL DEFAULT 0,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model_id, text_hash, precision)
+) WITHOUT ROWID;
+"""
+_CHUNK = 900  # SQLite's default limit on bound parameters is 999
+
+
+def connect_cache_file(path: str | Path) -> sqlite3.Connection:
+    """A connection for a stand-alone cache file (WAL, waits for other writers)."""
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(file), isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+class EmbeddingCache:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.executescript(_SCHEMA)
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, model_id: str, hashes: Sequence[str], precision: str) -> dict[str, tuple[np.ndarray, bool]]:
+        """{hash: (vector float32, truncated)} for the hashes cached at that precision."""
+        found: dict[str, tuple[np.ndarray, bool]] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), _CHUNK):
+            part = unique[start : start + _CHUNK]
+            rows = self.conn.execute(
+                "SELECT text_hash, vector, truncated FROM dedup_embeddings WHERE model_id=? AND precision=?"
+                f" AND text_hash IN ({','.join('?' * len(part))})",
+                (model_id, precision, *part),
+            )
+            for key, blob, truncated in rows:
+                found[key] = (np.frombuffer(blob, dtype=np.float32), bool(truncated))
+        self.hits += len(found)
+        self.misses += len(unique) - len(found)
+        return found
+
+    def put(
+        self,
+        model_id: str,
+        hashes: Sequence[str],
+        vectors: np.ndarray,
+        precision: str,
+        truncated: Iterable[int] = (),
+    ) -> None:
+        """Store rows of `vectors` under `hashes` (one transaction)."""
+        cut = set(truncated)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        rows = [
+            (model_id, h, precision, int(vectors.shape[1]), int(i in cut), vectors[i].tobytes())
+            for i, h in enumerate(hashes)
+        ]
+        self.conn.execute("SAVEPOINT dedup_cache_put")
+        try:
+            self.conn.executemany("INSERT OR REPLACE INTO dedup_embeddings VALUES (?,?,?,?,?,?)", rows)
+        except BaseException:
+            self.conn.execute("ROLLBACK TO dedup_cache_put")
+            self.conn.execute("RELEASE dedup_cache_put")
+            raise
+        self.conn.execute("RELEASE dedup_cache_put")
+
+    def count(self, model_id: str | None = None) -> int:
+        if model_id is None:
+            return int(self.conn.execute("SELECT COUNT(*) FROM dedup_embeddings").fetchone()[0])
+        return int(
+            self.conn.execute(
+                "SELECT COUNT(*) FROM dedup_embeddings WHERE model_id=?", (model_id,)
+            ).fetchone()[0]
+        )
+
+    def clear(self) -> None:
+        self.conn.execute("DELETE FROM dedup_embeddings")

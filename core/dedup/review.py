@@ -1,0 +1,133 @@
+"""Review decisions: "not a duplicate" / "keep all" remembered per pair of texts, keeper choice, leakage.
+
+Decisions are keyed by the hashes of the compared texts (sorted pair), so they survive re-runs and follow
+the text: editing an example makes it a new text that is judged again. Removals are workspace edits
+(`workspace.delete(ids)` puts rows in the recoverable bin and returns the operation that undoes it).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import UserError
+
+NOT_DUPLICATE = "not_duplicate"
+KEEP_ALL = "keep_all"
+KEEP_STRATEGIES = ("longest", "first")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dedup_decisions (
+    a_hash TEXT NOT NULL,
+    b_hash TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (a_hash, b_hash)
+) WITHOUT ROWID;
+"""
+
+
+def hash_pair(x: str, y: str) -> tuple[str, str]:
+    return (x, y) if x <= y else (y, x)
+
+
+class DecisionStore:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        conn.executescript(_SCHEMA)
+
+    def record(self, hashes: Sequence[str], decision: str) -> None:
+        """Record `decision` for every pair among `hashes` (one cluster)."""
+        if decision not in (NOT_DUPLICATE, KEEP_ALL):
+            raise UserError(f"Unknown decision '{decision}'.")
+        unique = sorted(set(hashes))
+        now = time.time()
+        rows = [
+            (*hash_pair(unique[i], unique[j]), decision, now)
+            for i in range(len(unique))
+            for j in range(i + 1, len(unique))
+        ]
+        self.conn.execute("SAVEPOINT dedup_decide")
+        self.conn.executemany("INSERT OR REPLACE INTO dedup_decisions VALUES (?,?,?,?)", rows)
+        self.conn.execute("RELEASE dedup_decide")
+
+    def forget(self, hashes: Sequence[str]) -> None:
+        unique = sorted(set(hashes))
+        pairs = [
+            hash_pair(unique[i], unique[j]) for i in range(len(unique)) for j in range(i + 1, len(unique))
+        ]
+        self.conn.execute("SAVEPOINT dedup_forget")
+        self.conn.executemany("DELETE FROM dedup_decisions WHERE a_hash=? AND b_hash=?", pairs)
+        self.conn.execute("RELEASE dedup_forget")
+
+    def pairs(self, decision: str = NOT_DUPLICATE) -> set[tuple[str, str]]:
+        return {
+            (a, b)
+            for a, b in self.conn.execute(
+                "SELECT a_hash, b_hash FROM dedup_decisions WHERE decision=?", (decision,)
+            )
+        }
+
+    def decision_for(self, hashes: Sequence[str]) -> str | None:
+        """The decision shared by every pair of the cluster, if any."""
+        unique = sorted(set(hashes))
+        if len(unique) < 2:
+            return None
+        found: set[str] = set()
+        for i in range(len(unique)):
+            for j in range(i + 1, len(unique)):
+                row = self.conn.execute(
+                    "SELECT decision FROM dedup_decisions WHERE a_hash=? AND b_hash=?",
+                    hash_pair(unique[i], unique[j]),
+                ).fetchone()
+                if row is None:
+                    return None
+                found.add(row[0])
+        return found.pop() if len(found) == 1 else None
+
+
+def choose_keeper(rows: Sequence[int], texts: Sequence[str], strategy: str = "longest") -> int:
+    """The row to keep in a cluster: the longest text (ties: the first), or the first in file order."""
+    if not rows:
+        raise UserError("Empty cluster.")
+    if strategy == "first":
+        return min(rows)
+    if strategy == "longest":
+        return max(sorted(rows), key=lambda r: (len(texts[r]), -r))
+    raise UserError(f"Unknown keep strategy '{strategy}' (choose from {', '.join(KEEP_STRATEGIES)}).")
+
+
+def removals(clusters: Iterable[Sequence[int]], texts: Sequence[str], strategy: str = "longest") -> list[int]:
+    """Rows to remove so one row per cluster stays."""
+    out: list[int] = []
+    for cluster in clusters:
+        keep = choose_keeper(cluster, texts, strategy)
+        out += [r for r in cluster if r != keep]
+    return sorted(out)
+
+
+@dataclass(frozen=True)
+class Leak:
+    a: int
+    b: int
+    score: float
+    splits: tuple[str, str]
+
+    def public(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "score": round(self.score, 6), "splits": list(self.splits)}
+
+
+def leakage(pairs: Iterable[Any], splits: Sequence[str | None]) -> list[Leak]:
+    """Near-duplicate pairs with one row in the test split and the other in train or validation: the model
+    would be scored on examples it was trained on. Flagged whatever the user decided to keep."""
+    out = []
+    for p in pairs:
+        sa, sb = splits[p.a], splits[p.b]
+        if sa is None or sb is None or sa == sb:
+            continue
+        if "test" in (sa, sb):
+            out.append(Leak(p.a, p.b, float(p.score), (str(sa), str(sb))))
+    return out

@@ -1,0 +1,452 @@
+"""Exact blocked pair search over unit-length embeddings, clusters, and the `NearDuplicateFinder` pipeline.
+
+Pair search is exact (no approximate index): the upper triangle of X·Xᵀ is computed in tiles. On a CPU with
+bfloat16 support (or a GPU) tiles are computed in reduced precision as a candidate filter: for unit vectors
+every product's rounding error is at most 2u = 2^-7 (bf16) so every pair with true cosine >= t has a tile
+score >= t - 2^-7; candidates are then re-scored exactly in fp32. The result equals a full fp32 search.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.dedup.cache import EmbeddingCache
+from core.dedup.exact import representatives, text_hash
+from core.errors import UserError
+from core.progress import ProgressFn, StopFn, check_stop, no_progress
+
+DEFAULT_THRESHOLD = 0.95
+BF16_BOUND = 2.0**-7 + 1e-4  # max |error| of a bf16 dot product of unit vectors (+ fp32 accumulation)
+EMBED_MARGIN = 0.01  # bf16-embedding vs fp32-embedding cosine (measured max 0.0035; see benchmarks)
+MAX_EXPANDED_PAIRS = 2_000_000
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def validate_threshold(threshold: float) -> float:
+    if not 0.0 < threshold <= 1.0:
+        raise UserError(f"The similarity threshold must be in (0, 1], got {threshold}.")
+    return float(threshold)
+
+
+def pair_search(
+    vectors: np.ndarray,
+    threshold: float,
+    *,
+    device: str | None = None,
+    reduced: bool | None = None,
+    block_rows: int = 1024,
+    block_cols: int = 16384,
+    progress: ProgressFn = no_progress,
+    should_stop: StopFn | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs i < j with cosine(vectors[i], vectors[j]) >= threshold: (i, j, score), fp32-exact.
+
+    `vectors` must be unit length (float32). `reduced` (default: when it is faster here) uses bf16/fp16
+    tiles as a candidate filter, then re-scores candidates in fp32.
+    """
+    torch = _torch()
+    n = int(vectors.shape[0])
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    if n < 2:
+        progress(1.0, "No pairs to compare")
+        return empty
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    x32 = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(device)
+    if reduced is None:
+        if device.startswith("cuda"):
+            reduced = True
+        else:
+            try:
+                reduced = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and n > 2048
+            except (AttributeError, RuntimeError):
+                reduced = False
+    if reduced:
+        dtype = torch.float16 if device.startswith("cuda") else torch.bfloat16
+        xt = x32.to(dtype)
+        bound = BF16_BOUND if dtype == torch.bfloat16 else 2.0**-10 + 1e-4
+    else:
+        xt = x32
+        bound = 1e-5
+    low = threshold - bound
+    out_i: list[Any] = []
+    out_j: list[Any] = []
+    total = n * (n - 1) / 2
+    done = 0.0
+    start = time.monotonic()
+    with torch.inference_mode():
+        for i0 in range(0, n, block_rows):
+            check_stop(should_stop)
+            i1 = min(n, i0 + block_rows)
+            rows = xt[i0:i1]
+            for j0 in range(i0, n, block_cols):
+                j1 = min(n, j0 + block_cols)
+                scores = rows @ xt[j0:j1].T
+                hit = scores >= low
+                if j0 == i0:  # keep only j > i inside the diagonal tile
+                    hit &= torch.ones_like(hit).triu_(1)
+                ii, jj = torch.nonzero(hit, as_tuple=True)
+                if ii.numel():
+                    out_i.append(ii + i0)
+                    out_j.append(jj + j0)
+            done += (i1 - i0) * (n - i0) - (i1 - i0) * (i1 - i0 + 1) / 2
+            elapsed = max(time.monotonic() - start, 1e-6)
+            progress(
+                min(done / total, 1.0), f"Comparing pairs · {i1:,}/{n:,} rows · {i1 / elapsed:,.0f} rows/s"
+            )
+        if not out_i:
+            return empty
+        a = torch.cat(out_i)
+        b = torch.cat(out_j)
+        exact = torch.empty(a.shape[0], dtype=torch.float32, device=device)
+        for s in range(0, a.shape[0], 1 << 20):  # fp32 re-score of the candidates
+            exact[s : s + (1 << 20)] = (x32[a[s : s + (1 << 20)]] * x32[b[s : s + (1 << 20)]]).sum(dim=1)
+        keep = exact >= threshold
+        return (
+            a[keep].cpu().numpy().astype(np.int64),
+            b[keep].cpu().numpy().astype(np.int64),
+            exact[keep].clamp_(max=1.0).cpu().numpy(),
+        )
+
+
+def connected_components(n: int, a: np.ndarray, b: np.ndarray) -> list[list[int]]:
+    """Clusters (size >= 2) of the graph with edges (a[k], b[k]), each sorted."""
+    if n == 0 or len(a) == 0:
+        return []
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as scc
+
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, labels = scc(graph, directed=False)
+    counts = np.bincount(labels)
+    members = np.nonzero(counts[labels] > 1)[0]
+    groups: dict[int, list[int]] = {}
+    for i in members.tolist():
+        groups.setdefault(int(labels[i]), []).append(i)
+    return list(groups.values())
+
+
+@dataclass
+class Pair:
+    a: int
+    b: int
+    score: float
+    exact_text: bool = False  # equal after normalisation
+
+
+@dataclass
+class DedupResult:
+    """Pairs >= `floor` over n rows; clusters at any threshold >= floor come without re-embedding."""
+
+    n: int
+    threshold: float
+    floor: float
+    a: np.ndarray  # int64 row indices (a < b)
+    b: np.ndarray
+    score: np.ndarray  # float32 cosine; 1.0 for exact duplicates
+    exact: np.ndarray  # bool: equal after normalisation
+    hashes: list[str]
+    model_id: str = ""
+    truncated: list[int] = field(default_factory=list)
+    embedded: int = 0  # rows embedded in this run (cache misses)
+    cached: int = 0  # rows whose embedding came from the cache
+    rescored: int = 0  # rows embedded again in fp32 to settle pairs near the threshold
+    seconds: float = 0.0
+    embed_rows_per_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def pairs(
+        self, threshold: float | None = None, ignored: set[tuple[str, str]] | None = None
+    ) -> list[Pair]:
+        """Pairs at `threshold` (default: the run's), best first, minus pairs of texts in `ignored`
+        (sorted hash pairs the user marked "not a duplicate")."""
+        t = self.threshold if threshold is None else threshold
+        keep = np.nonzero(self.score >= t - 1e-7)[0]
+        keep = keep[np.argsort(-self.score[keep], kind="stable")]
+        out = []
+        for k in keep.tolist():
+            a, b = int(self.a[k]), int(self.b[k])
+            if ignored and _hash_pair(self.hashes[a], self.hashes[b]) in ignored:
+                continue
+            out.append(Pair(a, b, float(self.score[k]), bool(self.exact[k])))
+        return out
+
+    def clusters(
+        self, threshold: float | None = None, ignored: set[tuple[str, str]] | None = None
+    ) -> list[list[int]]:
+        """Connected components at `threshold`, largest first, then by best score."""
+        pairs = self.pairs(threshold, ignored)
+        a = np.array([p.a for p in pairs], dtype=np.int64)
+        b = np.array([p.b for p in pairs], dtype=np.int64)
+        groups = connected_components(self.n, a, b)
+        best: dict[int, float] = {}
+        for p in pairs:
+            best[p.a] = max(best.get(p.a, 0.0), p.score)
+        ranked = [(len(g), max(best.get(i, 0.0) for i in g), g) for g in groups]
+        ranked.sort(key=lambda item: (-item[0], -item[1], item[2][0]))
+        return [sorted(g) for _, _, g in ranked]
+
+    def to_json(self, threshold: float | None = None) -> dict[str, Any]:
+        pairs = self.pairs(threshold)
+        return {
+            "pairs": [{"a": p.a, "b": p.b, "score": round(p.score, 6)} for p in pairs],
+            "clusters": self.clusters(threshold),
+        }
+
+
+def _hash_pair(x: str, y: str) -> tuple[str, str]:
+    return (x, y) if x <= y else (y, x)
+
+
+class NearDuplicateFinder:
+    """Exact + embedding near-duplicates of a list of texts.
+
+    Steps: hash normalised texts (exact groups; one representative each is embedded); embeddings from the
+    cache or the embedder (fast precision); exact pair search; pairs whose score lies within
+    `EMBED_MARGIN` of the threshold are settled with fp32 embeddings of their rows (cached too); pairs are
+    expanded back to every member of the exact groups.
+    """
+
+    def __init__(
+        self,
+        embedder: Any = None,
+        cache: EmbeddingCache | None = None,
+        *,
+        model: str = "all-minilm-l6-v2",
+        device: str | None = None,
+        embedder_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self._embedder = embedder
+        self._factory = embedder_factory
+        self.model = model
+        self.cache = cache
+        self.device = device
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            if self._factory is not None:
+                self._embedder = self._factory()
+            else:
+                from core.dedup.embed import Embedder
+
+                self._embedder = Embedder(self.model, device=self.device)
+        return self._embedder
+
+    def _vectors(
+        self,
+        texts: Sequence[str],
+        hashes: Sequence[str],
+        precision: str,
+        progress: ProgressFn,
+        should_stop: StopFn | None,
+        stats: dict[str, Any],
+    ) -> tuple[np.ndarray, list[int], np.ndarray]:
+        """Embeddings for texts: cached fp32 first, then cached at `precision`, then embedded.
+        Returns (vectors, truncated indices, is_fp32 flags)."""
+        emb = self.embedder
+        model_id = emb.model_id
+        n = len(texts)
+        found: dict[str, tuple[np.ndarray, bool]] = {}
+        exact_found: set[str] = set()
+        if self.cache is not None:
+            found = self.cache.get(model_id, hashes, "fp32")
+            exact_found = set(found)
+            if precision != "fp32":
+                rest = [h for h in hashes if h not in found]
+                found.update(self.cache.get(model_id, rest, precision))
+        missing = [i for i, h in enumerate(hashes) if h not in found]
+        stats["cached"] = n - len(missing)
+        truncated: list[int] = []
+        is_fp32 = np.zeros(n, dtype=bool)
+        if missing:
+            started = time.monotonic()
+            result = emb.embed(
+                [texts[i] for i in missing], precision=precision, progress=progress, should_stop=should_stop
+            )
+            stats["embed_rows_per_s"] = len(missing) / max(time.monotonic() - started, 1e-6)
+            vectors = np.zeros((n, result.vectors.shape[1]), dtype=np.float32)
+            vectors[missing] = result.vectors
+            is_fp32[missing] = result.precision == "fp32"
+            truncated += [missing[k] for k in result.truncated]
+            if self.cache is not None:
+                self.cache.put(
+                    model_id, [hashes[i] for i in missing], result.vectors, result.precision, result.truncated
+                )
+        else:
+            vectors = np.zeros((n, len(next(iter(found.values()))[0])), dtype=np.float32)
+        for i, h in enumerate(hashes):
+            hit = found.get(h)
+            if hit is not None:
+                vectors[i] = hit[0]
+                if hit[1]:
+                    truncated.append(i)
+                is_fp32[i] = h in exact_found
+        stats["embedded"] = len(missing)
+        return vectors, sorted(set(truncated)), is_fp32
+
+    def run(
+        self,
+        texts: Sequence[str],
+        threshold: float = DEFAULT_THRESHOLD,
+        *,
+        floor: float | None = None,
+        progress: ProgressFn = no_progress,
+        should_stop: StopFn | None = None,
+    ) -> DedupResult:
+        threshold = validate_threshold(threshold)
+        floor = min(threshold, validate_threshold(floor)) if floor is not None else threshold
+        started = time.monotonic()
+        n = len(texts)
+        progress(0.0, "Hashing texts")
+        hashes = [text_hash(t) for t in texts]
+        reps, owner = representatives(texts)
+        notes: list[str] = []
+        stats: dict[str, Any] = {"embedded": 0, "cached": 0, "embed_rows_per_s": 0.0}
+        rescored = 0
+        truncated_rows: list[int] = []
+        ra = rb = np.zeros(0, np.int64)
+        rs = np.zeros(0, np.float32)
+        model_id = ""
+        if len(reps) >= 2:
+            emb = self.embedder
+            model_id = emb.model_id
+            precision = emb.precision
+            rep_texts = [texts[i] for i in reps]
+            rep_hashes = [hashes[i] for i in reps]
+
+            def embed_progress(f: float, m: str) -> None:
+                progress(0.02 + 0.78 * f, m)
+
+            vectors, cut, is_fp32 = self._vectors(
+                rep_texts, rep_hashes, precision, embed_progress, should_stop, stats
+            )
+            truncated_rows = [reps[k] for k in cut]
+            check_stop(should_stop)
+            margin = 0.0 if bool(is_fp32.all()) else EMBED_MARGIN
+            ra, rb, rs = pair_search(
+                vectors,
+                max(floor - margin, 1e-6),
+                device=self.device,
+                progress=lambda f, m: progress(0.8 + 0.17 * f, m),
+                should_stop=should_stop,
+            )
+            near = (np.abs(rs - threshold) < margin) & ~(is_fp32[ra] & is_fp32[rb])
+            settle = sorted(set(ra[near].tolist()) | set(rb[near].tolist()))
+            settle = [k for k in settle if not is_fp32[k]]
+            if settle:
+                progress(0.97, f"Re-scoring {len(settle):,} rows near the threshold in full precision")
+                sub_stats: dict[str, Any] = {}
+                exact_vecs, _, _ = self._vectors(
+                    [rep_texts[k] for k in settle],
+                    [rep_hashes[k] for k in settle],
+                    "fp32",
+                    no_progress,
+                    should_stop,
+                    sub_stats,
+                )
+                rescored = int(sub_stats.get("embedded", 0))
+                vectors[settle] = exact_vecs
+                is_fp32[settle] = True
+                touched = np.isin(ra, settle) | np.isin(rb, settle)
+                rs = rs.copy()
+                rs[touched] = np.einsum("ij,ij->i", vectors[ra[touched]], vectors[rb[touched]])
+            keep = rs >= floor
+            ra, rb, rs = reps_idx(ra[keep], reps), reps_idx(rb[keep], reps), np.minimum(rs[keep], 1.0)
+        elif n >= 2:
+            notes.append("All examples have the same text.")
+        if n < 2:
+            notes.append("Fewer than two examples: nothing to compare.")
+        a, b, s, ex = _expand(n, reps, owner, ra, rb, rs, notes)
+        if truncated_rows:
+            members: dict[int, list[int]] = {}
+            for i, o in enumerate(owner):
+                members.setdefault(o, []).append(i)
+            rep_slot = {r: k for k, r in enumerate(reps)}
+            truncated_rows = sorted(i for r in truncated_rows for i in members[rep_slot[r]])
+        progress(1.0, "Done")
+        return DedupResult(
+            n=n,
+            threshold=threshold,
+            floor=floor,
+            a=a,
+            b=b,
+            score=s,
+            exact=ex,
+            hashes=hashes,
+            model_id=model_id,
+            truncated=truncated_rows,
+            embedded=int(stats["embedded"]) + rescored,
+            cached=int(stats["cached"]),
+            rescored=rescored,
+            seconds=time.monotonic() - started,
+            embed_rows_per_s=float(stats["embed_rows_per_s"]),
+            notes=notes,
+        )
+
+
+def reps_idx(k: np.ndarray, reps: list[int]) -> np.ndarray:
+    return np.asarray(reps, dtype=np.int64)[k] if len(k) else np.zeros(0, np.int64)
+
+
+def _expand(
+    n: int,
+    reps: list[int],
+    owner: list[int],
+    ra: np.ndarray,
+    rb: np.ndarray,
+    rs: np.ndarray,
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs over all rows: every pair inside an exact group (score 1.0) and, for each representative
+    pair, every member pair (capped at MAX_EXPANDED_PAIRS, beyond which only a star per group is kept)."""
+    members: dict[int, list[int]] = {}
+    for i, slot in enumerate(owner):
+        members.setdefault(reps[slot], []).append(i)
+    groups = [g for g in members.values() if len(g) > 1]
+    full = sum(len(g) * (len(g) - 1) // 2 for g in groups) + sum(
+        len(members[int(x)]) * len(members[int(y)]) for x, y in zip(ra.tolist(), rb.tolist(), strict=True)
+    )
+    star = full > MAX_EXPANDED_PAIRS
+    if star:
+        notes.append(
+            f"{full:,} pairs in all; exact-duplicate groups are listed as pairs with their first row only."
+        )
+    a_out: list[int] = []
+    b_out: list[int] = []
+    s_out: list[float] = []
+    e_out: list[bool] = []
+    for g in groups:
+        if star:
+            pairs = [(g[0], j) for j in g[1:]]
+        else:
+            pairs = [(g[x], g[y]) for x in range(len(g)) for y in range(x + 1, len(g))]
+        for p, q in pairs:
+            a_out.append(p)
+            b_out.append(q)
+            s_out.append(1.0)
+            e_out.append(True)
+    for x, y, sc in zip(ra.tolist(), rb.tolist(), rs.tolist(), strict=True):
+        gx, gy = (members[x], members[y]) if not star else ([x], [y])
+        for p in gx:
+            for q in gy:
+                a_out.append(min(p, q))
+                b_out.append(max(p, q))
+                s_out.append(sc)
+                e_out.append(False)
+    return (
+        np.asarray(a_out, dtype=np.int64),
+        np.asarray(b_out, dtype=np.int64),
+        np.asarray(s_out, dtype=np.float32),
+        np.asarray(e_out, dtype=bool),
+    )
