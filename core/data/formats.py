@@ -19,7 +19,8 @@ import bisect
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,7 +190,10 @@ def record_to_example(record: Any, fmt: str) -> Example:
                 raise RecordError(f"missing field: turn {i} has no 'content'")
             if content is not None and not isinstance(content, str):
                 raise RecordError(f"wrong type: turn {i} content must be text, got {_type_name(content)}")
-            messages.append(Message.from_dict(turn))
+            if len(turn) == 2 and content is not None:
+                messages.append(Message(turn["role"], content))  # the common case, without copying extras
+            else:
+                messages.append(Message.from_dict(turn))
     elif fmt == "prompt-completion":
         for key in ("prompt", "completion"):
             if key not in record:
@@ -208,7 +212,7 @@ def record_to_example(record: Any, fmt: str) -> Example:
         if not m.content.strip() and not m.extra.get("tool_calls"):
             raise RecordError(f"empty turn: turn {i} ({m.role}) has no text")
     known = _known_keys(fmt)
-    example = Example(messages=messages, source_format=fmt, original=record)
+    example = Example(messages=messages, id="", source_format=fmt, original=record)
     extras: dict[str, Any] = {}
     for key, value in record.items():
         if key in known:
@@ -224,7 +228,13 @@ def record_to_example(record: Any, fmt: str) -> Example:
         else:
             extras[key] = value
     example.extra = extras
+    if not example.id:
+        example.id = _new_id()
     return example
+
+
+def _new_id() -> str:
+    return os.urandom(6).hex()
 
 
 def validate_example(example: Example) -> list[str]:
@@ -527,51 +537,162 @@ def read_records(path: str | Path) -> tuple[str, list[tuple[int, Any]], list[Lin
     return kind, records, errors
 
 
+def _examples_from(
+    records: Iterable[tuple[int, Any]], fmt: str, kind: str, result: ReadResult
+) -> Iterator[Example]:
+    """Convert parsed records to Examples; bad ones go to `result.errors` with the reason."""
+    seen_ids: set[str] = set()
+    for number, rec in records:
+        try:
+            example = record_to_example(rec, fmt)
+        except RecordError as exc:
+            message = str(exc)
+            rec_fmt = detect_record_format(rec)
+            if rec_fmt is not None and rec_fmt != fmt:
+                message = f"mixed formats: this record is {rec_fmt}, the file is {fmt} ({message})"
+            elif rec_fmt is None and isinstance(rec, dict) and not (set(rec) & _known_keys(fmt)):
+                keys = ", ".join(sorted(map(str, rec))[:6]) or "none"
+                message = f"{message} (unrecognised record; its keys: {keys})"
+            result.errors.append(LineError(number, message, _dump_raw(rec)))
+            continue
+        example.line = number
+        if example.id in seen_ids:
+            example.id = f"{example.id}-{number}"
+        seen_ids.add(example.id)
+        yield example
+
+
+def _confidence(votes: dict[str, int], fmt: str, total: int) -> float:
+    return round(votes.get(fmt, 0) / max(1, total), 4)
+
+
+def _pick_format(votes: dict[str, int]) -> str | None:
+    if not votes:
+        return None
+    return max(FORMATS, key=lambda k: votes.get(k, 0))
+
+
 def read_dataset(path: str | Path, fmt: str | None = None) -> ReadResult:
     """Read a data file (.jsonl/.json/.csv/.parquet). Raises UserError when the file cannot be read at all."""
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"Unknown format '{fmt}' (choose from {', '.join(FORMATS)}).")
     kind, records, errors = read_records(path)
     votes: dict[str, int] = {}
-    detected: list[str | None] = []
     for _, rec in records:
         f = detect_record_format(rec)
-        detected.append(f)
         if f:
             votes[f] = votes.get(f, 0) + 1
     total = len(records) + len(errors)
-    if fmt is None:
-        if not votes:
-            fmt, confidence = "messages", 0.0
-        else:
-            fmt = max(FORMATS, key=lambda k: votes.get(k, 0))
-            confidence = votes[fmt] / max(1, total)
-    else:
-        confidence = votes.get(fmt, 0) / max(1, total)
-    result = ReadResult(fmt, errors=errors, confidence=round(confidence, 4), file_type=kind)
+    chosen = fmt or _pick_format(votes) or "messages"
+    result = ReadResult(chosen, errors=errors, confidence=_confidence(votes, chosen, total), file_type=kind)
     result.records = total
     result.detected = votes
-    seen_ids: set[str] = set()
-    for (number, rec), rec_fmt in zip(records, detected, strict=True):
-        try:
-            example = record_to_example(rec, fmt)
-        except RecordError as exc:
-            message = str(exc)
-            if rec_fmt is not None and rec_fmt != fmt:
-                message = f"mixed formats: this record is {rec_fmt}, the file is {fmt} ({message})"
-            elif rec_fmt is None and isinstance(rec, dict) and not (set(rec) & _known_keys(fmt)):
-                keys = ", ".join(sorted(map(str, rec))[:6]) or "none"
-                message = f"{message} (unrecognised record; its keys: {keys})"
-            raw = orjson.dumps(rec).decode() if kind != "jsonl" else None
-            result.errors.append(LineError(number, message, raw if raw is not None else _dump_raw(rec)))
-            continue
-        example.line = number
-        if example.id in seen_ids:
-            example.id = f"{example.id}-{number}"
-        seen_ids.add(example.id)
-        result.examples.append(example)
+    result.examples = list(_examples_from(records, chosen, kind, result))
     result.errors.sort(key=lambda e: e.line)
     return result
+
+
+def _iter_jsonl(file: Path, block: int = 8 << 20) -> Iterator[tuple[int, Any] | LineError]:
+    """Parsed lines of a JSONL file, read in large blocks (fast, and little memory for big files)."""
+    loads = orjson.loads
+    number = 0
+    rest = b""
+    with open(file, "rb") as handle:
+        first = True
+        while True:
+            chunk = handle.read(block)
+            if first:
+                first = False
+                chunk += handle.read(3)  # a BOM is never split from the rest of the first line
+                if chunk.startswith(b"\xef\xbb\xbf"):
+                    chunk = chunk[3:] or handle.read(block)
+            if not chunk:
+                lines = [rest] if rest else []
+            else:
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+            for raw in lines:
+                number += 1
+                if raw.endswith(b"\r"):
+                    raw = raw[:-1]
+                if not raw or raw.isspace():
+                    continue
+                try:
+                    yield number, loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    yield LineError(number, _not_utf8(raw) or _json_error(exc, raw), _raw_text(raw))
+            if not chunk:
+                return
+
+
+def stream_dataset(
+    path: str | Path, fmt: str | None = None, sniff: int = 2000
+) -> tuple[ReadResult, Iterator[Example]]:
+    """Like read_dataset, but a JSONL file is read line by line (little memory for big files).
+
+    The format is detected from the first `sniff` records; `result.errors`, `confidence` and `records` are
+    complete once the iterator is exhausted. Other file types are read whole."""
+    if fmt is not None and fmt not in FORMATS:
+        raise UserError(f"Unknown format '{fmt}' (choose from {', '.join(FORMATS)}).")
+    file = Path(path)
+    if _file_type(file) != "jsonl" or not file.is_file():
+        result = read_dataset(path, fmt)
+        examples, result.examples = result.examples, []
+        return result, iter(examples)
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(65536)
+    except OSError as exc:
+        raise UserError(f"Cannot read {file}: {exc.strerror}") from exc
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"{file} is UTF-16 text; save it as UTF-8 and open it again.")
+    if head.startswith(b"PAR1") or _looks_binary(head) or not head.strip():
+        result = read_dataset(path, fmt)  # raises the right message (or reads the odd small file)
+        examples, result.examples = result.examples, []
+        return result, iter(examples)
+    if fmt is None:
+        votes: dict[str, int] = {}
+        seen = 0
+        for item in _iter_jsonl(file):
+            if isinstance(item, LineError):
+                continue
+            f = detect_record_format(item[1])
+            if f:
+                votes[f] = votes.get(f, 0) + 1
+            seen += 1
+            if seen >= sniff:
+                break
+        fmt = _pick_format(votes) or "messages"
+    result = ReadResult(fmt, file_type="jsonl")
+    chosen = fmt
+
+    def generate() -> Iterator[Example]:
+        votes: dict[str, int] = {}
+        total = 0
+
+        def records() -> Iterator[tuple[int, Any]]:
+            nonlocal total
+            for item in _iter_jsonl(file):
+                total += 1
+                if isinstance(item, LineError):
+                    result.errors.append(item)
+                    continue
+                f = detect_record_format(item[1])
+                if f:
+                    votes[f] = votes.get(f, 0) + 1
+                yield item
+
+        yield from _examples_from(records(), chosen, "jsonl", result)
+        result.records = total
+        result.detected = votes
+        result.confidence = _confidence(votes, chosen, total)
+        result.errors.sort(key=lambda e: e.line)
+        if total == 0:
+            raise UserError(f"{file} is empty.")
+
+    return result, generate()
 
 
 def _dump_raw(record: Any) -> str:
@@ -790,3 +911,18 @@ def describe_errors(errors: Sequence[LineError], limit: int = 5) -> str:
     if more > 0:
         parts.append(f"… {more} more")
     return "; ".join(parts)
+
+
+def original_is_derivable(example: Example) -> bool:
+    """True when writing the example in its source format rebuilds its original record exactly (then a
+    store need not keep the original: dropping it changes nothing on export)."""
+    original = example.original
+    if not isinstance(original, dict):
+        return original is None
+    example.original = None
+    try:
+        return example_to_record(example, example.source_format) == original
+    except (RecordError, UserError):
+        return False
+    finally:
+        example.original = original

@@ -1,0 +1,209 @@
+"""Data workspace speed and memory: import 100k examples (~150 MB JSONL, mixed lengths), reopen, substring
+filter, token counting, resident memory. Prints figures; asserts nothing.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_data.py [--rows 100000] [--tokenizer DIR|MODEL_ID]
+
+The reopen/filter/edit figures and their memory come from a fresh child process, as a user reopening the
+workspace would see them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+WORDS = (
+    "the a refund invoice login password sync crash export report page account billing team renewal error "
+    "upload calendar files screen settings email address locked twice charged plan upgrade cancel update "
+    "January month data backup restore server network timeout slow mobile desktop browser cache token "
+    "model answer question customer support ticket priority category normal high urgent please thanks"
+).split()
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_dataset(path: Path, rows: int, seed: int = 0) -> None:
+    import orjson
+
+    rng = random.Random(seed)
+    with open(path, "wb") as handle:
+        for i in range(rows):
+            # Mixed lengths: mostly short chats, some long documents, a few multi-turn conversations.
+            kind = rng.random()
+            if kind < 0.6:
+                n_user, n_asst, turns = rng.randint(10, 60), rng.randint(20, 120), 1
+            elif kind < 0.9:
+                n_user, n_asst, turns = rng.randint(120, 360), rng.randint(40, 160), 1
+            else:
+                n_user, n_asst, turns = rng.randint(40, 150), rng.randint(40, 150), rng.randint(2, 4)
+            messages = [{"role": "system", "content": "You are a careful support assistant."}]
+            for _ in range(turns):
+                messages.append(
+                    {"role": "user", "content": " ".join(rng.choices(WORDS, k=n_user)) + f" #{i}"}
+                )
+                messages.append({"role": "assistant", "content": " ".join(rng.choices(WORDS, k=n_asst))})
+            record = {"messages": messages, "tags": [rng.choice(["billing", "technical", "account"])]}
+            handle.write(orjson.dumps(record) + b"\n")
+
+
+def child(workspace: str, tokenizer: str) -> None:
+    """Reopen, filter, edit: figures as JSON on stdout."""
+    from core.data.workspace import DatasetWorkspace, read_search_texts
+
+    out: dict[str, float] = {"rss_start_mb": rss_mb()}
+    t = time.perf_counter()
+    ws = DatasetWorkspace.open(workspace)
+    n = ws.count()  # loads the row summaries the table shows
+    out["reopen_s"] = time.perf_counter() - t
+    out["rows"] = n
+    t = time.perf_counter()
+    ws.install_search_index(read_search_texts(ws.path))
+    out["search_index_s"] = time.perf_counter() - t
+    times = []
+    hits = 0
+    for query in ("refund", "#99999", "zzz-not-there", "password sync", "#4242 "):
+        t = time.perf_counter()
+        hits = len(ws.filter(query))
+        times.append(time.perf_counter() - t)
+    out["substring_filter_ms_median"] = statistics.median(times) * 1000
+    out["substring_filter_ms_max"] = max(times) * 1000
+    out["last_hits"] = hits
+    t = time.perf_counter()
+    ws.filter(r"pass\w+ sync", regex=True)
+    out["regex_filter_ms"] = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    ws.filter(split="train", tag="billing", has_issues=False)
+    out["field_filter_ms"] = (time.perf_counter() - t) * 1000
+    ids = ws.ids()
+    t = time.perf_counter()
+    for id_ in ids[:50]:
+        ex = ws.get(id_)
+        ex.messages[-1].content += " (edited)"
+        ws.update_example(ex)
+    out["edit_ms_each"] = (time.perf_counter() - t) / 50 * 1000
+    t = time.perf_counter()
+    ws.assign_splits(seed=1)
+    out["assign_splits_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ws.write_snapshot(Path(workspace).with_suffix(".snapshot.jsonl"))
+    out["snapshot_s"] = time.perf_counter() - t
+    out["rss_editing_mb"] = rss_mb()
+    out["peak_rss_mb"] = peak_mb()
+    ws.close()
+    print(json.dumps(out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--tokenizer", default="smollm2-135m-instruct")
+    parser.add_argument("--keep", help="folder to keep the generated files in")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    os.environ.setdefault("WHETSTONE_HOME", tempfile.mkdtemp(prefix="bench-data-home-"))
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="bench-data-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / f"bench-{args.rows}.jsonl"
+    if not data.exists():
+        t = time.perf_counter()
+        make_dataset(data, args.rows)
+        print(f"generated {data} in {time.perf_counter() - t:.1f}s")
+    size_mb = data.stat().st_size / 1e6
+    print(f"dataset: {args.rows:,} examples, {size_mb:.0f} MB JSONL")
+
+    from core.data.workspace import DatasetWorkspace
+
+    workspace = folder / "bench.wsdb"
+    t = time.perf_counter()
+    ws = DatasetWorkspace.create_from_file(data, workspace)
+    import_s = time.perf_counter() - t
+    n = ws.count()
+    ws.close()
+    print(
+        f"import into workspace:      {import_s:6.2f} s  ({n:,} rows, {workspace.stat().st_size / 1e6:.0f} MB file)"
+    )
+    print(f"peak RSS during import:     {peak_mb():6.0f} MB")
+
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(workspace), args.tokenizer],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ},
+    )
+    if proc.returncode != 0:
+        print(proc.stderr)
+        raise SystemExit(1)
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"reopen (open + row summaries): {figures['reopen_s']:6.3f} s")
+    print(f"text index (background):    {figures['search_index_s']:6.2f} s")
+    print(
+        f"substring filter:           {figures['substring_filter_ms_median']:6.1f} ms median, "
+        f"{figures['substring_filter_ms_max']:.1f} ms max over 5 queries"
+    )
+    print(f"regex filter:               {figures['regex_filter_ms']:6.1f} ms")
+    print(f"split+tag+issues filter:    {figures['field_filter_ms']:6.1f} ms")
+    print(f"edit (committed each):      {figures['edit_ms_each']:6.2f} ms")
+    print(f"assign splits (100k):       {figures['assign_splits_s']:6.2f} s")
+    print(f"training snapshot:          {figures['snapshot_s']:6.2f} s")
+    print(
+        f"RSS while editing:          {figures['rss_editing_mb']:6.0f} MB (peak {figures['peak_rss_mb']:.0f} MB)"
+    )
+
+    from core.data.tokens import TokenCounter, count_workspace
+
+    counter = TokenCounter.for_model(args.tokenizer)
+    with DatasetWorkspace.open(workspace) as reader:
+        t = time.perf_counter()
+        counts = count_workspace(reader, counter, store=False)
+        dt = time.perf_counter() - t
+    print(
+        f"token counting (bench set): {len(counts) / dt:8,.0f} examples/s "
+        f"({sum(counts.values()) / dt:,.0f} tokens/s, mean {sum(counts.values()) / len(counts):.0f} tokens/example)"
+    )
+    sample = [json.loads(line)["messages"] for line in (REPO / "resources" / "sample_dataset.jsonl").open()]
+    chats = [
+        [
+            m if m["role"] != "user" else {**m, "content": f"{m['content']} #{i}"}
+            for m in sample[i % len(sample)]
+        ]
+        for i in range(args.rows)
+    ]
+    fresh = TokenCounter(counter.tokenizer)
+    t = time.perf_counter()
+    short = fresh.count(chats)
+    dt = time.perf_counter() - t
+    print(
+        f"token counting (support chats, every user turn distinct): {len(short) / dt:8,.0f} examples/s "
+        f"(mean {sum(short) / len(short):.0f} tokens/example)"
+    )
+    print(f"peak RSS (parent):          {peak_mb():6.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
