@@ -831,30 +831,37 @@ def _write_records(records: list[dict[str, Any]], path: Path, kind: str) -> None
                 isinstance(v, str) and v.strip().startswith(("[", "{")) for v in values
             ):
                 raise RecordError(f"column '{key}' has text that would read back as JSON")
-        with atomic_open(path, "w", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(columns)
-            for rec in records:
-                writer.writerow([_csv_cell(rec[k]) if k in rec else "" for k in columns])
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer)  # excel dialect: \r\n row ends, so a lone \r in a cell gets quoted
+        writer.writerow(columns)
+        for rec in records:
+            writer.writerow([_csv_cell(rec[k]) if k in rec else "" for k in columns])
+        with atomic_open(path, "wb", encoding=None) as handle:
+            handle.write(buffer.getvalue().encode("utf-8"))
     elif kind == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        columns: list[str] = []
+        for rec in records:
+            for key in rec:
+                if key not in columns:
+                    columns.append(key)
+        json_columns: list[str] = []
         try:
-            table = pa.Table.from_pylist(records)
-            json_columns: list[str] = []
+            # Column by column over every row (from_pylist would take the schema from the first row only).
+            table = pa.table({k: [r.get(k) for r in records] for k in columns})
         except (pa.ArrowException, TypeError, ValueError):
-            columns = []
-            for rec in records:
-                for key in rec:
-                    if key not in columns:
-                        columns.append(key)
             json_columns = [k for k in columns if any(not isinstance(r.get(k), str | None) for r in records)]
-            rows = [
-                {k: (orjson.dumps(v).decode() if k in json_columns else v) for k, v in r.items()}
-                for r in records
-            ]
-            table = pa.Table.from_pylist(rows)
+            table = pa.table(
+                {
+                    k: [
+                        orjson.dumps(r[k]).decode() if k in json_columns and k in r else r.get(k)
+                        for r in records
+                    ]
+                    for k in columns
+                }
+            )
         table = table.replace_schema_metadata({"whetstone_json_columns": orjson.dumps(json_columns)})
         with atomic_open(path, "wb", encoding=None) as handle:
             pq.write_table(table, handle)
