@@ -1,0 +1,133 @@
+"""Token counts (exactly the chat template's), trained-token mask, and the `whetstone data` CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from core.data.tokens import TokenCounter, count_workspace, length_stats
+from core.data.workspace import DatasetWorkspace
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def counter(smollm2_dir: Path) -> TokenCounter:
+    return TokenCounter.for_model(smollm2_dir)
+
+
+def _reference(counter: TokenCounter, messages: list[dict]) -> int:
+    return len(counter.tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False))
+
+
+def test_counts_equal_the_chat_template_tokenization(counter: TokenCounter, sample_data: Path) -> None:
+    convs = [orjson.loads(line)["messages"] for line in sample_data.read_bytes().splitlines()]
+    tricky = [
+        [
+            {"role": "user", "content": "  spaces <|im_end|> inside\n\n"},
+            {"role": "assistant", "content": " x "},
+        ],
+        [{"role": "user", "content": "héllo wörld 日本語 🙂"}, {"role": "assistant", "content": "ok"}],
+        [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+            {"role": "user", "content": "c"},
+            {"role": "assistant", "content": "d"},
+        ],
+    ]
+    batch = convs + tricky
+    assert counter.count(batch, batch_size=7) == [_reference(counter, m) for m in batch]
+
+
+def test_preview_marks_only_assistant_tokens(counter: TokenCounter) -> None:
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Say yes"},
+        {"role": "assistant", "content": "yes indeed"},
+    ]
+    preview = counter.preview(messages)
+    assert preview.count == _reference(counter, messages)
+    trained = "".join(t.text for t in preview.tokens if t.trained)
+    assert trained.startswith("yes indeed")
+    assert "<|im_end|>" in trained  # the end-of-turn marker is learned too
+    assert "Say yes" not in trained and "Be brief" not in trained
+
+
+def test_count_workspace_stores_counts(counter: TokenCounter, sample_data: Path, tmp_path: Path) -> None:
+    with DatasetWorkspace.create_from_file(sample_data, tmp_path / "w.wsdb") as ws:
+        seen: list[float] = []
+        counts = count_workspace(ws, counter, progress=lambda f, m: seen.append(f), chunk=50)
+        assert len(counts) == 120 and seen[-1] == 1.0
+        assert ws.summary(ws.ids()[0]).tokens == counts[ws.ids()[0]]
+        stats = length_stats(list(counts.values()), 55)
+        assert stats["n"] == 120 and stats["min"] <= stats["median"] <= stats["max"]
+        assert ws.filter(has_issues=True, max_length=55) != []
+
+
+def test_data_check_exit_codes(tmp_path: Path, sample_data: Path) -> None:
+    proc = run_cli("data", "check", str(sample_data), "--json")
+    assert proc.returncode == 0
+    doc = json.loads(proc.stdout)
+    assert doc["format"] == "messages" and doc["examples"] == 120 and doc["errors"] == []
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(sample_data.read_text().splitlines()[0] + "\n{oops\n", encoding="utf-8")
+    doc = json.loads(run_cli("data", "check", str(bad), "--json").stdout)
+    assert doc["examples"] == 1 and doc["errors"][0]["line"] == 2
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(bytes(range(256)))
+    proc = run_cli("data", "check", str(garbage), "--json")
+    assert proc.returncode == 2 and "binary" in proc.stderr and proc.stdout == ""
+    assert run_cli("data", "check", str(tmp_path / "none.jsonl")).returncode == 2
+
+
+def test_data_convert_and_split(tmp_path: Path, sample_data: Path) -> None:
+    out = tmp_path / "out.parquet"
+    proc = run_cli("data", "convert", str(sample_data), str(out), "--to", "sharegpt", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["written"] == 120 and doc["skipped"] == []
+    check = json.loads(run_cli("data", "check", str(out), "--json").stdout)
+    assert check["format"] == "sharegpt" and check["examples"] == 120
+    pc = json.loads(
+        run_cli(
+            "data",
+            "convert",
+            str(sample_data),
+            str(tmp_path / "pc.jsonl"),
+            "--to",
+            "prompt-completion",
+            "--json",
+        ).stdout
+    )
+    assert pc["written"] == 0 and len(pc["skipped"]) == 120 and "system" in pc["skipped"][0]["message"]
+    proc = run_cli("data", "split", str(sample_data), "--out", str(tmp_path / "s"), "--seed", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    sizes = {k: v["examples"] for k, v in doc["splits"].items()}
+    assert sizes == {"train": 96, "validation": 12, "test": 12}
+    again = json.loads(
+        run_cli(
+            "data", "split", str(sample_data), "--out", str(tmp_path / "t"), "--seed", "3", "--json"
+        ).stdout
+    )
+    assert (tmp_path / "s" / "test.jsonl").read_bytes() == (tmp_path / "t" / "test.jsonl").read_bytes()
+    assert again["splits"]["test"]["examples"] == 12
+    assert (
+        run_cli("data", "split", str(sample_data), "--out", str(tmp_path / "u"), "--ratios", "x").returncode
+        == 2
+    )
+
+
+@pytest.mark.slow
+def test_data_stats_flags_over_length(smollm2_dir: Path, sample_data: Path) -> None:
+    proc = run_cli(
+        "data", "stats", str(sample_data), "--model", str(smollm2_dir), "--max-length", "55", "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["examples"] == 120 and doc["tokens"]["n"] == 120
+    assert doc["over_length"] and all(o["tokens"] > 55 for o in doc["over_length"])
+    assert len(doc["over_length"]) == doc["tokens"]["over_length"]
+    assert run_cli("data", "stats", str(sample_data), "--model", "no-such-model", "--json").returncode == 2
