@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -89,6 +89,7 @@ class DataPage(QWidget):
         self._jobs: list[JobRunner] = []
         self._count_job: JobRunner | None = None
         self._current_id: str | None = None
+        self._resetting = False
         self.undo_stack = QUndoStack(self)
 
         root = QVBoxLayout(self)
@@ -368,7 +369,7 @@ class DataPage(QWidget):
         self._refresh_side_panels()
         self.apply_filters()
         if self.model.total():
-            self.table.selectRow(0)
+            self.select_row(0)
         self.ctx.set_workspace(workspace.path, workspace)
         self.ctx.status(f"Opened {workspace.count():,} examples ({workspace.source_format})")
         if not workspace.search_ready:
@@ -446,22 +447,52 @@ class DataPage(QWidget):
             self.search.setToolTip(str(exc))
             return
         current = self._current_id
-        self.model.set_rows(ids)
+        selected = set(self.selected_ids())
+        self._resetting = True
+        row = -1
+        try:
+            self.model.set_rows(ids)
+            if len(selected) > 1:
+                self._reselect(selected)
+            elif current is not None:
+                row = self.model.row_of(current)
+                if row >= 0:
+                    self.select_row(row)
+        finally:
+            self._resetting = False
         total = ws.count()
         self.count_label.setText(
             f"{len(ids):,} of {total:,} examples" if len(ids) != total else f"{total:,} examples"
         )
-        if current is not None:
-            row = self.model.row_of(current)
-            if row >= 0:
-                self.table.selectionModel().select(
-                    self.model.index(row, 0),
-                    QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
-                )
-                self.table.setCurrentIndex(self.model.index(row, 0))
-                return
-        self._current_id = None
-        self.editor.set_example(None)
+        if current is not None and row < 0:
+            self._current_id = None
+            self._load_current()
+
+    def _reselect(self, wanted: set[str]) -> None:
+        """Select the rows of these ids again after the rows were refreshed (bulk actions keep their rows)."""
+        rows = [r for r, i in enumerate(self.model.ids()) if i in wanted]
+        if not rows:
+            return
+        self.model.row_of(self.model.id_at(rows[-1]))  # fetch far enough to show them
+        selection = QItemSelection()
+        start = prev = rows[0]
+        for r in [*rows[1:], None]:
+            if r is not None and r == prev + 1:
+                prev = r
+                continue
+            selection.select(self.model.index(start, 0), self.model.index(prev, self.model.columnCount() - 1))
+            if r is not None:
+                start = prev = r
+        self.table.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+
+    def select_row(self, row: int) -> None:
+        """Select one row (not through the view, whose selection follows held keyboard modifiers)."""
+        index = self.model.index(row, 0)
+        selection = self.table.selectionModel()
+        selection.select(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        selection.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
 
     def _refresh_side_panels(self) -> None:
         ws = self.workspace
@@ -525,14 +556,20 @@ class DataPage(QWidget):
         return [self.model.id_at(r) for r in rows if r < self.model.total()]
 
     def _on_selection(self) -> None:
+        if self._resetting:
+            return
         ids = self.selected_ids()
         new = ids[0] if len(ids) == 1 else None
         if new == self._current_id:
             return
-        if self.editor.dirty:
-            self.editor.save()  # never lose typing when moving to another row (undo reverts it)
+        pending = self.editor.current() if self.editor.dirty else None
         self._current_id = new
-        self._load_current()
+        if pending is not None:
+            # Never lose typing when moving to another row: save it (one undo step reverts it).
+            self.editor.set_example(None)
+            self.save_example(pending)
+        else:
+            self._load_current()
 
     def _load_current(self) -> None:
         ws = self.workspace
@@ -561,7 +598,7 @@ class DataPage(QWidget):
             self.apply_filters()
             row = self.model.row_of(id_)
         if row >= 0:
-            self.table.selectRow(row)
+            self.select_row(row)
             self.table.scrollTo(self.model.index(row, 0))
             self.tabs.setCurrentWidget(self.editor)
 
