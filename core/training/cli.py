@@ -1,19 +1,25 @@
-"""`whetstone estimate` and `whetstone train` (the Train issue fills the bodies)."""
+"""`whetstone estimate` and `whetstone train`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
 
-from core.clikit import add_json_flag
-from core.errors import WhetstoneError
-
-
-def _todo(args: argparse.Namespace) -> int:
-    raise WhetstoneError(f"'{args.command}' is not available yet")
+from core.clikit import add_json_flag, emit_json
+from core.errors import UserError, WhetstoneError
 
 
 def add_training_flags(p: argparse.ArgumentParser) -> None:
+    from core.training.config import PRESETS
+
     p.add_argument("--config", help="YAML config; flags given here override it")
+    p.add_argument(
+        "--preset", choices=list(PRESETS), help="start from a preset (the config and flags override it)"
+    )
     p.add_argument("--model", help="model id or local path")
     p.add_argument("--max-steps", type=int)
     p.add_argument("--epochs", type=float)
@@ -22,16 +28,159 @@ def add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quant", choices=["4bit", "8bit", "none"])
     p.add_argument("--max-length", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--micro-batch", type=int, help="sequences per micro-batch")
+    p.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
+    p.add_argument("--packing", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--target-modules", choices=["attention", "all-linear"])
+    p.add_argument("--eval-steps", type=float)
+    p.add_argument("--save-steps", type=float)
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from core.training.config import Hardware, config_from_args
+    from core.training.estimate import dataset_token_stats, estimate, shape_for_model
+
+    cfg = config_from_args(args)
+    shape = shape_for_model(cfg.model.name)
+    hw = Hardware.detect()
+    if args.gpu_gib:
+        hw = Hardware(True, True, args.gpu_name or "GPU", args.gpu_gib)
+    tokens = examples = None
+    data = args.data or cfg.data.source
+    if data:
+        tokens, examples = dataset_token_stats(data)
+    est = estimate(
+        cfg,
+        shape,
+        hw,
+        target_gib=args.target_gib,
+        dataset_tokens=tokens or None,
+        dataset_examples=examples or None,
+    )
+    doc = est.public()
+    if args.json:
+        emit_json(doc)
+    else:
+        fit = "fits" if est.fits else "does NOT fit"
+        print(f"Peak memory ≈ {est.vram_gib:.1f} GiB — {fit} in {est.target_gib:.0f} GiB ({est.device})")
+        for key, value in est.breakdown_gib.items():
+            print(f"  {key:20} {value:8.2f} GiB")
+        if est.time_s is not None:
+            print(f"Time ≈ {est.time_s / 60:.1f} min ({est.tokens_per_s:.0f} tokens/s)")
+        for s in est.suggestions:
+            print(f"- {s}")
+        for n in est.notes:
+            print(f"note: {n}")
+    return 0
+
+
+def _describe(event: dict[str, Any]) -> str | None:
+    kind = event.get("type")
+    if kind == "step":
+        parts = [
+            f"step {event.get('step')}/{event.get('max_steps', '?')}",
+            f"loss {event.get('loss', 0):.4f}",
+        ]
+        if event.get("tokens_per_s"):
+            parts.append(f"{event['tokens_per_s']:.0f} tok/s")
+        if event.get("vram_gib"):
+            parts.append(f"{event['vram_gib']:.1f} GiB")
+        if event.get("eta_s") is not None:
+            parts.append(f"ETA {event['eta_s']:.0f}s")
+        return "  ".join(parts)
+    if kind == "eval":
+        return f"step {event.get('step')}: validation loss {event.get('eval_loss', 0):.4f}"
+    if kind in ("log", "checkpoint"):
+        return str(event.get("message", ""))
+    if kind == "done":
+        return str(event.get("message", "done"))
+    return None
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from core.training.config import config_from_args
+    from core.training.launch import kill_worker, prepare_run, run_summary, start_worker
+    from core.training.run import RunFolder
+
+    run_dir = Path(args.run_dir).expanduser()
+    if args.resume:
+        run = RunFolder.open(run_dir)
+    else:
+        cfg = config_from_args(args)
+        run = prepare_run(cfg, args.data, run_dir)
+    proc = start_worker(run, resume=args.resume)
+    last_error: dict[str, Any] | None = None
+    stopping = False
+
+    def ask_stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        if stopping:
+            kill_worker(run, proc)
+            return
+        stopping = True
+        run.request_stop()
+        sys.stderr.write("\nStopping after the current step (Ctrl+C again to kill)...\n")
+
+    previous = signal.signal(signal.SIGINT, ask_stop)
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue
+            if event.get("type") == "error":
+                last_error = event
+            if not args.quiet:
+                text = _describe(event)
+                if text:
+                    sys.stderr.write(text + "\n")
+                    sys.stderr.flush()
+        code = proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    summary = run_summary(run)
+    if code != 0 or last_error is not None:
+        message = (last_error or {}).get("message") or f"training failed (exit {code}); see {run.logs_dir}"
+        if code == 2:
+            raise UserError(message)
+        raise WhetstoneError(message)
+    if args.json:
+        emit_json(
+            {
+                "run_dir": str(run.path),
+                "status": summary["status"],
+                "steps": summary["steps"],
+                "final_loss": summary["final_loss"],
+                "final_eval_loss": summary["final_eval_loss"],
+                "best_step": summary["best_step"],
+                "flags": summary["flags"],
+                "adapter": summary["adapter"],
+                "dataset_sha256": summary["dataset_sha256"],
+            }
+        )
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     est = sub.add_parser("estimate", help="predict peak VRAM and time before training")
     add_training_flags(est)
+    est.add_argument("--data", help="data file, for the time per epoch")
+    est.add_argument(
+        "--target-gib", type=float, help="memory of the target GPU (default: the detected GPU, or 24)"
+    )
+    est.add_argument("--gpu-gib", type=float, help=argparse.SUPPRESS)
+    est.add_argument("--gpu-name", help=argparse.SUPPRESS)
     add_json_flag(est)
-    est.set_defaults(handler=_todo)
+    est.set_defaults(handler=_cmd_estimate)
     train = sub.add_parser("train", help="QLoRA/LoRA training into a run folder")
-    train.add_argument("--data", required=True, help="data file or workspace")
+    train.add_argument("--data", help="data file or workspace (.wsdb)")
     train.add_argument("--run-dir", required=True)
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint"
+    )
     add_training_flags(train)
     add_json_flag(train)
-    train.set_defaults(handler=_todo)
+    train.set_defaults(handler=_cmd_train)

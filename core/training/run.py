@@ -175,3 +175,83 @@ class RunFolder:
 
     def write_env(self, env: dict[str, Any]) -> None:
         self.env_file.write_text(json.dumps(env, indent=2) + "\n", encoding="utf-8")
+
+    # --- additions for the Train page and CLI (worker liveness, summary, curve) -------------------------
+    @property
+    def pid_file(self) -> Path:
+        """Written by the worker while it runs: {"pid", "started"}."""
+        return self.path / "worker.pid"
+
+    @property
+    def summary_file(self) -> Path:
+        """Written by the worker when it ends: status, steps, final losses, best checkpoint, red flags."""
+        return self.path / "summary.json"
+
+    def read_summary(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.summary_file.read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def worker_pid(self) -> int | None:
+        """The pid of a worker process still training this run, else None."""
+        try:
+            pid = int(json.loads(self.pid_file.read_text(encoding="utf-8"))["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return None
+            return pid
+        if b"core.training.worker" not in cmdline:
+            return None
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":
+                return None
+        except (OSError, IndexError):
+            pass
+        return pid
+
+    def is_running(self) -> bool:
+        return self.worker_pid() is not None
+
+    def request_stop(self) -> None:
+        """Ask the worker to save a checkpoint at the next step and exit."""
+        from core.atomic import atomic_write_text
+
+        atomic_write_text(self.control_file, json.dumps({"action": "stop"}) + "\n")
+
+    def last_checkpoint(self) -> Path | None:
+        if not self.checkpoints_dir.is_dir():
+            return None
+        found = []
+        for child in self.checkpoints_dir.iterdir():
+            if child.is_dir() and child.name.startswith("checkpoint-"):
+                try:
+                    found.append((int(child.name.split("-")[1]), child))
+                except ValueError:
+                    continue
+        return max(found)[1] if found else None
+
+    def curve(self) -> list[dict[str, Any]]:
+        """All events in order, with the steps a resume re-ran replaced by their re-run."""
+        return fold_resumed(self.read_events()[0])
+
+
+def fold_resumed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A resume starts again at its checkpoint's step: drop earlier step/eval events after that step."""
+    out: list[dict[str, Any]] = []
+    for event in events:
+        if event.get("type") == "log" and event.get("resumed_from") is not None:
+            start = int(event["resumed_from"])
+            out = [
+                e for e in out if e.get("type") not in ("step", "eval") or int(e.get("step") or 0) <= start
+            ]
+        out.append(event)
+    return out

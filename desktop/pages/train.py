@@ -1,16 +1,668 @@
-"""Train page (placeholder until its issue lands)."""
+"""Train page: pick a base model and a dataset, fill the generated form, see the VRAM/time estimate, train in a
+supervised child process, watch live curves, stop/resume/cancel, browse and compare runs."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from pathlib import Path
+from typing import Any
 
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.errors import UserError
+from core.training.config import PRESETS, Hardware, TrainingConfig, preset_config
+from core.training.run import RunFolder
 from desktop.context import AppContext
-from desktop.widgets.empty_state import EmptyState
+from desktop.widgets.train_form import ConfigForm
+from desktop.widgets.train_plot import TrainingPlot
+from desktop.widgets.train_runs import CompareDialog, RunsList
+from desktop.widgets.train_watcher import RunEnded, TrainEvent, TrainingWatcher, WatcherHandle
+
+DATA_FILTER = "Datasets (*.jsonl *.json *.csv *.parquet *.wsdb);;All files (*)"
+TARGETS = [
+    ("Detected GPU", None),
+    ("24 GB GPU", 24.0),
+    ("16 GB GPU", 16.0),
+    ("12 GB GPU", 12.0),
+    ("8 GB GPU", 8.0),
+    ("48 GB GPU", 48.0),
+    ("80 GB GPU", 80.0),
+]
+CLOSE_KEEP, CLOSE_STOP, CLOSE_CANCEL = "keep", "stop", "cancel"
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+class _Stat(QFrame):
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.setObjectName("trainStat")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.setSpacing(0)
+        caption = QLabel(title)
+        caption.setObjectName("statCaption")
+        self.value = QLabel("–")
+        self.value.setObjectName("statValue")
+        layout.addWidget(caption)
+        layout.addWidget(self.value)
+
+    def set(self, text: str) -> None:
+        self.value.setText(text)
 
 
 class TrainPage(QWidget):
+    runStarted = Signal(str)
+    runEnded = Signal(object)  # RunEnded
+
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        layout = QVBoxLayout(self)
-        layout.addWidget(EmptyState("Train", "Fine-tune a base model on the open workspace with QLoRA."))
+        self.handle: WatcherHandle | None = None
+        self.run: RunFolder | None = None
+        self.status = "idle"  # idle | starting | running | stopping
+        self.hardware = self._hardware()
+        self.ask_close = self._ask_close_dialog  # replaced in tests
+        self._last_error = ""
+
+        self.setStyleSheet(
+            "QPushButton#danger:disabled { background: #e9b9b7; }"
+            "QLabel#statValue { font-size: 15px; font-weight: 600; color: #2a2f3a; }"
+            "QLabel#statCaption { color: #5c6473; font-size: 11px; }"
+            "QFrame#trainStat { background: white; border: 1px solid #e1e4ea; border-radius: 6px; }"
+            "QFrame#estimateBox { background: white; border: 1px solid #d5d9e0; border-radius: 6px; }"
+            "QLabel#estimateTitle { font-weight: 600; }"
+            "QLabel#runLabel { color: #3b4150; }"
+        )
+        root = QHBoxLayout(self)
+        root.setContentsMargins(16, 12, 16, 12)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        root.addWidget(splitter)
+
+        # --- left: setup ---------------------------------------------------------------------------
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 8, 0)
+        title = QLabel("Train")
+        title.setObjectName("pageTitle")
+        left_layout.addWidget(title)
+        pick = QGridLayout()
+        pick.setColumnStretch(1, 1)
+        self.model_combo = QComboBox()
+        self.model_combo.setObjectName("modelCombo")
+        self.model_combo.setToolTip("The base model to fine-tune (add your own with Browse…)")
+        self.model_combo.setEditable(False)
+        self.model_browse = QPushButton("Browse…")
+        self.model_browse.clicked.connect(self._browse_model)
+        self.data_edit = QLineEdit()
+        self.data_edit.setObjectName("dataEdit")
+        self.data_edit.setPlaceholderText("Open a workspace on the Data page, or pick a data file")
+        self.data_browse = QPushButton("Browse…")
+        self.data_browse.clicked.connect(self._browse_data)
+        self.preset_combo = QComboBox()
+        self.preset_combo.setObjectName("presetCombo")
+        self.preset_combo.addItem("Custom")
+        self.preset_combo.addItems(list(PRESETS))
+        self.preset_combo.setToolTip("Start from settings known to work; you can change any of them below")
+        pick.addWidget(QLabel("Base model"), 0, 0)
+        pick.addWidget(self.model_combo, 0, 1)
+        pick.addWidget(self.model_browse, 0, 2)
+        pick.addWidget(QLabel("Dataset"), 1, 0)
+        pick.addWidget(self.data_edit, 1, 1)
+        pick.addWidget(self.data_browse, 1, 2)
+        pick.addWidget(QLabel("Preset"), 2, 0)
+        pick.addWidget(self.preset_combo, 2, 1, 1, 2)
+        left_layout.addLayout(pick)
+
+        start_preset = "Quick test (CPU)" if not self.hardware.cuda else "QLoRA 7–8B on 24 GB"
+        self.form = ConfigForm(preset_config(start_preset))
+        self.preset_combo.setCurrentText(start_preset)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self.form)
+        left_layout.addWidget(scroll, 1)
+
+        self.estimate_box = QFrame()
+        self.estimate_box.setObjectName("estimateBox")
+        est_layout = QVBoxLayout(self.estimate_box)
+        est_layout.setContentsMargins(10, 8, 10, 8)
+        est_head = QHBoxLayout()
+        est_title = QLabel("Estimate")
+        est_title.setObjectName("estimateTitle")
+        self.target_combo = QComboBox()
+        self.target_combo.setObjectName("targetCombo")
+        for label, _value in TARGETS:
+            self.target_combo.addItem(label)
+        if not self.hardware.cuda:
+            self.target_combo.setCurrentIndex(1)
+        est_head.addWidget(est_title)
+        est_head.addStretch(1)
+        est_head.addWidget(QLabel("for"))
+        est_head.addWidget(self.target_combo)
+        self.estimate_label = QLabel("")
+        self.estimate_label.setObjectName("estimateLabel")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setTextFormat(Qt.TextFormat.RichText)
+        est_layout.addLayout(est_head)
+        est_layout.addWidget(self.estimate_label)
+        left_layout.addWidget(self.estimate_box)
+
+        self.error_label = QLabel("")
+        self.error_label.setObjectName("trainError")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #c0392b;")
+        self.error_label.setVisible(False)
+        left_layout.addWidget(self.error_label)
+
+        buttons = QHBoxLayout()
+        self.train_button = QPushButton("Train")
+        self.train_button.setObjectName("primary")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Save a checkpoint at the next step and end; Resume continues from it")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the selected run from its last checkpoint")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("danger")
+        self.cancel_button.setToolTip(
+            "End the training process at once (progress since the last checkpoint is lost)"
+        )
+        for b in (self.train_button, self.stop_button, self.resume_button, self.cancel_button):
+            buttons.addWidget(b)
+        left_layout.addLayout(buttons)
+        splitter.addWidget(left)
+
+        # --- right: live view + runs ---------------------------------------------------------------
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(8, 0, 0, 0)
+        self.run_label = QLabel("No run yet")
+        self.run_label.setObjectName("runLabel")
+        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        right_layout.addWidget(self.run_label)
+        stats = QHBoxLayout()
+        self.stat_step = _Stat("Step")
+        self.stat_epoch = _Stat("Epoch")
+        self.stat_loss = _Stat("Train / val loss")
+        self.stat_speed = _Stat("Tokens/s")
+        self.stat_vram = _Stat("VRAM peak")
+        self.stat_eta = _Stat("Time left")
+        for s in (
+            self.stat_step,
+            self.stat_epoch,
+            self.stat_loss,
+            self.stat_speed,
+            self.stat_vram,
+            self.stat_eta,
+        ):
+            stats.addWidget(s)
+        right_layout.addLayout(stats)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("trainProgress")
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        right_layout.addWidget(self.progress)
+        self.plot = TrainingPlot()
+        right_layout.addWidget(self.plot, 3)
+        self.tabs = QTabWidget()
+        self.messages = QListWidget()
+        self.messages.setObjectName("trainMessages")
+        self.runs = RunsList()
+        self.tabs.addTab(self.messages, "Messages")
+        self.tabs.addTab(self.runs, "Runs")
+        right_layout.addWidget(self.tabs, 2)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([430, 800])
+
+        # --- wiring ------------------------------------------------------------------------------------
+        self._estimate_timer = QTimer(self)
+        self._estimate_timer.setSingleShot(True)
+        self._estimate_timer.setInterval(250)
+        self._estimate_timer.timeout.connect(self.update_estimate)
+        self.form.changed.connect(self._on_form_changed)
+        self.model_combo.currentIndexChanged.connect(lambda _i: self._estimate_timer.start())
+        self.data_edit.textChanged.connect(lambda _t: self._estimate_timer.start())
+        self.target_combo.currentIndexChanged.connect(lambda _i: self._estimate_timer.start())
+        self.preset_combo.currentIndexChanged.connect(self._apply_preset)
+        self.train_button.clicked.connect(self.start_training)
+        self.stop_button.clicked.connect(self.stop_training)
+        self.resume_button.clicked.connect(self.resume_training)
+        self.cancel_button.clicked.connect(self.cancel_training)
+        self.runs.runSelected.connect(self.show_run)
+        self.runs.compareRequested.connect(self.compare_runs)
+        ctx.workspaceChanged.connect(self._on_workspace)
+
+        self._fill_models()
+        if ctx.workspace_path is not None:
+            self.data_edit.setText(str(ctx.workspace_path))
+        self.runs.refresh()
+        self._update_buttons()
+        self.update_estimate()
+        self._reattach()
+
+    # --- setup helpers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _hardware() -> Hardware:
+        from core.device import detect_device
+
+        return Hardware.from_device(detect_device())
+
+    def _fill_models(self) -> None:
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        try:
+            entries = self.ctx.registry.list("base")
+        except Exception:  # noqa: BLE001 - a broken registry must not break the page
+            entries = []
+        for e in entries:
+            self.model_combo.addItem(f"{e.id}  ({e.source})", e.id)
+        if self.model_combo.count() == 0:
+            self.model_combo.addItem("smollm2-135m-instruct", "smollm2-135m-instruct")
+        self.model_combo.blockSignals(False)
+
+    def model_name(self) -> str:
+        data = self.model_combo.currentData()
+        return str(data) if data else self.model_combo.currentText()
+
+    def set_model(self, name: str) -> None:
+        index = self.model_combo.findData(name)
+        if index < 0:
+            self.model_combo.addItem(f"{Path(name).name}  (folder)", name)
+            index = self.model_combo.count() - 1
+        self.model_combo.setCurrentIndex(index)
+
+    def _browse_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder (safetensors)", str(Path.home()))
+        if folder:
+            self.set_model(folder)
+
+    def _browse_data(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Dataset", str(Path.home()), DATA_FILTER)
+        if path:
+            self.data_edit.setText(path)
+
+    def _on_workspace(self, path: str) -> None:
+        self.data_edit.setText(path)
+
+    def _apply_preset(self, index: int) -> None:
+        if index <= 0:
+            return
+        name = self.preset_combo.currentText()
+        self.form.blockSignals(True)
+        self.form.set_config(preset_config(name, self.form.config()))
+        self.form.blockSignals(False)
+        preset_model = PRESETS[name].get("model", {}).get("name")
+        if preset_model:
+            self.set_model(preset_model)
+        self.preset_combo.blockSignals(True)
+        self.preset_combo.setCurrentIndex(index)
+        self.preset_combo.blockSignals(False)
+        self._estimate_timer.start()
+
+    def _on_form_changed(self) -> None:
+        if self.preset_combo.currentIndex() != 0 and not self.form.signalsBlocked():
+            self.preset_combo.blockSignals(True)
+            self.preset_combo.setCurrentIndex(0)
+            self.preset_combo.blockSignals(False)
+        self._estimate_timer.start()
+
+    def current_config(self) -> TrainingConfig:
+        return self.form.config(model=self.model_name(), source=self.data_edit.text().strip())
+
+    # --- estimate --------------------------------------------------------------------------------------
+    def update_estimate(self) -> None:
+        from core.training.estimate import dataset_token_stats, estimate, shape_for_model_quick
+
+        try:
+            cfg = self.current_config()
+        except UserError as exc:
+            self.estimate_label.setText(f"<span style='color:#c0392b'>{exc}</span>")
+            return
+        shape = shape_for_model_quick(cfg.model.name)
+        if shape is None:
+            self.estimate_label.setText("No estimate: the model's config.json cannot be read.")
+            return
+        target = TARGETS[self.target_combo.currentIndex()][1]
+        if target is None and not self.hardware.cuda:
+            target = 24.0
+        tokens = examples = None
+        source = cfg.data.source
+        if source and Path(source).is_file() and Path(source).stat().st_size < 50_000_000:
+            try:
+                tokens, examples = dataset_token_stats(source)
+            except UserError:
+                pass
+        est = estimate(
+            cfg,
+            shape,
+            self.hardware,
+            target_gib=target,
+            dataset_tokens=tokens or None,
+            dataset_examples=examples or None,
+        )
+        color = "#1e8e3e" if est.fits else "#c0392b"
+        verdict = "fits" if est.fits else "does not fit"
+        lines = [
+            f"<b style='color:{color}'>≈ {est.vram_gib:.1f} GiB peak — {verdict} in {est.target_gib:g} GiB</b>"
+        ]
+        parts = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in est.breakdown_gib.items() if v >= 0.01)
+        lines.append(f"<span style='color:#5c6473'>{parts}</span>")
+        if est.time_s is not None:
+            per = "for the run" if cfg.train.max_steps else "per epoch"
+            lines.append(
+                f"Time ≈ {_eta(est.time_s)} {per} on {'this GPU' if self.hardware.cuda else 'this CPU'}"
+            )
+        for s in est.suggestions:
+            lines.append(f"• {s}")
+        for n in est.notes:
+            lines.append(f"<i style='color:#5c6473'>{n}</i>")
+        self.estimate_label.setText("<br>".join(lines))
+        self.last_estimate = est
+
+    # --- training control ------------------------------------------------------------------------------
+    def is_training(self) -> bool:
+        return self.status in ("starting", "running", "stopping")
+
+    def _update_buttons(self) -> None:
+        busy = self.is_training()
+        self.train_button.setEnabled(not busy)
+        self.stop_button.setEnabled(self.status == "running")
+        self.cancel_button.setEnabled(busy)
+        can_resume = (
+            not busy
+            and self.run is not None
+            and self.run.last_checkpoint() is not None
+            and self.run.read_summary().get("status") != "finished"
+        )
+        self.resume_button.setEnabled(can_resume)
+        self.form.setEnabled(not busy)
+        self.model_combo.setEnabled(not busy)
+        self.preset_combo.setEnabled(not busy)
+
+    def _show_error(self, text: str) -> None:
+        self.error_label.setText(text)
+        self.error_label.setVisible(bool(text))
+
+    def start_training(self, run_dir: str | Path | None = None) -> bool:
+        from core.training.launch import new_run_dir, prepare_run
+
+        self._show_error("")
+        try:
+            cfg = self.current_config()
+            if not cfg.data.source:
+                raise UserError("Choose a dataset first (open a workspace on the Data page, or Browse…).")
+            if not Path(cfg.data.source).expanduser().exists():
+                raise UserError(f"Dataset not found: {cfg.data.source}")
+        except UserError as exc:
+            self._show_error(str(exc))
+            return False
+        target = Path(run_dir) if run_dir else new_run_dir(cfg.model.name)
+        self.run = RunFolder(target)
+        self.plot.clear()
+        self.messages.clear()
+        self._launch(TrainingWatcher(target, prepare=lambda: prepare_run(cfg, cfg.data.source, target)))
+        return True
+
+    def resume_training(self) -> None:
+        if self.run is None:
+            return
+        self._show_error("")
+        _events, offset = self.run.read_events()
+        self._load_curve(self.run)
+        self._launch(TrainingWatcher(self.run.path, resume=True, from_offset=offset))
+
+    def _launch(self, watcher: TrainingWatcher) -> None:
+        self.status = "starting"
+        self.run_label.setText(f"Starting… {watcher.run_dir}")
+        self.progress.setRange(0, 0)
+        watcher.event.connect(self._on_event)
+        watcher.started.connect(self._on_started)
+        watcher.ended.connect(self._on_ended)
+        watcher.failed.connect(self._on_failed)
+        self.handle = WatcherHandle(watcher, self)
+        self.handle.start()
+        self._update_buttons()
+
+    def stop_training(self) -> None:
+        if self.run is not None and self.status == "running":
+            self.run.request_stop()
+            self.status = "stopping"
+            self.stop_button.setText("Stopping…")
+            self._message("Stop requested: saving a checkpoint after the current step…")
+            self._update_buttons()
+
+    def cancel_training(self, confirm: bool = True) -> None:
+        if self.handle is None or not self.is_training():
+            return
+        if confirm:
+            answer = QMessageBox.question(
+                self,
+                "Cancel training",
+                "End the training process now? Progress since the last checkpoint is lost.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self.handle.watcher.cancel()
+
+    # --- watcher signals -------------------------------------------------------------------------------
+    def _on_started(self, run_dir: str) -> None:
+        self.status = "running"
+        self.run = RunFolder(Path(run_dir))
+        self.run_label.setText(f"Training · {run_dir}")
+        self.progress.setRange(0, 100)
+        self._update_buttons()
+        self.runs.refresh()
+        self.runs.select_run(run_dir)
+        self.runStarted.emit(run_dir)
+
+    def _on_failed(self, message: str) -> None:
+        self.status = "idle"
+        self.progress.setRange(0, 100)
+        self._show_error(message)
+        self.run_label.setText("Could not start")
+        self.handle = None
+        self._update_buttons()
+
+    def _on_event(self, ev: TrainEvent) -> None:
+        if ev.type == "step":
+            self.plot.add_step(ev.step, ev.loss, ev.lr)
+            self.stat_step.set(f"{ev.step}/{ev.max_steps}" if ev.max_steps else str(ev.step))
+            if ev.epoch is not None:
+                self.stat_epoch.set(f"{ev.epoch:.2f}")
+            val = self.plot.val[-1][1] if self.plot.val else None
+            self.stat_loss.set(
+                f"{ev.loss:.4f} / {val:.4f}"
+                if val is not None and ev.loss is not None
+                else f"{ev.loss:.4f}"
+                if ev.loss is not None
+                else "–"
+            )
+            if ev.tokens_per_s is not None:
+                self.stat_speed.set(f"{ev.tokens_per_s:,.0f}")
+            self.stat_vram.set(f"{ev.vram_gib:.1f} GiB" if ev.vram_gib is not None else "– (CPU)")
+            self.stat_eta.set(_eta(ev.eta_s))
+            if ev.max_steps:
+                self.progress.setRange(0, 100)
+                self.progress.setValue(int(100 * ev.step / ev.max_steps))
+        elif ev.type == "eval" and ev.eval_loss is not None:
+            self.plot.add_eval(ev.step, ev.eval_loss, bool(ev.best))
+            last = self.plot.train[-1][1] if self.plot.train else None
+            self.stat_loss.set(
+                f"{last:.4f} / {ev.eval_loss:.4f}" if last is not None else f"– / {ev.eval_loss:.4f}"
+            )
+        elif ev.type == "log":
+            if ev.resumed_from is not None:
+                self.plot.truncate(ev.resumed_from)
+            self._message(ev.message, flag=bool(ev.flag))
+        elif ev.type == "checkpoint":
+            self._message(f"Checkpoint at step {ev.step}" + (" (best so far)" if ev.best else ""))
+        elif ev.type == "done":
+            self._message(ev.message)
+        elif ev.type == "error":
+            self._last_error = ev.message
+            self._message(ev.message, flag=True)
+
+    def _message(self, text: str, flag: bool = False) -> None:
+        if not text:
+            return
+        item = QListWidgetItem(("⚠ " if flag else "") + text)
+        if flag:
+            item.setForeground(Qt.GlobalColor.darkRed)
+        self.messages.addItem(item)
+        self.messages.scrollToBottom()
+
+    def _on_ended(self, ended: RunEnded) -> None:
+        self.handle = None
+        self.stop_button.setText("Stop")
+        self.progress.setRange(0, 100)
+        if ended.status == "detached":
+            self.status = "idle"
+            self._update_buttons()
+            return
+        self.status = "idle"
+        run = RunFolder(Path(ended.run_dir))
+        self.run = run
+        summary = run.read_summary()
+        if ended.status == "finished":
+            self.progress.setValue(100)
+            text = f"Finished · {ended.run_dir}"
+        elif ended.status == "stopped":
+            text = f"Stopped at step {summary.get('steps', '?')} · Resume continues · {ended.run_dir}"
+        elif ended.status == "cancelled":
+            text = f"Cancelled · {ended.run_dir}"
+        else:
+            text = f"Failed · {ended.run_dir}"
+            self._show_error(self._last_error or f"Training failed; see {run.logs_dir / 'worker.log'}")
+        flags = summary.get("flags") or []
+        if summary.get("best_step") is not None and summary.get("best_eval_loss") is not None:
+            text += f" · best checkpoint: step {summary['best_step']} (val {summary['best_eval_loss']:.4f})"
+        if flags:
+            text += " · red flags: " + ", ".join(flags)
+        self.run_label.setText(text)
+        self._last_error = ""
+        self.runs.refresh()
+        self.runs.select_run(ended.run_dir)
+        if (run.adapter_dir / "adapter_config.json").exists():
+            self.ctx.set_run(run.path)
+            self.ctx.status(f"Run ready for Evaluate and Export: {run.path.name}")
+        self._update_buttons()
+        self.runEnded.emit(ended)
+
+    # --- runs ------------------------------------------------------------------------------------------
+    def _load_curve(self, run: RunFolder) -> None:
+        self.plot.load_events(run.curve())
+
+    def show_run(self, run_dir: str) -> None:
+        if self.is_training():
+            return
+        run = RunFolder(Path(run_dir))
+        self.run = run
+        self._load_curve(run)
+        self.messages.clear()
+        for e in run.curve():
+            if e.get("type") in ("log", "error", "done"):
+                self._message(str(e.get("message", "")), flag=bool(e.get("flag")) or e.get("type") == "error")
+        from core.training.launch import run_summary
+
+        s = run_summary(run)
+        self.run_label.setText(f"{s['status'].capitalize()} · {run_dir}")
+        steps = [e for e in run.curve() if e.get("type") == "step"]
+        if steps:
+            last = steps[-1]
+            self.stat_step.set(str(last.get("step")))
+            self.stat_epoch.set(f"{last.get('epoch', 0):.2f}")
+            self.stat_loss.set(f"{_num(s['final_loss'])} / {_num(s['final_eval_loss'])}")
+            self.stat_speed.set(f"{last.get('tokens_per_s', 0):,.0f}")
+            self.stat_vram.set(
+                f"{last['vram_gib']:.1f} GiB" if last.get("vram_gib") is not None else "– (CPU)"
+            )
+            self.stat_eta.set("–")
+        try:
+            cfg = run.read_config()
+            self.set_model(str(cfg["model"]["name"]))
+        except (UserError, KeyError, TypeError):
+            pass
+        if s["adapter"]:
+            self.ctx.set_run(run.path)
+        self._update_buttons()
+
+    def compare_runs(self, a: str, b: str) -> None:
+        self.compare_dialog = CompareDialog(a, b, self)
+        self.compare_dialog.show()
+
+    def _reattach(self) -> None:
+        """A run a previous session left training: show its curve so far and keep following it."""
+        from core.training.launch import list_runs
+
+        for run in list_runs():
+            if run.is_running():
+                self.run = run
+                self._load_curve(run)
+                _events, offset = run.read_events()
+                self._message("Reattached to a run that was still training.")
+                self._launch(TrainingWatcher(run.path, start=False, from_offset=offset))
+                return
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+    def _ask_close_dialog(self) -> str:
+        box = QMessageBox(self)
+        box.setWindowTitle("Training is running")
+        box.setText("A training run is still going. What should happen to it?")
+        keep = box.addButton("Keep training in the background", QMessageBox.ButtonRole.AcceptRole)
+        stop = box.addButton("Stop (save a checkpoint)", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Don't close", QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        clicked = box.clickedButton()
+        return CLOSE_KEEP if clicked is keep else CLOSE_STOP if clicked is stop else CLOSE_CANCEL
+
+    def can_close(self) -> bool:
+        if not self.is_training():
+            return True
+        choice = self.ask_close()
+        if choice == CLOSE_CANCEL:
+            return False
+        if choice == CLOSE_STOP and self.run is not None:
+            self.run.request_stop()
+        return True
+
+    def shutdown(self) -> None:
+        """Detach from the worker (it keeps running on its own; the next start reattaches)."""
+        if self.handle is not None:
+            self.handle.stop()
+            self.handle = None
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self.shutdown()
+        super().closeEvent(event)
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "–"

@@ -1,0 +1,172 @@
+"""Prepare a run folder and start/watch the training worker process (used by the CLI and the desktop)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserError
+from core.training.config import TrainingConfig, save_config, with_overrides
+from core.training.run import RunFolder
+
+
+def new_run_dir(model_name: str) -> Path:
+    from core import paths
+
+    stem = Path(model_name).name or "run"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = paths.runs_dir() / f"{stamp}-{stem}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def prepare_run(config: TrainingConfig, data: str | Path | None, run_dir: str | Path) -> RunFolder:
+    """Create RUN_DIR with config.yaml and the pinned dataset snapshot (dataset.jsonl + dataset.sha256)."""
+    from core.training.dataset import write_snapshot
+
+    source = str(data) if data else config.data.source
+    if not source:
+        raise UserError("No dataset given: pass --data FILE (a data file or a .wsdb workspace).")
+    folder = Path(run_dir).expanduser()
+    if (folder / "events.jsonl").exists():
+        raise UserError(f"{folder} already holds a run; pick a new folder (or resume it).")
+    run = RunFolder(folder).ensure()
+    config = with_overrides(config, {"data.source": str(Path(source).expanduser().resolve())})
+    write_snapshot(
+        source,
+        run.dataset_file,
+        val_ratio=config.data.val_ratio,
+        test_ratio=config.data.test_ratio,
+        seed=config.data.split_seed,
+    )
+    save_config(config, run.config_file)
+    return run
+
+
+def worker_command(run: RunFolder, resume: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "core.training.worker", str(run.path)]
+    if resume:
+        cmd.append("--resume")
+    return cmd
+
+
+def start_worker(
+    run: RunFolder, resume: bool = False, env: dict[str, str] | None = None, capture_stdout: bool = True
+) -> subprocess.Popen[bytes]:
+    """Start the worker in its own process group (so a cancel kills it and nothing else); its stderr goes to
+    logs/worker.log. stdout carries the events (one JSON per line) when `capture_stdout`."""
+    run.ensure()
+    log = open(run.logs_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
+    repo_root = str(Path(__file__).resolve().parents[2])
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, full_env.get("PYTHONPATH", "")) if p)
+    try:
+        return subprocess.Popen(
+            worker_command(run, resume),
+            stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def kill_worker(run: RunFolder, proc: subprocess.Popen[bytes] | None = None, grace_s: float = 3.0) -> None:
+    """Cancel: end the worker's process group (SIGTERM, then SIGKILL)."""
+    pid = proc.pid if proc is not None else run.worker_pid()
+    if pid is None:
+        return
+    try:
+        pgid = os.getpgid(pid)
+    except OSError:
+        return
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except OSError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if proc is not None:
+            if proc.poll() is not None:
+                break
+        elif run.worker_pid() is None:
+            break
+        time.sleep(0.05)
+    else:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+    if proc is not None:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+    run.pid_file.unlink(missing_ok=True)
+    run.append_event(
+        {
+            "type": "error",
+            "message": "Cancelled by the user.",
+            "cancelled": True,
+            "time": round(time.time(), 3),
+        }
+    )
+
+
+def run_summary(run: RunFolder) -> dict[str, Any]:
+    """What the Runs list and `train --json` show: status, steps, final losses, dataset version, adapter."""
+    summary = run.read_summary()
+    events = run.curve()
+    steps = [e for e in events if e.get("type") == "step"]
+    evals = [e for e in events if e.get("type") == "eval"]
+    last = events[-1] if events else {}
+    status = summary.get("status")
+    if run.is_running():
+        status = "running"
+    elif last.get("cancelled"):
+        status = "cancelled"
+    elif status is None:
+        if last.get("type") == "error":
+            status = "error"
+        elif events:
+            status = "interrupted"
+        else:
+            status = "new"
+    try:
+        model = run.base_model()
+    except UserError:
+        model = ""
+    sha = run.dataset_sha256() or ""
+    return {
+        "run_dir": str(run.path),
+        "name": run.path.name,
+        "status": status,
+        "model": model,
+        "steps": summary.get("steps", steps[-1].get("step") if steps else 0),
+        "final_loss": summary.get("final_loss", steps[-1].get("loss") if steps else None),
+        "final_eval_loss": summary.get("final_eval_loss", evals[-1].get("eval_loss") if evals else None),
+        "best_step": summary.get("best_step"),
+        "flags": summary.get("flags", []),
+        "dataset_sha256": sha,
+        "adapter": str(run.adapter_dir) if (run.adapter_dir / "adapter_config.json").exists() else None,
+        "message": last.get("message", "") if last.get("type") in ("error", "done") else "",
+        "mtime": run.events_file.stat().st_mtime if run.events_file.exists() else run.path.stat().st_mtime,
+    }
+
+
+def list_runs(root: Path | None = None) -> list[RunFolder]:
+    from core import paths
+
+    base = root or paths.runs_dir()
+    out = [RunFolder(p) for p in base.iterdir() if (p / "config.yaml").exists()] if base.is_dir() else []
+    return sorted(out, key=lambda r: r.path.stat().st_mtime, reverse=True)

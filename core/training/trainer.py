@@ -1,0 +1,421 @@
+"""Build and run the TRL SFTTrainer for a run folder (transformers + peft + trl + bitsandbytes).
+
+Everything heavy is imported inside functions. Reporting and stopping go only through `EventsCallback`, a
+TrainerCallback that appends events to events.jsonl and stdout and watches the run's control file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserError
+from core.training.config import Hardware, Resolved, TrainingConfig, config_from_dict, resolve_for_hardware
+from core.training.run import RunFolder
+
+EmitFn = Callable[[dict[str, Any]], None]
+
+
+def _dtype(name: str) -> Any:
+    import torch
+
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+
+
+def detect_hardware() -> Hardware:
+    import torch
+
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return Hardware(
+            True,
+            bool(torch.cuda.is_bf16_supported()),
+            torch.cuda.get_device_name(0),
+            props.total_memory / 2**30,
+        )
+    return Hardware(False, False, "CPU")
+
+
+def environment(hw: Hardware) -> dict[str, Any]:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions: dict[str, str | None] = {}
+    for pkg in (
+        "torch",
+        "transformers",
+        "peft",
+        "trl",
+        "bitsandbytes",
+        "accelerate",
+        "datasets",
+        "liger-kernel",
+    ):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    import core
+
+    return {
+        "whetstone": getattr(core, "__version__", ""),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "gpu": {"name": hw.name, "total_gib": round(hw.total_gib, 2), "bf16": hw.bf16} if hw.cuda else None,
+        "cpu_count": os.cpu_count(),
+    }
+
+
+@dataclass
+class RunState:
+    """What the callback tracks for red flags and the summary."""
+
+    first_loss: float | None = None
+    last_loss: float | None = None
+    last_eval: float | None = None
+    best_eval: float | None = None
+    best_step: int | None = None
+    eval_history: list[tuple[int, float, float | None]] = field(default_factory=list)
+    train_ema: float | None = None
+    flags: list[str] = field(default_factory=list)
+    stopped: bool = False
+    nan: bool = False
+
+
+def make_callback(run: RunFolder, emit: EmitFn, cfg: TrainingConfig, token_counter: list[int]) -> Any:
+    from transformers import TrainerCallback
+
+    class EventsCallback(TrainerCallback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.state = RunState()
+            self._t_last = time.perf_counter()
+            self._tokens_last = 0
+            self._step_times: list[float] = []
+            self._t_step = time.perf_counter()
+            self._start_step = 0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self._start_step = state.global_step
+            self._t_last = self._t_step = time.perf_counter()
+            self._tokens_last = token_counter[0]
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            now = time.perf_counter()
+            self._step_times.append(now - self._t_step)
+            self._step_times = self._step_times[-20:]
+            self._t_step = now
+            if run.control_file.exists():
+                try:
+                    import json
+
+                    action = json.loads(run.control_file.read_text(encoding="utf-8")).get("action")
+                except (OSError, ValueError):
+                    action = "stop"
+                if action == "stop":
+                    self.state.stopped = True
+                    control.should_save = True
+                    control.should_training_stop = True
+                    emit(
+                        {
+                            "type": "log",
+                            "step": state.global_step,
+                            "epoch": state.epoch,
+                            "message": f"Stop requested: saving a checkpoint at step {state.global_step}",
+                        }
+                    )
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+        ) -> None:
+            logs = logs or {}
+            step = state.global_step
+            if "loss" in logs:
+                loss = float(logs["loss"])
+                now = time.perf_counter()
+                tokens = token_counter[0] - self._tokens_last
+                elapsed = max(1e-9, now - self._t_last)
+                self._t_last, self._tokens_last = now, token_counter[0]
+                avg = sum(self._step_times) / max(1, len(self._step_times))
+                eta = max(0, state.max_steps - step) * avg if state.max_steps else None
+                vram = None
+                try:
+                    import torch
+
+                    if torch.cuda.is_available():
+                        vram = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+                except Exception:  # noqa: BLE001
+                    pass
+                event = {
+                    "type": "step",
+                    "step": step,
+                    "epoch": round(float(state.epoch or 0), 4),
+                    "loss": loss,
+                    "lr": logs.get("learning_rate"),
+                    "grad_norm": _num(logs.get("grad_norm")),
+                    "tokens_per_s": round(tokens / elapsed, 1),
+                    "vram_gib": vram,
+                    "eta_s": None if eta is None else round(eta, 1),
+                    "max_steps": state.max_steps,
+                }
+                emit(event)
+                self._red_flags_train(loss, step, args, control, emit)
+            if "eval_loss" in logs:
+                self._on_eval(float(logs["eval_loss"]), step, state, emit)
+
+        def _red_flags_train(self, loss: float, step: int, args: Any, control: Any, emit: EmitFn) -> None:
+            s = self.state
+            if math.isnan(loss) or math.isinf(loss):
+                s.nan = True
+                if "nan" not in s.flags:
+                    s.flags.append("nan")
+                control.should_training_stop = True
+                emit(
+                    {
+                        "type": "log",
+                        "step": step,
+                        "flag": "nan",
+                        "message": f"The loss became NaN at step {step}: lower the learning rate "
+                        f"(now {args.learning_rate:g}) and check the data.",
+                    }
+                )
+                return
+            if s.first_loss is None:
+                s.first_loss = loss
+            s.last_loss = loss
+            s.train_ema = loss if s.train_ema is None else 0.8 * s.train_ema + 0.2 * loss
+            if s.first_loss and loss > 3 * s.first_loss and loss > 5 and "exploding" not in s.flags:
+                s.flags.append("exploding")
+                emit(
+                    {
+                        "type": "log",
+                        "step": step,
+                        "flag": "exploding",
+                        "message": f"The loss is exploding ({loss:.2f} vs {s.first_loss:.2f} at the start): "
+                        f"lower the learning rate (now {args.learning_rate:g}).",
+                    }
+                )
+
+        def _on_eval(self, eval_loss: float, step: int, state: Any, emit: EmitFn) -> None:
+            s = self.state
+            s.last_eval = eval_loss
+            best = s.best_eval is None or eval_loss < s.best_eval
+            if best:
+                s.best_eval, s.best_step = eval_loss, step
+            s.eval_history.append((step, eval_loss, s.train_ema))
+            emit(
+                {
+                    "type": "eval",
+                    "step": step,
+                    "epoch": round(float(state.epoch or 0), 4),
+                    "eval_loss": eval_loss,
+                    "best": best,
+                }
+            )
+            h = s.eval_history
+            if len(h) >= 3 and "overfitting" not in s.flags:
+                (_, e1, t1), (_, e2, t2), (_, e3, t3) = h[-3:]
+                if e3 > e2 > e1 and t1 is not None and t3 is not None and t3 < t1:
+                    s.flags.append("overfitting")
+                    emit(
+                        {
+                            "type": "log",
+                            "step": step,
+                            "flag": "overfitting",
+                            "message": f"Validation loss is rising while training loss falls (overfitting); the best "
+                            f"checkpoint is step {s.best_step} (validation loss {s.best_eval:.4f}).",
+                        }
+                    )
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            step = state.global_step
+            path = Path(args.output_dir) / f"checkpoint-{step}"
+            emit(
+                {
+                    "type": "checkpoint",
+                    "step": step,
+                    "epoch": round(float(state.epoch or 0), 4),
+                    "message": str(path),
+                    "best": self.state.best_step == step,
+                }
+            )
+
+    return EventsCallback()
+
+
+def _num(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f
+
+
+def load_model(model_dir: Path, resolved: Resolved) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    cfg = resolved.config
+    compute = _dtype(resolved.compute_dtype)
+    kwargs: dict[str, Any] = {
+        "dtype": _dtype(resolved.weights_dtype),
+        "attn_implementation": cfg.model.attn_implementation,
+    }
+    if cfg.quant.mode == "4bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=cfg.quant.quant_type,
+            bnb_4bit_use_double_quant=cfg.quant.double_quant,
+            bnb_4bit_compute_dtype=compute,
+            bnb_4bit_quant_storage=compute if compute != torch.float32 else torch.uint8,
+        )
+    elif cfg.quant.mode == "8bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    if torch.cuda.is_available():
+        kwargs["device_map"] = {"": 0}
+    elif cfg.quant.mode != "none":
+        kwargs["device_map"] = {"": "cpu"}
+    return AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+
+
+def lora_config(rc: TrainingConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=rc.lora.r,
+        lora_alpha=rc.lora.alpha,
+        lora_dropout=rc.lora.dropout,
+        target_modules=rc.lora.peft_target_modules(),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def sft_config(resolved: Resolved, hw: Hardware, output_dir: str, has_eval: bool, **extra: Any) -> Any:
+    """TRL SFTConfig from our typed config (the only place where it is converted)."""
+    from trl import SFTConfig
+
+    rc = resolved.config
+    t = rc.train
+    bf16 = resolved.compute_dtype == "bfloat16" and hw.cuda
+    fp16 = resolved.compute_dtype == "float16" and hw.cuda
+    eval_steps: float = t.eval_steps if t.eval_steps < 1 else int(t.eval_steps)
+    save_steps: float = t.save_steps if t.save_steps < 1 else int(t.save_steps)
+    args_kwargs: dict[str, Any] = dict(
+        output_dir=output_dir,
+        num_train_epochs=t.epochs if t.epochs > 0 else 1.0,
+        max_steps=t.max_steps if t.max_steps > 0 else -1,
+        per_device_train_batch_size=t.micro_batch_size,
+        per_device_eval_batch_size=t.micro_batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # a float below 1 is a ratio (transformers 5)
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        seed=t.seed,
+        data_seed=t.seed,
+        bf16=bf16,
+        fp16=fp16,
+        gradient_checkpointing=resolved.gradient_checkpointing,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps if has_eval else None,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_only_model=False,
+        report_to="none",
+        disable_tqdm=True,
+        max_length=t.max_length,
+        packing=t.packing,
+        padding_free=t.packing,
+        dataloader_num_workers=0,
+        use_cpu=not hw.cuda,
+        dataset_num_proc=None,
+        remove_unused_columns=True,
+    )
+    if t.packing:
+        args_kwargs["packing_strategy"] = "bfd"
+    if resolved.liger:
+        args_kwargs["use_liger_kernel"] = True
+    args_kwargs.update(extra)
+    try:
+        return SFTConfig(**args_kwargs)
+    except TypeError:  # transformers 4.x: warmup_ratio
+        args_kwargs["warmup_ratio"] = args_kwargs.pop("warmup_steps")
+        return SFTConfig(**args_kwargs)
+
+
+def build_trainer(
+    run: RunFolder, emit: EmitFn, hw: Hardware | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
+    """(trainer, callback, info). Reads config.yaml and dataset.jsonl from the run folder."""
+    import torch
+    from transformers import AutoTokenizer
+    from trl import SFTTrainer
+
+    from core.models import resolve_base_model
+    from core.training.dataset import build_datasets
+
+    cfg = config_from_dict(run.read_config())
+    hw = hw or detect_hardware()
+    resolved = resolve_for_hardware(cfg, hw)
+    rc = resolved.config
+    t = rc.train
+    for note in resolved.notes:
+        emit({"type": "log", "step": 0, "message": note})
+    model_dir = resolve_base_model(rc.model.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(f"{rc.model.name} has no chat template; pick an instruct/chat model.")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not run.dataset_file.exists():
+        raise UserError(f"{run.path} has no dataset snapshot (dataset.jsonl).")
+    rows = run.dataset_records()
+    train_ds, val_ds, stats = build_datasets(tokenizer, rows, t.max_length, t.assistant_only_loss)
+    emit(
+        {
+            "type": "log",
+            "step": 0,
+            "message": (
+                f"{stats['train']} training and {stats['validation']} validation examples "
+                f"({stats['train_tokens']} training tokens; {stats['truncated']} cut to {t.max_length} tokens, "
+                f"{stats['dropped']} without any reply tokens left out)"
+            ),
+        }
+    )
+    torch.manual_seed(t.seed)
+    model = load_model(model_dir, resolved)
+    lora = lora_config(rc)
+    sft_args = sft_config(resolved, hw, str(run.checkpoints_dir), has_eval=val_ds is not None)
+    token_counter = [0]
+    callback = make_callback(run, emit, rc, token_counter)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        trainer = SFTTrainer(
+            model=model,
+            args=sft_args,
+            train_dataset=train_ds,
+            eval_dataset=val_ds,
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[callback],
+        )
+    inner = trainer.data_collator
+
+    def counting(features: list[dict[str, Any]]) -> Any:
+        token_counter[0] += sum(len(f["input_ids"]) for f in features)
+        return inner(features)
+
+    trainer.data_collator = counting
+    info = {"resolved": resolved, "stats": stats, "tokenizer": tokenizer, "hardware": hw}
+    return trainer, callback, info

@@ -1,0 +1,229 @@
+"""The training child process: `python -m core.training.worker RUN_DIR [--resume]`.
+
+Reads RUN_DIR/config.yaml and dataset.jsonl, trains, and writes events (one JSON object per line) to
+RUN_DIR/events.jsonl and to stdout. Anything libraries print goes to stderr (the parent sends it to
+RUN_DIR/logs/worker.log); a full traceback of any failure lands in logs/ as well. Every run ends with a
+`done` event (status finished|stopped) or one-line `error` event, and a summary.json.
+
+Exit codes: 0 finished or stopped, 2 bad input (config, data, model), 1 the job failed (OOM, disk full, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import sys
+import time
+import traceback
+from typing import IO, Any
+
+from core.atomic import atomic_write_text
+from core.errors import UserError, WhetstoneError
+from core.training.run import RunFolder
+
+
+class EventWriter:
+    def __init__(self, run: RunFolder, stream: IO[str]) -> None:
+        self.run = run
+        self.stream = stream
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        event = {k: v for k, v in event.items() if v is not None}
+        event.setdefault("time", round(time.time(), 3))
+        self.run.append_event(event)
+        try:
+            self.stream.write(json.dumps(event) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _events_stream() -> IO[str]:
+    """Keep the real stdout for events; point fd 1 at stderr so library prints cannot corrupt the stream."""
+    sys.stdout.flush()
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(os.dup(2), "w", buffering=1)
+    return os.fdopen(fd, "w", buffering=1)
+
+
+def oom_advice(cfg: dict[str, Any]) -> str:
+    t = cfg.get("train", {}) or {}
+    q = (cfg.get("quant", {}) or {}).get("mode")
+    tips = []
+    if int(t.get("micro_batch_size") or 1) > 1:
+        tips.append(
+            f"lower Micro-batch size (now {t.get('micro_batch_size')}; raise Gradient accumulation to keep "
+            "the effective batch)"
+        )
+    if not t.get("gradient_checkpointing"):
+        tips.append("turn on Gradient checkpointing")
+    if int(t.get("max_length") or 0) > 512:
+        tips.append(f"shorten Max length (now {t.get('max_length')})")
+    if q != "4bit":
+        tips.append("use 4bit quantization")
+    return "; ".join(tips) or "pick a smaller model"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.training.worker")
+    parser.add_argument("run_dir")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    args = parser.parse_args(argv)
+    run = RunFolder.open(args.run_dir).ensure()
+    emit = EventWriter(run, _events_stream())
+    log_path = run.logs_dir / "worker.log"
+    atomic_write_text(run.pid_file, json.dumps({"pid": os.getpid(), "started": time.time()}) + "\n")
+    try:
+        run.control_file.unlink(missing_ok=True)
+        return _train(run, emit, args.resume)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes one event plus a logged traceback
+        return _fail(run, emit, exc, log_path)
+    finally:
+        run.pid_file.unlink(missing_ok=True)
+        run.control_file.unlink(missing_ok=True)
+
+
+def _fail(run: RunFolder, emit: EventWriter, exc: BaseException, log_path: Any) -> int:
+    tb = traceback.format_exc()
+    try:
+        with open(log_path, "a", encoding="utf-8") as handle:
+            handle.write(tb)
+    except OSError:
+        pass
+    sys.stderr.write(tb)
+    code = 1
+    name = type(exc).__name__
+    try:
+        cfg = run.read_config()
+    except WhetstoneError:
+        cfg = {}
+    if isinstance(exc, KeyboardInterrupt):
+        message = "Training was interrupted."
+    elif isinstance(exc, UserError):
+        message, code = str(exc), 2
+    elif isinstance(exc, WhetstoneError):
+        message = str(exc)
+    elif "OutOfMemory" in name or "out of memory" in str(exc).lower():
+        message = f"Out of GPU memory: {oom_advice(cfg)}."
+    elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        message = f"The disk is full (writing in {run.path}); free some space and resume."
+    elif isinstance(exc, OSError) and exc.errno in (errno.ENOENT,) and exc.filename:
+        message = f"File not found: {exc.filename}"
+    elif "pydantic" in type(exc).__module__:
+        message, code = f"Bad training settings: {exc}", 2
+    else:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        message = f"{name}: {first}"[:400]
+    message += f" (full log: {log_path})" if code == 1 else ""
+    try:
+        emit({"type": "error", "message": message, "exit_code": code})
+        _write_summary(run, {"status": "error", "message": message})
+    except OSError:
+        pass
+    return code
+
+
+def _write_summary(run: RunFolder, data: dict[str, Any]) -> None:
+    previous = run.read_summary()
+    atomic_write_text(run.summary_file, json.dumps({**previous, **data}, indent=2) + "\n")
+
+
+def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
+    from core.training.trainer import build_trainer, detect_hardware, environment
+
+    hw = detect_hardware()
+    run.write_env(environment(hw))
+    checkpoint = run.last_checkpoint() if resume else None
+    if resume and checkpoint is None:
+        emit(
+            {
+                "type": "log",
+                "step": 0,
+                "message": "No checkpoint to resume from; starting from the beginning.",
+            }
+        )
+    trainer, callback, info = build_trainer(run, emit, hw)
+    if checkpoint is not None:
+        step = int(checkpoint.name.split("-")[1])
+        emit({"type": "log", "step": step, "resumed_from": step, "message": f"Resuming from step {step}"})
+        _restore_callback_state(run, callback, step)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    state = callback.state
+    tokenizer = info["tokenizer"]
+    run.adapter_dir.mkdir(parents=True, exist_ok=True)
+    trainer.model.save_pretrained(str(run.adapter_dir))
+    tokenizer.save_pretrained(str(run.adapter_dir))
+    status = "stopped" if state.stopped else ("error" if state.nan else "finished")
+    steps = int(trainer.state.global_step)
+    summary = {
+        "status": status,
+        "steps": steps,
+        "max_steps": int(trainer.state.max_steps),
+        "epoch": round(float(trainer.state.epoch or 0), 4),
+        "final_loss": state.last_loss,
+        "final_eval_loss": state.last_eval,
+        "best_step": state.best_step,
+        "best_eval_loss": state.best_eval,
+        "flags": state.flags,
+        "adapter": str(run.adapter_dir),
+        "dataset_sha256": run.dataset_sha256(),
+        "finished_at": time.time(),
+    }
+    if state.best_step is not None:
+        best = run.checkpoints_dir / f"checkpoint-{state.best_step}"
+        summary["best_checkpoint"] = str(best) if best.exists() else None
+    _write_summary(run, summary)
+    if state.nan:
+        emit(
+            {
+                "type": "error",
+                "step": steps,
+                "message": "The loss became NaN: lower the learning rate.",
+                "exit_code": 1,
+            }
+        )
+        return 1
+    emit(
+        {
+            "type": "done",
+            "step": steps,
+            "epoch": summary["epoch"],
+            "loss": state.last_loss,
+            "eval_loss": state.last_eval,
+            "status": status,
+            "message": (
+                "Stopped at step {s}; Resume continues from here."
+                if state.stopped
+                else "Finished at step {s}."
+            ).format(s=steps),
+        }
+    )
+    return 0
+
+
+def _restore_callback_state(run: RunFolder, callback: Any, step: int) -> None:
+    """Carry the red-flag state (first loss, best validation loss) across a resume."""
+    s = callback.state
+    for event in run.curve():
+        if int(event.get("step") or 0) > step:
+            continue
+        if event.get("type") == "step" and event.get("loss") is not None:
+            s.first_loss = s.first_loss if s.first_loss is not None else event["loss"]
+            s.last_loss = event["loss"]
+            s.train_ema = event["loss"] if s.train_ema is None else 0.8 * s.train_ema + 0.2 * event["loss"]
+        if event.get("type") == "eval" and event.get("eval_loss") is not None:
+            e = float(event["eval_loss"])
+            s.last_eval = e
+            s.eval_history.append((int(event.get("step") or 0), e, s.train_ema))
+            if s.best_eval is None or e < s.best_eval:
+                s.best_eval, s.best_step = e, int(event.get("step") or 0)
+
+
+if __name__ == "__main__":
+    from core.offline import enforce_offline
+
+    enforce_offline()
+    sys.exit(main())

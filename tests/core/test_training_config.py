@@ -1,0 +1,119 @@
+"""Typed training config: presets, validation messages, YAML round trip, CLI overrides, CPU choices."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.errors import UserError
+from core.training.config import (
+    PRESETS,
+    Hardware,
+    TrainingConfig,
+    config_from_args,
+    config_from_dict,
+    load_config,
+    preset_config,
+    resolve_for_hardware,
+    save_config,
+    with_overrides,
+)
+
+
+def test_defaults_have_the_contract_shape() -> None:
+    data = TrainingConfig().to_dict()
+    assert set(data) == {"model", "quant", "lora", "train", "data"}
+    assert data["model"]["name"] == "smollm2-135m-instruct"
+    assert data["quant"]["mode"] == "4bit"
+    assert data["train"]["assistant_only_loss"] is True
+    assert data["train"]["packing"] is True
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_are_valid(name: str) -> None:
+    cfg = preset_config(name)
+    assert cfg.train.max_length >= 256
+    if "QLoRA" in name:
+        assert cfg.quant.mode == "4bit" and cfg.lora.target_modules == "all-linear"
+    if "CPU" in name:
+        assert cfg.train.max_steps > 0
+
+
+def test_preset_keeps_the_chosen_model() -> None:
+    base = with_overrides(TrainingConfig(), {"model.name": "/models/llama-8b"})
+    assert preset_config("QLoRA 7–8B on 24 GB", base).model.name == "/models/llama-8b"
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    cfg = with_overrides(TrainingConfig(), {"lora.r": 32, "lora.alpha": 64, "train.max_steps": 7})
+    file = tmp_path / "c.yaml"
+    save_config(cfg, file)
+    assert yaml.safe_load(file.read_text())["model"]["name"] == cfg.model.name
+    assert load_config(file) == cfg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"train.epochs": 0, "train.max_steps": 0}, "either Epochs"),
+        ({"lora.r": 4, "lora.alpha": 512}, "far above the rank"),
+        ({"train.max_length": 32}, "too short"),
+        ({"data.val_ratio": 0.5, "data.test_ratio": 0.45}, "almost nothing to train"),
+        ({"train.learning_rate": 0}, "learning_rate"),
+        ({"quant.mode": "3bit"}, "quant.mode"),
+    ],
+)
+def test_validation_messages_are_plain(overrides: dict, words: str) -> None:
+    with pytest.raises(UserError) as info:
+        with_overrides(TrainingConfig(), overrides)
+    text = str(info.value)
+    assert words in text
+    assert "\n" not in text and "pydantic" not in text.lower()
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="train.lerning_rate: unknown setting"):
+        config_from_dict({"train": {"lerning_rate": 1e-4}})
+
+
+def test_cpu_resolution_is_fp32_without_checkpointing() -> None:
+    cfg = with_overrides(
+        TrainingConfig(), {"train.gradient_checkpointing": True, "quant.compute_dtype": "bfloat16"}
+    )
+    r = resolve_for_hardware(cfg, Hardware(False, False, "CPU"))
+    assert r.compute_dtype == "float32" and r.weights_dtype == "float32"
+    assert r.gradient_checkpointing is False and r.liger is False
+    assert any("float32" in n for n in r.notes)
+    g = resolve_for_hardware(TrainingConfig(), Hardware(True, True, "RTX 4090", 24.0))
+    assert g.compute_dtype == "bfloat16" and g.gradient_checkpointing is True and not g.notes
+
+
+def test_cli_flags_override_config_file(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        yaml.safe_dump({"train": {"max_steps": 50, "learning_rate": 1e-4}, "lora": {"r": 4, "alpha": 8}})
+    )
+    ns = argparse.Namespace(
+        config=str(file),
+        preset=None,
+        model="/m",
+        max_steps=3,
+        epochs=None,
+        lr=None,
+        lora_r=None,
+        quant="none",
+        max_length=None,
+        seed=None,
+    )
+    cfg = config_from_args(ns)
+    assert cfg.train.max_steps == 3 and cfg.train.learning_rate == 1e-4
+    assert cfg.lora.r == 4 and cfg.quant.mode == "none" and cfg.model.name == "/m"
+
+
+def test_form_metadata_comes_from_the_model() -> None:
+    fields = TrainingConfig.model_fields["train"].annotation.model_fields  # type: ignore[union-attr]
+    assert all(f.description for f in fields.values())
+    assert (fields["seed"].json_schema_extra or {}).get("advanced") is True

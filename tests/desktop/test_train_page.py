@@ -1,0 +1,168 @@
+"""Train page: generated form, presets, live estimate, training through the watcher thread, stop/resume,
+close-while-training, reattach after a restart, runs list and compare."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core import paths
+from core.training.config import TrainingConfig
+from core.training.run import RunFolder
+from desktop.context import AppContext
+from desktop.pages.train import CLOSE_CANCEL, CLOSE_KEEP, TrainPage
+from desktop.widgets.train_runs import CompareDialog
+
+
+@pytest.fixture
+def ctx() -> AppContext:
+    return AppContext()
+
+
+def _page(qtbot, ctx: AppContext) -> TrainPage:  # type: ignore[no-untyped-def]
+    page = TrainPage(ctx)
+    qtbot.addWidget(page)
+    return page
+
+
+def _small(page: TrainPage, model: Path, data: Path, steps: int) -> None:
+    page.set_model(str(model))
+    page.data_edit.setText(str(data))
+    f = page.form.fields
+    f[("quant", "mode")].set("none")
+    f[("train", "max_steps")].set(steps)
+    f[("train", "micro_batch_size")].set(2)
+    f[("train", "grad_accum")].set(1)
+    f[("train", "max_length")].set(128)
+    f[("train", "eval_steps")].set(2)
+    f[("train", "save_steps")].set(2)
+    f[("lora", "r")].set(4)
+    f[("lora", "alpha")].set(8)
+
+
+def test_form_is_generated_from_the_config_model(qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
+    page = _page(qtbot, ctx)
+    cfg = TrainingConfig()
+    for section in ("quant", "lora", "train"):
+        model_fields = type(getattr(cfg, section)).model_fields
+        for name, info in model_fields.items():
+            field = page.form.fields[(section, name)]
+            assert field.widget.toolTip() == info.description
+            assert field.label.text() == info.title
+    assert not page.form.advanced.isVisibleTo(page)
+    page.form.advanced_toggle.setChecked(True)
+    assert page.form.advanced.isVisibleTo(page)
+    assert page.form.fields[("train", "seed")].widget.isVisibleTo(page)
+    # on this CPU-only machine the page starts from the CPU preset and says what it chose
+    assert page.preset_combo.currentText() == "Quick test (CPU)"
+    assert "float32" in page.estimate_label.text()
+
+
+def test_preset_and_estimate_follow_the_form(qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
+    page = _page(qtbot, ctx)
+    page.preset_combo.setCurrentText("QLoRA 7–8B on 24 GB")
+    assert page.form.fields[("quant", "mode")].get() == "4bit"
+    assert page.form.fields[("train", "gradient_checkpointing")].get() is True
+    page.update_estimate()
+    small = page.last_estimate.vram_gib
+    page.form.fields[("train", "max_length")].set(65536)
+    page.form.fields[("train", "micro_batch_size")].set(64)
+    qtbot.waitUntil(lambda: page.last_estimate.vram_gib > small, timeout=3000)
+    assert page.preset_combo.currentText() == "Custom"
+    page.target_combo.setCurrentText("8 GB GPU")
+    qtbot.waitUntil(lambda: "does not fit" in page.estimate_label.text(), timeout=3000)
+    assert "•" in page.estimate_label.text()  # a concrete suggestion
+
+
+def test_bad_settings_and_missing_data_are_explained(qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
+    page = _page(qtbot, ctx)
+    page.data_edit.setText("")
+    assert page.start_training() is False
+    assert "Choose a dataset" in page.error_label.text()
+    page.form.fields[("train", "max_steps")].set(0)
+    page.form.fields[("train", "epochs")].set(0)
+    page.update_estimate()
+    assert "either Epochs" in page.estimate_label.text()
+    assert not page.is_training()
+
+
+@pytest.mark.slow
+def test_train_to_the_end_then_runs_list_and_compare(
+    qtbot,
+    ctx,
+    tiny_llama_dir,
+    sample_data,  # type: ignore[no-untyped-def]
+    fake_run_dir,
+) -> None:
+    page = _page(qtbot, ctx)
+    _small(page, tiny_llama_dir, sample_data, steps=4)
+    with (
+        qtbot.waitSignal(ctx.runChanged, timeout=600_000) as changed,
+        qtbot.waitSignal(page.runEnded, timeout=600_000) as ended,
+    ):
+        assert page.start_training()
+        assert page.is_training() and not page.train_button.isEnabled()
+    assert ended.args[0].status == "finished"
+    run = RunFolder.open(changed.args[0])
+    assert (run.adapter_dir / "adapter_model.safetensors").exists()
+    assert [s for s, _ in page.plot.train] == [1, 2, 3, 4]
+    assert len(page.plot.val) == 2
+    assert page.stat_step.value.text() == "4/4"
+    assert page.train_button.isEnabled() and not page.stop_button.isEnabled()
+    assert not page.resume_button.isEnabled()  # finished runs do not resume
+    assert page.handle is None
+    page.runs.refresh()
+    assert page.runs.table.rowCount() == 1
+    assert page.runs.table.item(0, 1).text() == "finished"
+    # compare with a second run in the runs folder
+    other = paths.runs_dir() / "other"
+    shutil.copytree(fake_run_dir, other)
+    page.runs.refresh()
+    assert page.runs.table.rowCount() == 2
+    dialog = CompareDialog(str(run.path), str(other))
+    qtbot.addWidget(dialog)
+    text = dialog.diff.toPlainText()
+    assert "quant" in text or "mode" in text
+    assert len(dialog.plot._overlays) >= 2
+
+
+@pytest.mark.slow
+def test_close_keep_reattach_stop_resume_cancel(qtbot, ctx, tiny_llama_dir, sample_data) -> None:  # type: ignore[no-untyped-def]
+    page = _page(qtbot, ctx)
+    _small(page, tiny_llama_dir, sample_data, steps=400)
+    page.form.fields[("train", "save_steps")].set(1000)
+    with qtbot.waitSignal(page.runStarted, timeout=120_000) as started:
+        page.start_training()
+    run = RunFolder.open(started.args[0])
+    qtbot.waitUntil(lambda: len(page.plot.train) >= 1, timeout=300_000)
+
+    page.ask_close = lambda: CLOSE_CANCEL
+    assert page.can_close() is False
+    page.ask_close = lambda: CLOSE_KEEP
+    assert page.can_close() is True
+    page.shutdown()
+    assert run.is_running()  # the worker outlives the window
+
+    # "restart": a new page finds the run and follows it
+    page2 = _page(qtbot, ctx)
+    assert page2.is_training() and page2.run is not None and page2.run.path == run.path
+    assert len(page2.plot.train) >= 1  # the curve so far
+    qtbot.waitUntil(lambda: page2.status == "running", timeout=10_000)
+    with qtbot.waitSignal(page2.runEnded, timeout=300_000) as ended:
+        page2.stop_training()
+    assert ended.args[0].status == "stopped"
+    stopped_at = run.read_summary()["steps"]
+    assert run.last_checkpoint() is not None and page2.resume_button.isEnabled()
+
+    with qtbot.waitSignal(page2.runStarted, timeout=120_000):
+        page2.resume_training()
+    qtbot.waitUntil(lambda: page2.plot.train and page2.plot.train[-1][0] > stopped_at, timeout=300_000)
+    steps = [s for s, _ in page2.plot.train]
+    assert steps == sorted(set(steps))  # the curve continues, no repeated steps
+    with qtbot.waitSignal(page2.runEnded, timeout=60_000) as ended:
+        page2.cancel_training(confirm=False)
+    assert ended.args[0].status == "cancelled"
+    assert not run.is_running()
+    assert page.handle is None and page2.handle is None
