@@ -112,6 +112,11 @@ class DataPage(QWidget):
         empty_layout.insertWidget(
             empty_layout.count() - 1, self.sample_button, 0, Qt.AlignmentFlag.AlignCenter
         )
+        body = self.empty.findChild(QLabel, "emptyText")
+        if body is not None:  # centre the (width-limited) explanation under the title
+            body.setFixedWidth(560)
+            body.setMinimumHeight(5 * body.fontMetrics().lineSpacing() + 12)  # room for the wrapped text
+            empty_layout.setAlignment(body, Qt.AlignmentFlag.AlignHCenter)
         self.stack.addWidget(self.empty)
         self.main = QWidget()
         self.stack.addWidget(self.main)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -106,17 +107,22 @@ class LengthHistogram(QWidget):
             self.bars.setOpts(x=[], height=[], width=1)
             return
         data = np.asarray(self.counts)
-        hi = int(max(data.max(), max_length or 0))
-        bins = min(60, max(5, hi // 8 or 5))
-        heights, edges = np.histogram(data, bins=bins, range=(0, hi + 1))
+        lo, hi = int(data.min()), int(data.max())
+        span = max(1, hi - lo + 1)
+        bins = int(min(60, max(1, span)))
+        heights, edges = np.histogram(data, bins=bins, range=(lo, hi + 1))
         width = float(edges[1] - edges[0])
         self.bars.setOpts(x=edges[:-1] + width / 2, height=heights, width=width * 0.9)
-        if max_length is not None:
+        right = hi + width
+        # Show the limit when it is near the data; far beyond it would squash every bar into one.
+        if max_length is not None and max_length <= hi * 1.5 + 16:
             self.limit.setValue(max_length)
             self.limit.show()
+            right = max(right, max_length + width)
         else:
             self.limit.hide()
-        self.plot.setXRange(0, hi * 1.05 + 1, padding=0)
+        self.plot.setXRange(max(0, lo - width), right, padding=0.02)
+        self.plot.setYRange(0, max(1, int(heights.max())) * 1.08, padding=0)
 
 
 class IssuesPanel(QWidget):
@@ -248,13 +254,13 @@ class SplitsPanel(QWidget):
         self.balance = QTableWidget(0, 5)
         self.balance.setHorizontalHeaderLabels([*SPLITS, "none", "total"])
         self.balance.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.balance.horizontalHeader().setStretchLastSection(True)
+        self.balance.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         layout.addWidget(self.balance, 1)
         self.set_locked(False)
 
     def set_locked(self, locked: bool) -> None:
         self.lock_label.setText(
-            "🔒 The test split is locked: its examples stay the honest yardstick for evaluation. "
+            "The test split is locked: its examples stay the honest yardstick for evaluation. "
             "Assigning again only reshuffles train/validation."
             if locked
             else "The test split is created and locked by 'Assign splits'."
