@@ -196,6 +196,12 @@ def _export_model(
     )
 
     device = pick_device(device)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own progress is reported; no tqdm bars on stderr
+    except ImportError:  # pragma: no cover
+        pass
     progress(0.01, "Locating the base model")
     base_dir = base_model_dir(run, progress=_sub(progress, 0.0, 0.05))
     save_dtype = base_save_dtype(base_dir) or str(compute_dtype(device)).replace("torch.", "")
@@ -214,6 +220,7 @@ def _export_model(
     peft_model = load_peft_model(run, base_dir, device)
     reference = V.model_logits(peft_model, ids_list) if verify else []
     check_stop(should_stop)
+    t0 = time.perf_counter()
     merged_dir = (
         tmp if fmt == "merged" else Path(__import__("tempfile").mkdtemp(prefix=".merged-", dir=tmp.parent))
     )
@@ -229,6 +236,8 @@ def _export_model(
         )
         del peft_model
         gc.collect()
+        result.timings["load_and_merge"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
         merged_logits: list[Any] = []
         greedy: list[list[int]] = []
         if verify:
@@ -251,6 +260,7 @@ def _export_model(
                 greedy = V.greedy_tokens(model, ids_list, GREEDY_TOKENS, eos_ids)
             del model
             gc.collect()
+            result.timings["verify_merged"] = round(time.perf_counter() - t0, 2)
         check_stop(should_stop)
         card_extra: dict[str, Any] = {"format": fmt, "dtype": merged.dtype, "merged on": merged.device}
         if fmt == "gguf":
@@ -306,11 +316,12 @@ def _write_gguf(
     should_stop: StopFn | None,
 ) -> None:
     from core.export import verify as V
-    from core.export.gguf_writer import GgufExporter, quantize_with_llama_cpp
+    from core.export.gguf_writer import GgufExporter, gguf_tensor_types, quantize_with_llama_cpp
     from core.export.modelfile import ollama_modelfile
 
     name = _gguf_name(run, quant)
     gguf_path = tmp / name
+    t0 = time.perf_counter()
     exporter = GgufExporter(merged_dir, name=f"{run.path.name} ({run.base_model()})")
     if quant in K_QUANTS:
         f16 = tmp / ".intermediate-f16.gguf"
@@ -323,9 +334,19 @@ def _write_gguf(
             f16.unlink(missing_ok=True)
         summary["bytes"] = gguf_path.stat().st_size
         summary["quantizer"] = "llama.cpp (llama_model_quantize)"
+        summary["tensor_types"] = gguf_tensor_types(gguf_path)
+        k_types = sum(n for t, n in summary["tensor_types"].items() if t.endswith("_K"))
+        weights = sum(n for t, n in summary["tensor_types"].items() if t != "F32")
+        if k_types < weights:
+            summary.setdefault("notes", []).append(
+                f"{weights - k_types} of {weights} weight tensors use llama.cpp's fallback types "
+                "(their rows are not a multiple of 256, which K-quants need)"
+            )
     else:
         summary = exporter.write(gguf_path, quant, _sub(progress, 0.5, 0.8), should_stop)
     result.notes.extend(summary.get("notes", []))
+    result.timings["gguf_write"] = round(time.perf_counter() - t0, 2)
+    result.gguf = {k: summary.get(k) for k in ("architecture", "tokenizer", "special_tokens", "tensor_types")}
     card_extra["gguf"] = name
     card_extra["gguf tokenizer"] = summary["tokenizer"]
     check_stop(should_stop)
@@ -348,6 +369,7 @@ def _write_gguf(
             # The template round trip must be exact; greedy agreement is reported (quantization moves it).
             lc["passed"] = bool(lc["template_match"] and lc["tokens_match"])
             verification["llama_cpp"] = lc
+            result.timings["verify_llama_cpp"] = round(time.perf_counter() - t0, 2)
         else:
             verification["llama_cpp"] = {"skipped": "llama-cpp-python is not installed"}
     special = summary.get("special_tokens", {})

@@ -64,6 +64,8 @@ class ExportResult:
     verification: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    gguf: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,4 +77,6 @@ class ExportResult:
             "verification": self.verification,
             "notes": self.notes,
             "seconds": round(self.seconds, 2),
+            "timings": self.timings,
+            "gguf": self.gguf,
         }

@@ -238,6 +238,18 @@ def build_vocab(model_dir: Path, n_vocab: int) -> GgufVocab:
     )
 
 
+def _tokenizer_adds_bos(model_dir: Path, bos_id: int) -> bool:
+    """Whether the tokenizer puts BOS in front of plain text (llama.cpp must do the same)."""
+    try:
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_str(json.dumps(_tokenizer_json(model_dir)))
+        ids = tok.encode("hello", add_special_tokens=True).ids
+    except Exception:  # noqa: BLE001 - unknown: leave llama.cpp's default
+        return False
+    return bool(ids) and ids[0] == bos_id
+
+
 def end_of_turn_token(chat_template: str | None, tokens: list[str], token_types: list[int]) -> int | None:
     """The control token that closes an assistant turn in the chat template (<|im_end|>, <|eot_id|>, </s>)."""
     if not chat_template:
@@ -413,6 +425,10 @@ class GgufExporter:
             special_token_types=("bos", "eos", "unk", "sep", "pad"),
             n_vocab=len(vocab.tokens),
         )
+        if "bos" not in special.add_special_token and "bos" in special.special_token_ids:
+            special.add_special_token["bos"] = _tokenizer_adds_bos(
+                self.model_dir, special.special_token_ids["bos"]
+            )
         special.add_to_gguf(writer, quiet=True)
         if special.chat_template is None:
             self.notes.append("the model has no chat template; none was written to the GGUF")
@@ -615,6 +631,27 @@ def _np_dtype(qtype: Any) -> Any:
 # K-quants through llama.cpp
 
 
+def _quiet_native_output() -> Any:
+    """llama.cpp logs every tensor on the C stderr; keep the CLI and the app's terminal readable."""
+    import contextlib
+
+    try:
+        from llama_cpp._utils import suppress_stdout_stderr
+    except ImportError:  # pragma: no cover - another llama-cpp-python layout
+        return contextlib.nullcontext()
+    return suppress_stdout_stderr(disable=False)
+
+
+def gguf_tensor_types(path: str | Path) -> dict[str, int]:
+    """Count of tensors per GGML type in a GGUF file."""
+    from gguf import GGUFReader
+
+    counts: dict[str, int] = {}
+    for tensor in GGUFReader(path).tensors:
+        counts[tensor.tensor_type.name] = counts.get(tensor.tensor_type.name, 0) + 1
+    return counts
+
+
 def quantize_with_llama_cpp(src: str | Path, dst: str | Path, quant: str, threads: int | None = None) -> None:
     """Quantize an F16/BF16/F32 GGUF to a K-quant with llama.cpp's own quantizer (llama-cpp-python)."""
     if quant not in _K_FTYPES:
@@ -631,7 +668,8 @@ def quantize_with_llama_cpp(src: str | Path, dst: str | Path, quant: str, thread
     params.nthread = int(threads or max(1, (os.cpu_count() or 2)))
     dst = Path(dst)
     partial = dst.with_name(dst.name + ".partial")
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(partial).encode(), params)
+    with _quiet_native_output():
+        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(partial).encode(), params)
     if rc != 0 or not partial.exists():
         partial.unlink(missing_ok=True)
         raise WhetstoneError(f"llama.cpp could not quantize to {quant.upper()} (code {rc}).")

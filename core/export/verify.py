@@ -192,7 +192,7 @@ def verify_gguf_llama_cpp(
             value = meta.get(key)
             return llm.detokenize([int(value)], special=True).decode("utf-8", "replace") if value else ""
 
-        formatter = (
+        formatter: Any = (
             Jinja2ChatFormatter(
                 template=template,
                 eos_token=token_text("tokenizer.ggml.eos_token_id"),
@@ -201,14 +201,14 @@ def verify_gguf_llama_cpp(
             if template
             else None
         )
-        rows = []
+        rows: list[dict[str, Any]] = []
         for prompt, hf_text, ids, greedy in zip(prompts, hf_prompt_texts, hf_ids, hf_greedy, strict=False):
             text = formatter(messages=prompt.messages).prompt if formatter else hf_text
             tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)[-len(ids) :]
             llm.reset()
             generated: list[int] = []
             for token in llm.generate(tokens, top_k=1, top_p=1.0, temp=0.0, reset=True):
-                if llm._model.token_is_eog(token):  # noqa: SLF001 - llama-cpp-python has no public helper
+                if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):  # noqa: SLF001 - no public helper
                     generated.append(int(token))
                     break
                 generated.append(int(token))
