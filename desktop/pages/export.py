@@ -254,8 +254,8 @@ class ExportPage(QWidget):
         open_row.addWidget(self.open_button)
         results_layout.addLayout(open_row)
         self.results.setVisible(False)
-        layout.addWidget(self.results, 1)
-        layout.addStretch(0)
+        layout.addWidget(self.results)
+        layout.addStretch(1)
         return page
 
     @staticmethod
