@@ -5,26 +5,84 @@ from __future__ import annotations
 
 import random
 
-PRODUCTS = ["Pro plan", "mobile app", "desktop client", "web dashboard", "API", "sync service", "backup tool",
-            "invoice portal", "team workspace", "calendar add-on", "password manager", "chat widget",
-            "analytics export", "photo library", "email integration", "printer driver", "VPN client"]
-PROBLEMS = ["crashes on start", "stopped syncing", "charged me twice", "shows a blank page", "is very slow",
-            "logs me out every hour", "lost my settings", "will not accept my card", "fails to export CSV",
-            "sends duplicate notifications", "cannot find my files", "refuses the licence key",
-            "shows the wrong currency", "freezes when uploading", "deleted a shared folder",
-            "keeps asking for two-factor codes", "does not load images", "times out on login"]
-WHEN = ["after the January update", "since yesterday", "on my new laptop", "every Monday morning",
-        "when I switch accounts", "after I changed my password", "on the train with poor signal",
-        "since we added five users", "only in dark mode", "after restoring a backup", "right after renewal",
-        "when two people edit at once", "on Windows 11", "on an older Android phone", "since the migration"]
-ASKS = ["Please fix this quickly.", "Can you refund me?", "What should I try next?", "Is this a known bug?",
-        "I need this working before Friday.", "Could someone call me back?", "Please cancel my account.",
-        "How do I get my data back?", "Any workaround?", "Who can I escalate this to?"]
+PRODUCTS = [
+    "Pro plan",
+    "mobile app",
+    "desktop client",
+    "web dashboard",
+    "API",
+    "sync service",
+    "backup tool",
+    "invoice portal",
+    "team workspace",
+    "calendar add-on",
+    "password manager",
+    "chat widget",
+    "analytics export",
+    "photo library",
+    "email integration",
+    "printer driver",
+    "VPN client",
+]
+PROBLEMS = [
+    "crashes on start",
+    "stopped syncing",
+    "charged me twice",
+    "shows a blank page",
+    "is very slow",
+    "logs me out every hour",
+    "lost my settings",
+    "will not accept my card",
+    "fails to export CSV",
+    "sends duplicate notifications",
+    "cannot find my files",
+    "refuses the licence key",
+    "shows the wrong currency",
+    "freezes when uploading",
+    "deleted a shared folder",
+    "keeps asking for two-factor codes",
+    "does not load images",
+    "times out on login",
+]
+WHEN = [
+    "after the January update",
+    "since yesterday",
+    "on my new laptop",
+    "every Monday morning",
+    "when I switch accounts",
+    "after I changed my password",
+    "on the train with poor signal",
+    "since we added five users",
+    "only in dark mode",
+    "after restoring a backup",
+    "right after renewal",
+    "when two people edit at once",
+    "on Windows 11",
+    "on an older Android phone",
+    "since the migration",
+]
+ASKS = [
+    "Please fix this quickly.",
+    "Can you refund me?",
+    "What should I try next?",
+    "Is this a known bug?",
+    "I need this working before Friday.",
+    "Could someone call me back?",
+    "Please cancel my account.",
+    "How do I get my data back?",
+    "Any workaround?",
+    "Who can I escalate this to?",
+]
 NAMES = ["Anna", "Bilal", "Chen", "Dara", "Elif", "Femi", "Goran", "Hana", "Ines", "Jonas", "Kofi", "Lena"]
 CATEGORY = ["technical", "billing", "account", "feature"]
 PRIORITY = ["low", "normal", "high", "urgent"]
-BOILER = ["Thanks in advance!", "Sent from my phone.", "Best regards,", "Kind regards, the customer.",
-          "This message is confidential."]
+BOILER = [
+    "Thanks in advance!",
+    "Sent from my phone.",
+    "Best regards,",
+    "Kind regards, the customer.",
+    "This message is confidential.",
+]
 
 
 def ticket(rng: random.Random) -> str:

@@ -14,6 +14,7 @@ class AppContext(QObject):
     """Pages receive this in `__init__`; they talk to each other only through its signals."""
 
     workspaceChanged = Signal(str)  # path of the opened workspace
+    workspaceEdited = Signal(str)  # a page other than Data changed rows of the open workspace (its name)
     openWorkspaceRequested = Signal(str)  # a data file or workspace path the user asked to open
     runChanged = Signal(str)  # run folder now selected (Train -> Evaluate/Export)
     showExampleRequested = Signal(str)  # example id to show on the Data page

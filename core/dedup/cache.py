@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,22 +45,61 @@ class EmbeddingCache:
         self.hits = 0
         self.misses = 0
 
+    def lookup(
+        self, model_id: str, hashes: Sequence[str], precision: str
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """(vectors [n, dim] float32 or None when nothing was found, found mask, truncated mask) for
+        `hashes` (duplicates allowed) cached at that precision. Large requests scan the model's rows once
+        (no per-row numpy objects), small ones look keys up."""
+        n = len(hashes)
+        where: dict[str, list[int]] = {}
+        for i, h in enumerate(hashes):
+            where.setdefault(h, []).append(i)
+        found = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        vectors: np.ndarray | None = None
+        if len(where) > 5000:
+            cursors: Iterable[Any] = [
+                self.conn.execute(
+                    "SELECT text_hash, vector, truncated FROM dedup_embeddings WHERE model_id=? AND precision=?",
+                    (model_id, precision),
+                )
+            ]
+        else:
+            keys = list(where)
+            cursors = (
+                self.conn.execute(
+                    "SELECT text_hash, vector, truncated FROM dedup_embeddings WHERE model_id=? AND precision=?"
+                    f" AND text_hash IN ({','.join('?' * len(part))})",
+                    (model_id, precision, *part),
+                )
+                for part in (keys[s : s + _CHUNK] for s in range(0, len(keys), _CHUNK))
+            )
+        hit_keys = 0
+        for cursor in cursors:
+            for key, blob, cut in cursor:
+                rows = where.get(key)
+                if rows is None:
+                    continue
+                row = np.frombuffer(blob, dtype=np.float32)
+                if vectors is None:
+                    vectors = np.zeros((n, row.shape[0]), dtype=np.float32)
+                vectors[rows] = row
+                found[rows] = True
+                if cut:
+                    truncated[rows] = True
+                hit_keys += 1
+        self.hits += hit_keys
+        self.misses += len(where) - hit_keys
+        return vectors, found, truncated
+
     def get(self, model_id: str, hashes: Sequence[str], precision: str) -> dict[str, tuple[np.ndarray, bool]]:
         """{hash: (vector float32, truncated)} for the hashes cached at that precision."""
-        found: dict[str, tuple[np.ndarray, bool]] = {}
         unique = list(dict.fromkeys(hashes))
-        for start in range(0, len(unique), _CHUNK):
-            part = unique[start : start + _CHUNK]
-            rows = self.conn.execute(
-                "SELECT text_hash, vector, truncated FROM dedup_embeddings WHERE model_id=? AND precision=?"
-                f" AND text_hash IN ({','.join('?' * len(part))})",
-                (model_id, precision, *part),
-            )
-            for key, blob, truncated in rows:
-                found[key] = (np.frombuffer(blob, dtype=np.float32), bool(truncated))
-        self.hits += len(found)
-        self.misses += len(unique) - len(found)
-        return found
+        vectors, found, truncated = self.lookup(model_id, unique, precision)
+        if vectors is None:
+            return {}
+        return {h: (vectors[i], bool(truncated[i])) for i, h in enumerate(unique) if found[i]}
 
     def put(
         self,
@@ -72,10 +112,10 @@ class EmbeddingCache:
         """Store rows of `vectors` under `hashes` (one transaction)."""
         cut = set(truncated)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        rows = [
-            (model_id, h, precision, int(vectors.shape[1]), int(i in cut), vectors[i].tobytes())
-            for i, h in enumerate(hashes)
-        ]
+        dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+        rows = (
+            (model_id, h, precision, dim, int(i in cut), vectors[i].tobytes()) for i, h in enumerate(hashes)
+        )
         self.conn.execute("SAVEPOINT dedup_cache_put")
         try:
             self.conn.executemany("INSERT OR REPLACE INTO dedup_embeddings VALUES (?,?,?,?,?,?)", rows)

@@ -257,41 +257,45 @@ class NearDuplicateFinder:
         emb = self.embedder
         model_id = emb.model_id
         n = len(texts)
-        found: dict[str, tuple[np.ndarray, bool]] = {}
-        exact_found: set[str] = set()
-        if self.cache is not None:
-            found = self.cache.get(model_id, hashes, "fp32")
-            exact_found = set(found)
-            if precision != "fp32":
-                rest = [h for h in hashes if h not in found]
-                found.update(self.cache.get(model_id, rest, precision))
-        missing = [i for i, h in enumerate(hashes) if h not in found]
-        stats["cached"] = n - len(missing)
-        truncated: list[int] = []
+        vectors: np.ndarray | None = None
+        have = np.zeros(n, dtype=bool)
         is_fp32 = np.zeros(n, dtype=bool)
+        cut_mask = np.zeros(n, dtype=bool)
+        if self.cache is not None:
+            for prec in ("fp32",) if precision == "fp32" else ("fp32", precision):
+                todo = np.nonzero(~have)[0]
+                if not len(todo):
+                    break
+                got, found, cut = self.cache.lookup(model_id, [hashes[int(i)] for i in todo], prec)
+                if got is None:
+                    continue
+                if vectors is None:
+                    vectors = np.zeros((n, got.shape[1]), dtype=np.float32)
+                rows = todo[found]
+                vectors[rows] = got[found]
+                have[rows] = True
+                cut_mask[rows] = cut[found]
+                if prec == "fp32":
+                    is_fp32[rows] = True
+        missing = np.nonzero(~have)[0].tolist()
+        stats["cached"] = n - len(missing)
         if missing:
             started = time.monotonic()
             result = emb.embed(
                 [texts[i] for i in missing], precision=precision, progress=progress, should_stop=should_stop
             )
             stats["embed_rows_per_s"] = len(missing) / max(time.monotonic() - started, 1e-6)
-            vectors = np.zeros((n, result.vectors.shape[1]), dtype=np.float32)
+            if vectors is None:
+                vectors = np.zeros((n, result.vectors.shape[1]), dtype=np.float32)
             vectors[missing] = result.vectors
             is_fp32[missing] = result.precision == "fp32"
-            truncated += [missing[k] for k in result.truncated]
+            cut_mask[[missing[k] for k in result.truncated]] = True
             if self.cache is not None:
                 self.cache.put(
                     model_id, [hashes[i] for i in missing], result.vectors, result.precision, result.truncated
                 )
-        else:
-            vectors = np.zeros((n, len(next(iter(found.values()))[0])), dtype=np.float32)
-        for i, h in enumerate(hashes):
-            hit = found.get(h)
-            if hit is not None:
-                vectors[i] = hit[0]
-                if hit[1]:
-                    truncated.append(i)
-                is_fp32[i] = h in exact_found
+        assert vectors is not None
+        truncated = np.nonzero(cut_mask)[0].tolist()
         stats["embedded"] = len(missing)
         return vectors, sorted(set(truncated)), is_fp32
 

@@ -1,0 +1,203 @@
+"""Duplicates page with pytest-qt: empty state, search off the UI thread with progress and cancel, live
+threshold, side-by-side diff, keep one / keep all / not a duplicate, bulk keep-one, undo, leakage."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from core.data.workspace import DatasetWorkspace
+from desktop.context import AppContext
+from desktop.pages.dedup import DedupPage
+from tests.core.dedup_helpers import FakeEmbedder
+
+# the offscreen platform warns when a shown top-level widget has size constraints; harmless
+pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+
+ROWS = [
+    ("how do I reset my password today please", "use the reset link", "train"),  # 0
+    ("How do I  reset my password today please", "use the reset link", "test"),  # 1 exact of 0 (leak)
+    ("how do I reset my password today now please", "use the reset link", "train"),  # 2 near 0
+    ("what is the refund policy for annual plans", "full refund within 30 days", "train"),  # 3
+    ("the app crashes when I upload a photo from the gallery", "update to 4.2", "train"),  # 4
+    ("the app crashes when I upload a photo from the gallery app", "update to 4.2", "validation"),  # 5
+    ("totally unrelated sentence about cooking pasta at home", "boil water", "train"),  # 6
+]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path):
+    data = tmp_path / "dups.jsonl"
+    lines = [
+        json.dumps(
+            {"messages": [{"role": "user", "content": u}, {"role": "assistant", "content": a}], "split": s}
+        )
+        for u, a, s in ROWS
+    ]
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ws = DatasetWorkspace.create_from_file(data, tmp_path / "dups.wsdb")
+    yield ws
+    ws.close()
+
+
+def _page(qtbot, ctx: AppContext, embedder: FakeEmbedder | None = None) -> DedupPage:
+    page = DedupPage(ctx)
+    qtbot.addWidget(page)
+    page.embedder_factory = lambda model: embedder or FakeEmbedder()
+    page.resize(1200, 800)
+    with qtbot.waitActive(page):
+        page.show()
+        page.activateWindow()
+    return page
+
+
+def _started(page: DedupPage):
+    page.start()
+    assert page.runner is not None
+    return page.runner
+
+
+def run_search(qtbot, page: DedupPage) -> None:
+    runner = _started(page)
+    with qtbot.waitSignal(runner.done, timeout=30000):
+        pass
+    qtbot.waitUntil(lambda: page.runner is None)
+
+
+def test_empty_state_without_workspace(qtbot) -> None:
+    ctx = AppContext()
+    page = _page(qtbot, ctx)
+    assert page.stack.currentWidget() is page.empty
+    assert "Open a dataset on the Data page first" in page.empty.findChildren(type(page.summary))[1].text()
+    with qtbot.waitSignal(ctx.navigateRequested) as blocker:
+        assert page.empty.button is not None
+        page.empty.button.click()
+    assert blocker.args == ["data"]
+
+
+def test_find_review_undo_and_leakage(qtbot, workspace: DatasetWorkspace) -> None:
+    ctx = AppContext()
+    ctx.set_workspace(workspace.path, workspace)
+    embedder = FakeEmbedder()
+    page = _page(qtbot, ctx, embedder)
+    assert page.stack.currentWidget() is page.main
+    page.slider.setValue(900)
+    progress: list[str] = []
+    runner = _started(page)
+    runner.progressed.connect(lambda f, m: progress.append(m))
+    assert not page.find_button.isEnabled() and page.cancel_button.isEnabled()
+    with qtbot.waitSignal(runner.done, timeout=30000):
+        pass
+    qtbot.waitUntil(lambda: page.runner is None)
+    assert any("rows/s" in m for m in progress)
+    assert page.find_button.isEnabled() and not page.cancel_button.isEnabled()
+    # clusters by size: {0,1,2} then {4,5}
+    assert [v.rows for v in page.views] == [[0, 1, 2], [4, 5]]
+    assert page.cluster_list.count() == 2
+    assert "leakage" in page.cluster_list.item(0).text()
+    assert "train and test" in page.leak_label.text()
+    # side-by-side diff highlights the differing word
+    page.cluster_list.setCurrentRow(1)
+    assert page.left_box.currentData() == 4 and page.right_box.currentData() == 5
+    assert "background:#d4f4dd" in page.diff.right.toHtml() or "#d4f4dd" in page.diff.right.toHtml()
+    assert "app" in page.diff.right.toPlainText()
+
+    # the slider re-clusters live without embedding again
+    calls = len(embedder.calls)
+    page.slider.setValue(1000)
+    assert [v.rows for v in page.views] == [[0, 1]]
+    page.slider.setValue(900)
+    assert len(page.views) == 2 and len(embedder.calls) == calls
+
+    # keep the longest of cluster 1 -> rows 0 and 1 go to the bin (row 2 is the longest)
+    page.cluster_list.setCurrentRow(0)
+    live_before = workspace.count()
+    edited: list[str] = []
+    ctx.workspaceEdited.connect(edited.append)
+    page.keep_one("longest")
+    assert workspace.count() == live_before - 2 and edited == ["dedup"]
+    assert set(workspace.deleted_ids()) == {page.run.ids[0], page.run.ids[1]}
+    assert [v.rows for v in page.views] == [[4, 5]]
+    # Ctrl+Z restores them
+    page.cluster_list.setFocus()
+    qtbot.keyClick(page.cluster_list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert workspace.count() == live_before and workspace.deleted_ids() == []
+    assert len(page.views) == 2
+    page.undo_stack.redo()
+    assert workspace.count() == live_before - 2
+    page.undo_stack.undo()
+
+    # bulk keep one per cluster ("longest"), then a chosen keeper
+    page.bulk_button.click()
+    ids = page.run.ids
+    assert set(workspace.deleted_ids()) == {ids[0], ids[1], ids[4]}
+    assert page.views == [] and "No duplicates" in page.cluster_title.text()
+    page.undo_stack.undo()
+    assert workspace.deleted_ids() == [] and len(page.views) == 2
+    page.cluster_list.setCurrentRow(0)
+    page.members.selectRow(1)
+    page.keep_one("chosen")
+    assert set(workspace.deleted_ids()) == {ids[0], ids[2]}
+    page.undo_stack.undo()
+
+    # keep all: nothing removed, leakage stays flagged, bulk leaves the cluster alone
+    page.cluster_list.setCurrentRow(0)
+    page.keep_all()
+    assert workspace.count() == live_before
+    assert "kept all" in page.cluster_list.item(0).text() and "leakage" in page.cluster_list.item(0).text()
+    page.bulk_button.click()
+    assert workspace.deleted_ids() == [ids[4]]
+    page.undo_stack.undo()
+
+    # not a duplicate: remembered across runs
+    index = [v.rows for v in page.views].index([4, 5])
+    page.cluster_list.setCurrentRow(index)
+    page.not_duplicate()
+    assert [v.rows for v in page.views] == [[0, 1, 2]]
+    run_search(qtbot, page)
+    assert [v.rows for v in page.views] == [[0, 1, 2]]
+    assert workspace.deleted_ids() == []
+
+
+def test_cancel_leaves_workspace_untouched(qtbot, workspace: DatasetWorkspace) -> None:
+    ctx = AppContext()
+    ctx.set_workspace(workspace.path, workspace)
+    release = threading.Event()
+
+    class Slow(FakeEmbedder):
+        def embed(self, texts, precision=None, progress=None, should_stop=None):
+            while should_stop is not None and not should_stop():
+                release.wait(0.01)
+            return super().embed(texts, precision, progress, should_stop)
+
+    page = _page(qtbot, ctx, Slow())
+    runner = _started(page)
+    with qtbot.waitSignal(runner.cancelled, timeout=30000):
+        page.cancel_button.click()
+    qtbot.waitUntil(lambda: page.runner is None)
+    assert "Cancelled" in page.progress.format()
+    assert page.run is None and workspace.deleted_ids() == []
+
+
+def test_failure_is_one_line(qtbot, workspace: DatasetWorkspace, monkeypatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    ctx = AppContext()
+    ctx.set_workspace(workspace.path, workspace)
+    page = DedupPage(ctx)
+    qtbot.addWidget(page)
+    from core.errors import UserError
+
+    def broken(model: str):
+        raise UserError("Embedding model folder not found: /nowhere")
+
+    page.embedder_factory = broken
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    run_search(qtbot, page)
+    assert shown == ["Embedding model folder not found: /nowhere"]
+    assert "Failed" in page.progress.format()
