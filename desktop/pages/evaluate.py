@@ -1,16 +1,502 @@
-"""Evaluate page (placeholder until its issue lands)."""
+"""Evaluate page: base vs tuned on the run's locked test split, metrics with CIs, side-by-side examples,
+blind A/B review for domain experts, review results, the forgetting check and an HTML report.
+
+The evaluation itself is core/evaluation/evaluate.py, run off the UI thread by desktop/workers.JobRunner.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from pathlib import Path
+from typing import Any
 
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.evaluation.metrics import METRIC_LABELS
 from desktop.context import AppContext
-from desktop.widgets.empty_state import EmptyState
+from desktop.widgets.eval_review import BlindReviewWidget, ReviewResultsView
+from desktop.widgets.eval_table import ExamplesTable, MetricSummaryTable
+from desktop.workers import JobRunner
+
+SORT_MODES = [
+    ("Biggest improvement first", "improvement"),
+    ("Biggest regression first", "regression"),
+    ("Test order", "order"),
+]
+ROW_METRICS = ("token_f1", "exact_match", "rouge_l", "bleu", "json_keys_match")
+
+
+def _runs_root(ctx: AppContext) -> Path:
+    from core import paths
+
+    return Path(ctx.settings.runs_dir).expanduser() if ctx.settings.runs_dir else paths.runs_dir()
 
 
 class EvaluatePage(QWidget):
+    evaluationFinished = Signal(object)  # summary dict (also after a cancel, with "partial": true)
+
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
+        self.runner: JobRunner | None = None
+        self.summary: dict[str, Any] | None = None
+        self.rows: list[dict[str, Any]] = []
+        self._store: Any = None
+        self._store_key: tuple[str, int] | None = None
+        self.session: Any = None
+
         layout = QVBoxLayout(self)
-        layout.addWidget(EmptyState("Evaluate", "Compare the base and tuned model on the locked test split."))
+        layout.setContentsMargins(16, 12, 16, 12)
+        title = QLabel("Evaluate")
+        title.setObjectName("pageTitle")
+        layout.addWidget(title)
+
+        # run and options ----------------------------------------------------------------------------
+        run_row = QHBoxLayout()
+        run_row.addWidget(QLabel("Run:"))
+        self.run_combo = QComboBox()
+        self.run_combo.setMinimumWidth(360)
+        self.run_combo.currentIndexChanged.connect(self._on_run_picked)
+        run_row.addWidget(self.run_combo, 1)
+        self.browse_button = QPushButton("Browse…")
+        self.browse_button.clicked.connect(self._browse_run)
+        run_row.addWidget(self.browse_button)
+        self.report_button = QPushButton("Save HTML report…")
+        self.report_button.clicked.connect(self.save_report_dialog)
+        run_row.addWidget(self.report_button)
+        layout.addLayout(run_row)
+
+        opts = QHBoxLayout()
+        opts.addWidget(QLabel("Examples:"))
+        self.split_combo = QComboBox()
+        self.split_combo.addItem("Test split (held out)", "test")
+        self.split_combo.addItem("Validation split", "validation")
+        opts.addWidget(self.split_combo)
+        opts.addWidget(QLabel("Limit:"))
+        self.limit_spin = QSpinBox()
+        self.limit_spin.setRange(0, 100000)
+        self.limit_spin.setSpecialValueText("all")
+        opts.addWidget(self.limit_spin)
+        opts.addWidget(QLabel("Max new tokens:"))
+        self.max_tokens_spin = QSpinBox()
+        self.max_tokens_spin.setRange(1, 8192)
+        self.max_tokens_spin.setValue(128)
+        opts.addWidget(self.max_tokens_spin)
+        opts.addSpacing(12)
+        self.run_button = QPushButton("Run evaluation")
+        self.run_button.setObjectName("primary")
+        self.run_button.clicked.connect(self.start_evaluation)
+        opts.addWidget(self.run_button)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_evaluation)
+        opts.addWidget(self.cancel_button)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setVisible(False)
+        opts.addWidget(self.progress, 1)
+        layout.addLayout(opts)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        self.status_label.setObjectName("evalStatus")
+        layout.addWidget(self.status_label)
+
+        # tabs ---------------------------------------------------------------------------------------
+        self.tabs = QTabWidget()
+        layout.addWidget(self.tabs, 1)
+
+        results = QWidget()
+        rl = QVBoxLayout(results)
+        self.summary_table = MetricSummaryTable()
+        rl.addWidget(self.summary_table)
+        self.warnings_label = QLabel("")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setStyleSheet("color: #8a5a00;")
+        rl.addWidget(self.warnings_label)
+        sort_row = QHBoxLayout()
+        sort_row.addWidget(QLabel("Sort:"))
+        self.sort_combo = QComboBox()
+        for text, mode in SORT_MODES:
+            self.sort_combo.addItem(text, mode)
+        self.sort_combo.currentIndexChanged.connect(self._apply_sort)
+        sort_row.addWidget(self.sort_combo)
+        sort_row.addWidget(QLabel("by"))
+        self.metric_combo = QComboBox()
+        for metric in ROW_METRICS:
+            self.metric_combo.addItem(METRIC_LABELS[metric], metric)
+        self.metric_combo.currentIndexChanged.connect(self._on_metric)
+        sort_row.addWidget(self.metric_combo)
+        sort_row.addStretch(1)
+        sort_row.addWidget(QLabel("Double-click a row to open the example on the Data page."))
+        rl.addLayout(sort_row)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.examples_table = ExamplesTable()
+        self.examples_table.doubleClicked.connect(self._open_example)
+        self.examples_table.selectionModel().currentRowChanged.connect(
+            lambda cur, _prev: self._show_detail(cur.row())
+        )
+        splitter.addWidget(self.examples_table)
+        self.detail = QTextBrowser()
+        splitter.addWidget(self.detail)
+        splitter.setSizes([400, 160])
+        rl.addWidget(splitter, 1)
+        self.tabs.addTab(results, "Results")
+
+        self.review = BlindReviewWidget()
+        self.review.reviewer_edit.setText(ctx.settings.reviewer_name)
+        self.review.reviewer_edit.editingFinished.connect(self._remember_reviewer)
+        self.review.voted.connect(self._refresh_review_results)
+        self.review.message.connect(lambda text: self.ctx.status(text))
+        self.tabs.addTab(self.review, "Blind review")
+        self.review_results = ReviewResultsView()
+        self.tabs.addTab(self.review_results, "Review results")
+
+        general = QWidget()
+        gl = QVBoxLayout(general)
+        self.forgetting_label = QLabel("Run the evaluation to compare answers to general prompts.")
+        self.forgetting_label.setWordWrap(True)
+        gl.addWidget(self.forgetting_label)
+        self.forgetting_table = QTableWidget(0, 4)
+        self.forgetting_table.setHorizontalHeaderLabels(["Prompt", "Base answer", "Tuned answer", "Flags"])
+        self.forgetting_table.verticalHeader().setVisible(False)
+        self.forgetting_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.forgetting_table.horizontalHeader().setStretchLastSection(True)
+        gl.addWidget(self.forgetting_table, 1)
+        self.tabs.addTab(general, "General prompts")
+
+        ctx.runChanged.connect(self.set_run)
+        ctx.workspaceChanged.connect(lambda _path: self._reopen_review())
+        self.refresh_runs()
+        if ctx.run_dir is not None:
+            self.set_run(str(ctx.run_dir))
+        else:
+            self._update_buttons()
+
+    # runs -----------------------------------------------------------------------------------------------
+    def refresh_runs(self) -> None:
+        current = self.run_dir()
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        self.run_combo.addItem("Choose a run…", "")
+        root = _runs_root(self.ctx)
+        found: list[Path] = []
+        if root.is_dir():
+            found = sorted(
+                (p for p in root.iterdir() if (p / "config.yaml").exists()),
+                key=lambda p: p.stat().st_mtime,
+                reverse=True,
+            )
+        for path in found:
+            self.run_combo.addItem(path.name, str(path))
+        if current is not None and self.run_combo.findData(str(current)) < 0:
+            self.run_combo.addItem(str(current), str(current))
+        if current is not None:
+            self.run_combo.setCurrentIndex(self.run_combo.findData(str(current)))
+        self.run_combo.blockSignals(False)
+
+    def run_dir(self) -> Path | None:
+        data = self.run_combo.currentData() if self.run_combo.count() else ""
+        return Path(data) if data else None
+
+    def set_run(self, run_dir: str) -> None:
+        if not run_dir:
+            return
+        if self.run_combo.findData(run_dir) < 0:
+            self.run_combo.addItem(Path(run_dir).name, run_dir)
+        index = self.run_combo.findData(run_dir)
+        if index == self.run_combo.currentIndex():
+            self._load_run()
+        else:
+            self.run_combo.setCurrentIndex(index)  # -> _on_run_picked
+
+    def _on_run_picked(self, _index: int) -> None:
+        path = self.run_dir()
+        if path is not None and self.ctx.run_dir != path:
+            self.ctx.run_dir = path
+        self._load_run()
+
+    def _browse_run(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a run folder", str(_runs_root(self.ctx)))
+        if folder:
+            if not (Path(folder) / "config.yaml").exists():
+                self.status_label.setText(f"{folder} is not a run folder (no config.yaml).")
+                return
+            self.set_run(folder)
+
+    def _load_run(self) -> None:
+        from core.evaluation.evaluate import load_results
+
+        path = self.run_dir()
+        self.summary, self.rows = (None, []) if path is None else load_results(path)
+        if path is None:
+            self.status_label.setText("Choose a trained run to compare its tuned model with the base model.")
+        elif self.summary is None:
+            adapter = (path / "adapter" / "adapter_config.json").exists()
+            self.status_label.setText(
+                "Not evaluated yet: press Run evaluation."
+                if adapter
+                else "This run has no trained adapter yet; train it on the Train page first."
+            )
+        else:
+            self.status_label.setText(self._summary_line(self.summary))
+        self._show_results()
+        self._update_buttons()
+
+    @staticmethod
+    def _summary_line(summary: dict[str, Any]) -> str:
+        source = summary.get("source", {})
+        where = (
+            f"file {Path(source['data']).name}"
+            if "data" in source
+            else f"{source.get('split', 'test')} split"
+        )
+        text = f"{summary.get('n', 0)} examples from the {where}, evaluated {summary.get('created', '')}."
+        if summary.get("partial"):
+            text += " Partial results (cancelled): run again to finish; finished answers are re-used."
+        return text
+
+    # evaluation -----------------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        return self.runner is not None and self.runner.is_running()
+
+    def _update_buttons(self) -> None:
+        running = self.is_running()
+        has_run = self.run_dir() is not None
+        self.run_button.setEnabled(has_run and not running)
+        self.cancel_button.setEnabled(running)
+        self.run_combo.setEnabled(not running)
+        self.browse_button.setEnabled(not running)
+        self.report_button.setEnabled(has_run and not running)
+        self.progress.setVisible(running)
+
+    def options(self) -> Any:
+        from core.evaluation.evaluate import EvalOptions
+        from core.evaluation.generate import DecodingSettings
+
+        return EvalOptions(
+            split=str(self.split_combo.currentData()),
+            limit=self.limit_spin.value() or None,
+            decoding=DecodingSettings(max_new_tokens=self.max_tokens_spin.value()),
+        )
+
+    def start_evaluation(self) -> None:
+        run = self.run_dir()
+        if run is None or self.is_running():
+            return
+        options = self.options()
+
+        def job(progress: Any, should_stop: Any) -> dict[str, Any]:
+            from core.evaluation.evaluate import evaluate_run
+
+            return evaluate_run(run, options, progress=progress, should_stop=should_stop)
+
+        self.runner = JobRunner(job, self)
+        self.runner.progressed.connect(self._on_progress)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(self._on_cancelled)
+        self.runner.done.connect(self._on_done)
+        self.progress.setValue(0)
+        self.status_label.setText("Starting…")
+        self.runner.start()
+        self._update_buttons()
+
+    def cancel_evaluation(self) -> None:
+        if self.runner is not None:
+            self.runner.cancel()
+            self.status_label.setText("Cancelling after the current batch…")
+            self.cancel_button.setEnabled(False)
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self.status_label.setText(message)
+
+    def _on_finished(self, summary: object) -> None:
+        self._load_run()
+        self.ctx.status("Evaluation finished.")
+        self.evaluationFinished.emit(summary)
+
+    def _on_failed(self, message: str) -> None:
+        self._load_run()
+        self.status_label.setText(f"Evaluation failed: {message}")
+
+    def _on_cancelled(self) -> None:
+        self._load_run()
+        self.status_label.setText(
+            "Cancelled. " + (self._summary_line(self.summary) if self.summary else "No example was finished.")
+        )
+        self.evaluationFinished.emit(self.summary)
+
+    def _on_done(self) -> None:
+        self._update_buttons()
+
+    # results --------------------------------------------------------------------------------------------
+    def _show_results(self) -> None:
+        self.summary_table.set_summary(self.summary)
+        warnings = (self.summary or {}).get("warnings", [])
+        self.warnings_label.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.warnings_label.setVisible(bool(warnings))
+        self.examples_table.set_rows(self.rows)
+        self._apply_sort()
+        self.detail.clear()
+        self._show_forgetting()
+        self._reopen_review()
+
+    def _apply_sort(self) -> None:
+        self.examples_table.sort_by(str(self.sort_combo.currentData()))
+
+    def _on_metric(self) -> None:
+        self.examples_table.source.set_metric(str(self.metric_combo.currentData()))
+        self._apply_sort()
+
+    def _show_detail(self, proxy_row: int) -> None:
+        if proxy_row < 0:
+            return
+        import html
+
+        row = self.examples_table.row_data(proxy_row)
+
+        def block(title: str, text: str) -> str:
+            return f"<p><b>{title}</b><br>{html.escape(text).replace(chr(10), '<br>')}</p>"
+
+        scores = ", ".join(
+            f"{METRIC_LABELS.get(k, k)} {row['base_scores'][k]:.2f} → {row['tuned_scores'].get(k, 0):.2f}"
+            for k in row.get("base_scores", {})
+            if k != "bleu"
+        )
+        self.detail.setHtml(
+            block(f"{row['id']} · prompt", row.get("prompt", ""))
+            + block("Reference", row.get("reference", ""))
+            + block(
+                "Base answer" + (" (cut off)" if row.get("base_hit_max_tokens") else ""), row.get("base", "")
+            )
+            + block(
+                "Tuned answer" + (" (cut off)" if row.get("tuned_hit_max_tokens") else ""),
+                row.get("tuned", ""),
+            )
+            + f"<p style='color:#555'>{html.escape(scores)}</p>"
+        )
+
+    def _open_example(self, index: Any) -> None:
+        example_id = self.examples_table.example_id_at(index.row())
+        self.ctx.showExampleRequested.emit(example_id)
+        self.ctx.navigateRequested.emit("data")
+
+    def _show_forgetting(self) -> None:
+        from core.evaluation.evaluate import load_forgetting_items
+
+        forgetting = (self.summary or {}).get("forgetting")
+        items = load_forgetting_items(self.run_dir()) if self.run_dir() is not None and forgetting else []
+        if not forgetting:
+            self.forgetting_label.setText("Run the evaluation to compare answers to general prompts.")
+        else:
+            self.forgetting_label.setText(
+                f"{forgetting['changed']} of {forgetting['prompts']} general-prompt answers changed after tuning. "
+                f"Broken-looking answers (empty, repetitive, wrong language): base {forgetting['broken_base']}, "
+                f"tuned {forgetting['broken_tuned']}."
+            )
+        self.forgetting_table.setRowCount(len(items))
+        for r, item in enumerate(items):
+            flags = []
+            if item["base_flags"]:
+                flags.append("base: " + ", ".join(item["base_flags"]))
+            if item["tuned_flags"]:
+                flags.append("tuned: " + ", ".join(item["tuned_flags"]))
+            for c, text in enumerate((item["prompt"], item["base"], item["tuned"], "; ".join(flags))):
+                cell = QTableWidgetItem(" ".join(str(text).split())[:300])
+                cell.setToolTip(str(text)[:2000])
+                self.forgetting_table.setItem(r, c, cell)
+        for col, width in enumerate((220, 280, 280)):
+            self.forgetting_table.setColumnWidth(col, width)
+
+    # review -----------------------------------------------------------------------------------------------
+    def _review_store(self) -> Any:
+        from core.evaluation.review import ReviewStore
+
+        run = self.run_dir()
+        if run is None:
+            return None
+        key = (str(run), id(self.ctx.workspace))
+        if self._store is None or self._store_key != key:
+            if self._store is not None:
+                self._store.close()
+            self._store = ReviewStore.for_run(run, self.ctx.workspace)
+            self._store_key = key
+        return self._store
+
+    def _eval_key(self) -> str:
+        import hashlib
+
+        ids = ",".join(str(r["id"]) for r in self.rows)
+        key = (self.summary or {}).get("cache_key", "")
+        return f"{key}:{hashlib.sha256(ids.encode()).hexdigest()[:12]}"
+
+    def _reopen_review(self) -> None:
+        self.session = None
+        if self.summary is not None and self.rows and not self.summary.get("partial"):
+            store = self._review_store()
+            if store is not None:
+                self.session = store.open_session(self.run_dir(), self._eval_key(), self.rows)  # type: ignore[arg-type]
+        self.review.set_session(self.session, self.ctx.settings.reviewer_name)
+        self._refresh_review_results()
+
+    def _remember_reviewer(self) -> None:
+        name = self.review.reviewer()
+        if name and name != self.ctx.settings.reviewer_name:
+            self.ctx.settings.reviewer_name = name
+            self.ctx.save_settings()
+
+    def _refresh_review_results(self) -> None:
+        self.review_results.set_results(self.session.results() if self.session is not None else None)
+
+    def review_results_dict(self) -> dict[str, Any] | None:
+        return self.session.results().to_dict() if self.session is not None else None
+
+    # report -----------------------------------------------------------------------------------------------
+    def save_report(self, path: str | Path) -> Path:
+        from core.evaluation.report import write_report
+
+        run = self.run_dir()
+        assert run is not None
+        return write_report(run, path, self.summary, self.rows, self.review_results_dict())
+
+    def save_report_dialog(self) -> None:
+        run = self.run_dir()
+        if run is None:
+            return
+        default = str(run / "eval" / "report.html")
+        path, _ = QFileDialog.getSaveFileName(self, "Save HTML report", default, "HTML (*.html)")
+        if path:
+            try:
+                written = self.save_report(path)
+            except OSError as exc:
+                self.status_label.setText(f"Could not save the report: {exc}")
+                return
+            self.ctx.status(f"Report saved to {written}")
+
+    # window hooks -----------------------------------------------------------------------------------------
+    def can_close(self) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        if self.runner is not None and self.runner.is_running():
+            self.runner.cancel()
+            self.runner.wait(60000)
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -1,0 +1,213 @@
+"""`whetstone eval` contract and the evaluation job on the fake run (tiny Llama + non-zero LoRA)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from core.errors import Cancelled, UserError
+from core.evaluation.evaluate import EvalOptions, evaluate_run, load_results
+from core.evaluation.generate import DecodingSettings
+from tests.conftest import run_cli
+
+FAST = dict(forgetting=False, perplexity=False)
+
+
+def _opts(**kw) -> EvalOptions:
+    tokens = kw.pop("max_new_tokens", 6)
+    return EvalOptions(decoding=DecodingSettings(max_new_tokens=tokens), **{**FAST, **kw})
+
+
+def _rewrite_dataset(run: Path, keep) -> None:
+    rows = [orjson.loads(line) for line in (run / "dataset.jsonl").read_bytes().splitlines() if line.strip()]
+    rows = keep(rows)
+    (run / "dataset.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+
+
+@pytest.mark.slow
+def test_cli_json_contract(fake_run_dir: Path) -> None:
+    proc = run_cli("eval", str(fake_run_dir), "--limit", "4", "--max-new-tokens", "6", "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["n"] == 4
+    for side in ("base", "tuned"):
+        assert {
+            "exact_match",
+            "token_f1",
+            "rouge_l",
+            "bleu",
+            "json_valid",
+            "json_keys_match",
+            "length_ratio",
+        } <= set(doc[side])
+        assert "perplexity" in doc[side] and doc[side]["perplexity"] > 1
+    assert doc["delta"]["token_f1"]["n"] == 4 and "ci_low" in doc["delta"]["token_f1"]
+    assert doc["forgetting"]["prompts"] == 20
+    assert doc["hit_max_tokens"]["base"] >= 0
+    # Six new tokens cannot hold the JSON answers: the cut-off is reported on stderr and in the document.
+    assert any("max-new-tokens" in w for w in doc["warnings"])
+    assert "warning:" in proc.stderr
+    rows = [json.loads(line) for line in (fake_run_dir / "eval" / "examples.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    assert {"id", "prompt", "reference", "base", "tuned", "base_scores", "tuned_scores"} <= set(rows[0])
+    assert rows[0]["base"] != rows[0]["tuned"]  # the adapter changes the answers
+    assert (fake_run_dir / "eval" / "forgetting.jsonl").exists()
+
+
+def test_cli_bad_input_is_one_line(fake_run_dir: Path, tmp_path: Path) -> None:
+    _rewrite_dataset(fake_run_dir, lambda rows: [r for r in rows if r["split"] != "test"])
+    proc = run_cli("eval", str(fake_run_dir), "--json")
+    assert proc.returncode == 2
+    assert "no test split" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = run_cli("eval", str(tmp_path / "nowhere"), "--json")
+    assert proc.returncode == 2 and "not a run folder" in proc.stderr
+
+
+def test_results_are_cached_and_reused(fake_run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = evaluate_run(fake_run_dir, _opts(limit=3))
+    import core.evaluation.generate as G
+
+    def boom(*a, **k):
+        raise AssertionError("the model was loaded although every answer was cached")
+
+    monkeypatch.setattr(G.ModelPair, "__init__", boom)
+    again = evaluate_run(fake_run_dir, _opts(limit=3))
+    assert again["base"] == first["base"] and again["cache_key"] == first["cache_key"]
+    monkeypatch.undo()
+    # Other decoding settings make a new key: answers are generated afresh.
+    other = evaluate_run(fake_run_dir, _opts(limit=3, max_new_tokens=5))
+    assert other["cache_key"] != first["cache_key"]
+    # A changed adapter makes a new key too.
+    cfg = fake_run_dir / "adapter" / "adapter_config.json"
+    cfg.write_text(cfg.read_text() + "\n")
+    changed = evaluate_run(fake_run_dir, _opts(limit=3))
+    assert changed["cache_key"] != first["cache_key"]
+
+
+def test_cancel_keeps_partial_results_and_resume_reuses_them(fake_run_dir: Path) -> None:
+    calls = {"n": 0}
+
+    def stop_after_two_batches() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3  # checked before loading and before every batch
+
+    options = _opts()
+    options.decoding = DecodingSettings(max_new_tokens=4, batch_size=4)
+    with pytest.raises(Cancelled):
+        evaluate_run(fake_run_dir, options, should_stop=stop_after_two_batches)
+    summary, rows = load_results(fake_run_dir)
+    assert summary is not None and summary["partial"] is True
+    assert any("Cancelled" in w for w in summary["warnings"])
+    cached = (fake_run_dir / "eval" / "cache").glob("gen-*.jsonl")
+    lines = sum(len(f.read_bytes().splitlines()) for f in cached)
+    assert lines == 8  # two batches of four were kept
+    done = evaluate_run(fake_run_dir, options)
+    assert done["partial"] is False and done["n"] == 12
+
+
+def test_one_example_test_split_warns_without_ci(fake_run_dir: Path) -> None:
+    def keep_one_test(rows):
+        seen = False
+        out = []
+        for r in rows:
+            if r["split"] == "test":
+                if seen:
+                    continue
+                seen = True
+            out.append(r)
+        return out
+
+    _rewrite_dataset(fake_run_dir, keep_one_test)
+    summary = evaluate_run(fake_run_dir, _opts())
+    assert summary["n"] == 1
+    assert any("Only 1 example" in w for w in summary["warnings"])
+    assert summary["delta"]["exact_match"]["ci_low"] is None
+
+
+def test_json_metrics_on_with_non_json_references(fake_run_dir: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": f"q{i}"},
+                        {"role": "assistant", "content": f"plain answer {i}"},
+                    ]
+                }
+            )
+            for i in range(3)
+        )
+        + "\n"
+    )
+    with pytest.raises(UserError, match="none of the references is JSON"):
+        evaluate_run(fake_run_dir, _opts(data_file=plain, json_metrics="on"))
+    summary = evaluate_run(fake_run_dir, _opts(data_file=plain))  # auto: no JSON metrics, no error
+    assert "json_valid" not in summary["base"] and summary["n"] == 3
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(
+        plain.read_text()
+        + json.dumps(
+            {"messages": [{"role": "user", "content": "j"}, {"role": "assistant", "content": '{"a": 1}'}]}
+        )
+        + "\n"
+    )
+    summary = evaluate_run(fake_run_dir, _opts(data_file=mixed, json_metrics="on"))
+    assert summary["delta"]["json_valid"]["n"] == 1
+    assert any("are not JSON" in w for w in summary["warnings"])
+
+
+def test_no_adapter_and_bad_limit(fake_run_dir: Path) -> None:
+    with pytest.raises(UserError, match="--limit"):
+        evaluate_run(fake_run_dir, _opts(limit=0))
+    (fake_run_dir / "adapter" / "adapter_config.json").unlink()
+    with pytest.raises(UserError, match="no trained adapter"):
+        evaluate_run(fake_run_dir, _opts())
+
+
+def test_report_is_self_contained(fake_run_dir: Path, tmp_path: Path) -> None:
+    from core.evaluation.report import write_report
+
+    summary = evaluate_run(fake_run_dir, _opts(limit=2))
+    _, rows = load_results(fake_run_dir)
+    review = {
+        "items": 2,
+        "overall": {
+            "votes": 2,
+            "tuned_wins": 2,
+            "base_wins": 0,
+            "ties": 0,
+            "both_bad": 0,
+            "win_rate": 1.0,
+            "p_value": 0.5,
+        },
+        "reviewers": {
+            "alice <b>": {
+                "votes": 2,
+                "tuned_wins": 2,
+                "base_wins": 0,
+                "ties": 0,
+                "both_bad": 0,
+                "win_rate": 1.0,
+                "p_value": 0.5,
+            }
+        },
+        "agreement": [],
+        "notes": [
+            {"reviewer": "alice", "example_id": "ex0", "outcome": "tuned", "note": "<script>x</script>"}
+        ],
+    }
+    out = write_report(fake_run_dir, tmp_path / "r.html", summary, rows, review)
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert "<svg" in text and "Exact match" in text and "alice &lt;b&gt;" in text
+    assert (
+        "<script" not in text
+        and "src=" not in text
+        and "http" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    )
+    sha = (fake_run_dir / "dataset.sha256").read_text().split()[0]
+    assert sha in text

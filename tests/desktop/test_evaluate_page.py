@@ -1,0 +1,229 @@
+"""Evaluate page: results table, sorting, click-through, blind review (keys 1-4, no labels), report, and a
+real evaluation off the UI thread with progress and cancel (tiny model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit, QPlainTextEdit
+
+from core.settings import Settings
+from desktop.context import AppContext
+from desktop.pages.evaluate import EvaluatePage
+
+# Showing a bare page as a top-level window on the offscreen platform logs this harmless warning.
+pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+
+
+def _fake_results(run: Path, n: int = 6) -> list[dict]:
+    """Write eval/results.json + examples.jsonl as evaluate_run would (no model needed)."""
+    rows = []
+    for i in range(n):
+        base_f1 = 0.2 * (i % 3)
+        tuned_f1 = [1.0, 0.0, 0.5, 0.9, 0.1, 0.6][i % 6]
+        rows.append(
+            {
+                "id": f"ex{i}",
+                "prompt": f"Ticket number {i}",
+                "messages": [{"role": "user", "content": f"Ticket number {i}"}],
+                "reference": '{"category": "billing"}',
+                "base": f"PKANSWER{i}",
+                "tuned": f"ZQANSWER{i}",
+                "base_hit_max_tokens": False,
+                "tuned_hit_max_tokens": i == 1,
+                "base_scores": {"exact_match": 0.0, "token_f1": base_f1},
+                "tuned_scores": {"exact_match": float(tuned_f1 == 1.0), "token_f1": tuned_f1},
+            }
+        )
+    summary = {
+        "n": n,
+        "base": {"exact_match": 0.0, "token_f1": 0.2},
+        "tuned": {"exact_match": 1 / 6, "token_f1": 0.52},
+        "delta": {"exact_match": {"value": 1 / 6, "ci_low": 0.0, "ci_high": 0.5, "n": n}},
+        "ci_level": 0.95,
+        "source": {"split": "test"},
+        "warnings": ["1 tuned answer stopped at the limit"],
+        "cache_key": "abc",
+        "partial": False,
+        "decoding": {"max_new_tokens": 32},
+        "base_model": "tiny",
+    }
+    (run / "eval").mkdir(parents=True, exist_ok=True)
+    (run / "eval" / "examples.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    (run / "eval" / "results.json").write_bytes(orjson.dumps(summary))
+    return rows
+
+
+@pytest.fixture
+def fake_results_run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model:\n  name: tiny\n", encoding="utf-8")
+    (run / "events.jsonl").write_text(
+        '{"type": "step", "step": 1, "loss": 2.0}\n{"type": "step", "step": 2, "loss": 1.0}\n'
+    )
+    _fake_results(run)
+    return run
+
+
+def _page(qtbot, run: Path | None = None, reviewer: str = "alice") -> EvaluatePage:
+    ctx = AppContext(Settings(reviewer_name=reviewer))
+    page = EvaluatePage(ctx)
+    qtbot.addWidget(page)
+    page.resize(1200, 800)
+    page.show()
+    page.activateWindow()
+    qtbot.waitUntil(page.isActiveWindow, timeout=5000)  # keyboard shortcuts need an active window
+    if run is not None:
+        ctx.set_run(run)
+    return page
+
+
+def test_results_table_sorts_by_improvement_and_regression(qtbot, fake_results_run: Path) -> None:
+    page = _page(qtbot, fake_results_run)
+    assert page.summary_table.rowCount() == 2
+    table = page.examples_table
+    assert table.model().rowCount() == 6
+    page.sort_combo.setCurrentIndex(0)  # improvement
+    deltas = [
+        table.row_data(r)["tuned_scores"]["token_f1"] - table.row_data(r)["base_scores"]["token_f1"]
+        for r in range(6)
+    ]
+    assert deltas == sorted(deltas, reverse=True)
+    assert table.example_id_at(0) == "ex0"
+    page.sort_combo.setCurrentIndex(1)  # regression
+    assert table.example_id_at(0) == "ex1"  # 0.0 - 0.2: the most negative delta
+    page.metric_combo.setCurrentIndex(page.metric_combo.findData("exact_match"))
+    page.sort_combo.setCurrentIndex(0)
+    assert table.example_id_at(0) == "ex0"  # the only exact-match improvement
+    assert "stopped at the limit" in page.warnings_label.text()
+    assert "[cut off]" in str(
+        table.model().index(next(r for r in range(6) if table.example_id_at(r) == "ex1"), 4).data()
+    )
+
+
+def test_double_click_opens_example_on_data_page(qtbot, fake_results_run: Path) -> None:
+    page = _page(qtbot, fake_results_run)
+    page.sort_combo.setCurrentIndex(2)  # test order
+    shown: list[str] = []
+    navigated: list[str] = []
+    page.ctx.showExampleRequested.connect(shown.append)
+    page.ctx.navigateRequested.connect(navigated.append)
+    index = page.examples_table.model().index(2, 1)
+    page.examples_table.doubleClicked.emit(index)
+    assert shown == ["ex2"] and navigated == ["data"]
+
+
+def _visible_texts(widget) -> str:
+    texts = []
+    for child in widget.findChildren(QLabel):
+        texts.append(child.text())
+    for child in widget.findChildren(QAbstractButton):
+        texts.append(child.text())
+        texts.append(child.toolTip())
+    for child in widget.findChildren(QPlainTextEdit):
+        texts.append(child.toPlainText())
+    for child in widget.findChildren(QLineEdit):
+        texts.append(child.text())
+        texts.append(child.placeholderText())
+    return "\n".join(texts)
+
+
+def test_blind_review_hides_sides_votes_with_keys_and_persists(qtbot, fake_results_run: Path) -> None:
+    page = _page(qtbot, fake_results_run)
+    page.tabs.setCurrentWidget(page.review)
+    review = page.review
+    assert review.reviewer() == "alice"
+    shown = _visible_texts(review)
+    assert "tuned" not in shown.lower() and "base" not in shown.lower()
+    # The answers (PK... = base, ZQ... = tuned) are on screen, but nothing says which is which.
+    a, b = review.answer_a.toPlainText(), review.answer_b.toPlainText()
+    assert {a[:5], b[:5]} == {"PKANS", "ZQANS"}
+    # No widget attribute of the review UI holds a side assignment.
+    assert not any("tuned_side" in name for name in vars(review))
+
+    # Vote on every item with keys, tuned always better, via the answer text.
+    review.setFocus()
+    for _ in range(6):
+        key = Qt.Key.Key_1 if review.answer_a.toPlainText().startswith("ZQ") else Qt.Key.Key_2
+        review.note_edit.setText("")
+        qtbot.keyClick(review, key)
+    assert "6 voted" in review.progress_label.text()
+    results = page.session.results()
+    assert results.overall.tuned == 6 and results.overall.win_rate == 1.0
+    assert "100%" in page.review_results.headline.text()
+    assert "p = 0.0312" in page.review_results.headline.text()
+
+    # Keys 3 and 4 with a note re-vote the current item.
+    review.go(0)
+    review.note_edit.setText("both wrong category")
+    qtbot.keyClick(review, Qt.Key.Key_4)
+    votes = page.session.votes("alice")
+    assert sorted(v.vote for v in votes.values()).count("both_bad") == 1
+    assert any(v.note == "both wrong category" for v in votes.values())
+    # Typing a digit into the note does not vote.
+    review.go(1)
+    review.note_edit.setFocus()
+    before = dict(page.session.votes("alice"))
+    qtbot.keyClick(review.note_edit, Qt.Key.Key_3)
+    assert review.note_edit.text() == "3"
+    assert page.session.votes("alice") == before
+
+    # Votes persist: a new page on the same run sees them, and a second reviewer's agreement shows.
+    page2 = _page(qtbot, fake_results_run, reviewer="bob")
+    assert page2.session is not None and page2.session.id == page.session.id
+    assert len(page2.session.votes("alice")) == 6
+    page2.review.cast("tie")
+    assert page2.review_results.agreement_table.rowCount() == 1
+    page.shutdown()
+    page2.shutdown()
+
+
+def test_vote_without_reviewer_name_asks_for_it(qtbot, fake_results_run: Path) -> None:
+    page = _page(qtbot, fake_results_run, reviewer="")
+    messages: list[str] = []
+    page.review.message.connect(messages.append)
+    assert not page.review.cast("A")
+    assert messages and "name" in messages[0]
+    page.shutdown()
+
+
+def test_save_html_report(qtbot, fake_results_run: Path, tmp_path: Path) -> None:
+    page = _page(qtbot, fake_results_run)
+    page.review.cast("A")
+    out = page.save_report(tmp_path / "report.html")
+    text = out.read_text(encoding="utf-8")
+    assert "<svg" in text and "polyline" in text
+    assert "Exact match" in text and "Blind review" in text
+    assert "src=" not in text and "<script" not in text  # self-contained
+    page.shutdown()
+
+
+def test_run_evaluation_off_the_ui_thread(qtbot, fake_run_dir: Path) -> None:
+    page = _page(qtbot, fake_run_dir)
+    assert "Not evaluated" in page.status_label.text()
+    page.limit_spin.setValue(4)
+    page.max_tokens_spin.setValue(6)
+    with qtbot.waitSignal(page.evaluationFinished, timeout=240000):
+        page.start_evaluation()
+        assert page.cancel_button.isEnabled() and not page.run_button.isEnabled()
+    qtbot.waitUntil(lambda: not page.is_running(), timeout=10000)
+    assert page.examples_table.model().rowCount() == 4
+    assert page.summary_table.rowCount() >= 5
+    assert page.run_button.isEnabled()
+    assert page.forgetting_table.rowCount() == 20
+    assert page.session is not None and len(page.review._items) == 4
+
+
+def test_cancel_stops_the_job_and_says_so(qtbot, fake_run_dir: Path) -> None:
+    page = _page(qtbot, fake_run_dir)
+    page.max_tokens_spin.setValue(4)
+    page.start_evaluation()
+    assert page.runner is not None
+    with qtbot.waitSignal(page.runner.done, timeout=240000):
+        page.cancel_evaluation()
+    assert "Cancel" in page.status_label.text()
+    assert page.run_button.isEnabled() and not page.cancel_button.isEnabled()
