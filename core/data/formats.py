@@ -842,7 +842,7 @@ def _write_records(records: list[dict[str, Any]], path: Path, kind: str) -> None
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        columns: list[str] = []
+        columns = []
         for rec in records:
             for key in rec:
                 if key not in columns:

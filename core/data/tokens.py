@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,13 @@ class TokenCounter:
             getattr(t, "lstrip", False) or getattr(t, "rstrip", False) for t in decoder.values()
         )
         self._backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._word_re = _word_splitter(self._backend)
+        self._word_counts: dict[str, int] = {}
+        self._bpe = getattr(self._backend, "model", None) if self._word_re is not None else None
+        if not hasattr(self._bpe, "tokenize"):
+            self._bpe = None
+        self._word_checked = 0
+        self._plans: dict[tuple[str, ...], tuple[int, list[list[str | int]]] | None] = {}
 
     @classmethod
     def for_model(cls, model: str | Path, progress: ProgressFn = no_progress) -> TokenCounter:
@@ -140,6 +148,77 @@ class TokenCounter:
             return [len(e.ids) for e in self._backend.encode_batch(texts, add_special_tokens=False)]
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
+    def _piece_lengths(self, pieces: list[str]) -> list[int]:
+        """Token counts of text pieces (no added tokens inside). With a byte-level BPE whose pre-tokenizer is
+        a plain regex, a piece's count is the sum of its words' counts: each distinct word is encoded once."""
+        if self._word_re is None or not pieces:
+            return self._encode_lengths(pieces)
+        findall = self._word_re.findall
+        words = self._word_counts
+        split = [findall(piece) for piece in pieces]
+        # Matches never overlap, so equal total length means every piece is fully covered by its words.
+        if sum(map(len, chain.from_iterable(split))) != sum(map(len, pieces)):
+            return self._encode_lengths(pieces)
+        new = list(set(chain.from_iterable(split)).difference(words))
+        if self._bpe is not None:
+            # Straight to the BPE model (bytes mapped as ByteLevel does): far cheaper per word than encode.
+            tokenize, table = self._bpe.tokenize, _BYTE_TABLE
+            for w in new:
+                words[w] = len(tokenize(w.encode("utf-8").decode("latin-1").translate(table)))
+        else:
+            for w, n in zip(new, self._encode_lengths(new), strict=True):
+                words[w] = n
+        get = words.__getitem__
+        out = [sum(map(get, parts)) for parts in split]
+        if self._word_checked < 500:
+            # Check the first pieces against whole-piece encoding; on any difference stop using words.
+            sample = pieces[: 500 - self._word_checked]
+            if self._encode_lengths(sample) != out[: len(sample)]:
+                self._word_re = self._bpe = None
+                return self._encode_lengths(pieces)
+            self._word_checked += len(sample)
+        if len(words) > 500_000:
+            words.clear()
+        return out
+
+    def _plan(self, messages: Messages) -> tuple[int, list[list[str | int]]] | None:
+        """For a conversation shape: (tokens of the fixed template text and added tokens, the text pieces
+        that hold contents as lists of literal strings and content indices). None: render each example."""
+        key = tuple(m["role"] for m in messages)
+        if key in self._plans:
+            return self._plans[key]
+        plan: tuple[int, list[list[str | int]]] | None = None
+        parts = self._shape_parts(messages)
+        if parts is not None and self._piecewise and self._split_re is not None:
+            fixed = 0
+            slots: list[list[str | int]] = []
+            constant: list[str] = []
+            current: list[str | int] = []
+
+            def flush() -> None:
+                nonlocal current
+                items = [x for x in current if x != ""]
+                if any(isinstance(x, int) for x in items):
+                    slots.append(items)
+                elif items:
+                    constant.append("".join(str(x) for x in items))
+                current = []
+
+            for k, part in enumerate(parts):
+                for bit in self._split_re.split(part):
+                    if bit in self._specials:
+                        fixed += 1
+                        flush()
+                    elif bit:
+                        current.append(bit)
+                if k < len(messages):
+                    current.append(k)
+            flush()
+            fixed += sum(self._piece_lengths(constant))
+            plan = (fixed, slots)
+        self._plans[key] = plan
+        return plan
+
     def count(
         self,
         conversations: Sequence[Messages],
@@ -151,36 +230,42 @@ class TokenCounter:
         total = len(conversations)
         out: list[int] = []
         cache = self._piece_counts
+        special = self._split_re.search if self._split_re is not None else None
         for start in range(0, total, batch_size):
             check_stop(should_stop)
-            chunk = [self.render(m) for m in conversations[start : start + batch_size]]
-            if not self._piecewise:
-                out.extend(self._encode_lengths(chunk))
-            else:
-                assert self._split_re is not None
-                split = self._split_re.split
-                specials = self._specials
-                per_text: list[tuple[int, list[str]]] = []
-                todo: dict[str, None] = {}
-                for text in chunk:
-                    fixed = 0
-                    pieces: list[str] = []
-                    for piece in split(text):
-                        if not piece:
-                            continue
-                        if piece in specials:
+            per_text: list[tuple[int, list[str]]] = []
+            todo: dict[str, None] = {}
+            for messages in conversations[start : start + batch_size]:
+                plain = self._piecewise and all(len(m) == 2 for m in messages)  # role + content only
+                plan = self._plan(messages) if plain else None
+                contents = [m["content"] or "" for m in messages] if plan is not None else []
+                if plan is not None and special is not None and special("\x00".join(contents)) is None:
+                    fixed, slots = plan
+                    pieces = [
+                        "".join([x if isinstance(x, str) else contents[x] for x in items]) for items in slots
+                    ]
+                elif self._piecewise and special is not None:
+                    fixed, pieces = 0, []
+                    assert self._split_re is not None
+                    for bit in self._split_re.split(self.render(messages)):
+                        if bit in self._specials:
                             fixed += 1
-                        else:
-                            pieces.append(piece)
-                            if piece not in cache:
-                                todo[piece] = None
-                    per_text.append((fixed, pieces))
-                new = list(todo)
-                for piece, n in zip(new, self._encode_lengths(new), strict=True):
-                    cache[piece] = n
-                out.extend(fixed + sum(cache[p] for p in pieces) for fixed, pieces in per_text)
-                if len(cache) > 200_000:
-                    cache.clear()
+                        elif bit:
+                            pieces.append(bit)
+                else:
+                    fixed, pieces = 0, [self.render(messages)]
+                for piece in pieces:
+                    if piece not in cache:
+                        todo[piece] = None
+                per_text.append((fixed, pieces))
+            new = list(todo)
+            lengths = self._piece_lengths(new) if self._piecewise else self._encode_lengths(new)
+            for piece, n in zip(new, lengths, strict=True):
+                cache[piece] = n
+            get = cache.__getitem__
+            out.extend(fixed + sum(map(get, pieces)) for fixed, pieces in per_text)
+            if len(cache) > 200_000:
+                cache.clear()
             progress(
                 min(1.0, (start + batch_size) / max(1, total)), f"{min(total, start + batch_size):,} counted"
             )
@@ -274,3 +359,61 @@ def count_workspace(
     if store:
         workspace.set_token_counts(counts, counter.name)
     return counts
+
+
+_GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def _word_splitter(backend: Any) -> Any:
+    """The regex a byte-level BPE tokenizer splits words with, when its pipeline is exactly 'split by a
+    regex, then BPE each word' (no normalizer, no prefix space): then counts add up word by word."""
+    if backend is None:
+        return None
+    try:
+        import json
+
+        import regex
+
+        spec = json.loads(backend.to_str())
+    except Exception:  # no `regex` module, or a tokenizer that cannot describe itself
+        return None
+    if spec.get("normalizer") is not None or (spec.get("model") or {}).get("type") != "BPE":
+        return None
+    pre = spec.get("pre_tokenizer") or {}
+    pattern = None
+    if pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not pre.get("add_prefix_space"):
+        pattern = _GPT2_PATTERN
+    elif pre.get("type") == "Sequence":
+        steps = pre.get("pretokenizers") or []
+        if (
+            len(steps) == 2
+            and steps[0].get("type") == "Split"
+            and steps[0].get("behavior") == "Isolated"
+            and not steps[0].get("invert")
+            and "Regex" in (steps[0].get("pattern") or {})
+            and steps[1].get("type") == "ByteLevel"
+            and not steps[1].get("use_regex", True)
+            and not steps[1].get("add_prefix_space")
+        ):
+            pattern = steps[0]["pattern"]["Regex"]
+    if pattern is None:
+        return None
+    try:
+        return regex.compile(pattern)
+    except Exception:
+        return None
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte -> printable character map that ByteLevel pre-tokenizers apply before BPE."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    mapping = {b: chr(b) for b in keep}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+_BYTE_TABLE = str.maketrans({chr(b): c for b, c in _bytes_to_unicode().items()})

@@ -348,11 +348,9 @@ class DataPage(QWidget):
     def open_path(self, path: str) -> None:
         if not self.can_close():
             return
-        from core.data.workspace import open_for_path
-
         self._start_job(
             f"Opening {Path(path).name}…",
-            lambda progress, should_stop: open_for_path(path, progress=progress),
+            lambda progress, should_stop: _open_and_load(path, progress),
             self._on_opened,
             cancellable=False,
         )
@@ -873,3 +871,12 @@ class DataPage(QWidget):
 
 def _describe(op: Operation) -> str:
     return op.description or "Edit"
+
+
+def _open_and_load(path: str, progress: Any) -> DatasetWorkspace:
+    """Open (or import) in the worker thread, and load the row summaries there too."""
+    from core.data.workspace import open_for_path
+
+    workspace = open_for_path(path, progress=progress)
+    workspace.count()
+    return workspace

@@ -41,6 +41,30 @@ def test_counts_equal_the_chat_template_tokenization(counter: TokenCounter, samp
     assert counter.count(batch, batch_size=7) == [_reference(counter, m) for m in batch]
 
 
+def test_word_level_counting_is_exact_on_varied_text(smollm2_dir: Path) -> None:
+    import random
+
+    counter = TokenCounter.for_model(smollm2_dir)
+    assert counter._word_re is not None  # SmolLM2 is byte-level BPE: counted word by word
+    rng = random.Random(0)
+    alphabet = list("abcXYZ 019\n\t  .,;:!?'\"-_/#()[]{}<>|@€éüß日本語🙂ا\u200b") + [
+        " 's",
+        "'ll",
+        "  ",
+        "\r\n",
+    ]
+    convs = []
+    for i in range(1500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 80)))
+        reply = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+        turns = [{"role": "user", "content": text or "x"}, {"role": "assistant", "content": reply or "y"}]
+        if i % 3 == 0:
+            turns.insert(0, {"role": "system", "content": f"sys {i % 5}"})
+        convs.append(turns)
+    assert counter.count(convs, batch_size=256) == [_reference(counter, m) for m in convs]
+    assert counter._word_re is not None  # still on after its self-check
+
+
 def test_preview_marks_only_assistant_tokens(counter: TokenCounter) -> None:
     messages = [
         {"role": "system", "content": "Be brief."},
