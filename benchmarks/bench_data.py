@@ -55,7 +55,7 @@ def make_dataset(path: Path, rows: int, seed: int = 0) -> None:
             if kind < 0.6:
                 n_user, n_asst, turns = rng.randint(10, 60), rng.randint(20, 120), 1
             elif kind < 0.9:
-                n_user, n_asst, turns = rng.randint(120, 360), rng.randint(40, 160), 1
+                n_user, n_asst, turns = rng.randint(90, 280), rng.randint(40, 140), 1
             else:
                 n_user, n_asst, turns = rng.randint(40, 150), rng.randint(40, 150), rng.randint(2, 4)
             messages = [{"role": "system", "content": "You are a careful support assistant."}]

@@ -209,7 +209,7 @@ def record_to_example(record: Any, fmt: str) -> Example:
     if not any(m.role == "assistant" for m in messages):
         raise RecordError("no assistant turn")
     for i, m in enumerate(messages, 1):
-        if not m.content.strip() and not m.extra.get("tool_calls"):
+        if (not m.content or m.content.isspace()) and not m.extra.get("tool_calls"):
             raise RecordError(f"empty turn: turn {i} ({m.role}) has no text")
     known = _known_keys(fmt)
     example = Example(messages=messages, id="", source_format=fmt, original=record)
@@ -926,6 +926,8 @@ def original_is_derivable(example: Example) -> bool:
     original = example.original
     if not isinstance(original, dict):
         return original is None
+    if example.source_format == "messages" and _plain_messages_record(original):
+        return True
     example.original = None
     try:
         return example_to_record(example, example.source_format) == original
@@ -933,3 +935,19 @@ def original_is_derivable(example: Example) -> bool:
         return False
     finally:
         example.original = original
+
+
+def _plain_messages_record(record: dict[str, Any]) -> bool:
+    """A messages record of plain {role, content} turns plus an optional non-empty tags list: exactly what
+    writing its Example rebuilds (the common case, checked without rebuilding it)."""
+    keys = record.keys()
+    if len(keys) == 2:
+        tags = record.get("tags")
+        if not (isinstance(tags, list) and tags and all(isinstance(t, str) for t in tags)):
+            return False
+    elif len(keys) != 1:
+        return False
+    turns = record.get("messages")
+    return isinstance(turns, list) and all(
+        len(t) == 2 and isinstance(t.get("content"), str) and "role" in t for t in turns
+    )

@@ -45,9 +45,9 @@ from core.progress import ProgressFn, StopFn, check_stop, no_progress
 SUFFIX = ".wsdb"
 SCHEMA_VERSION = 1
 PREVIEW_CHARS = 160
+PAGE_SIZE = 16384  # messages are ~0.5-10 KB: bigger pages mean fewer overflow pages to write and read
 
 _SCHEMA = """
-PRAGMA page_size=16384;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS examples (
     rowid INTEGER PRIMARY KEY,
@@ -283,8 +283,10 @@ class DatasetWorkspace:
 
     # --- opening -----------------------------------------------------------------------------------
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
+    def _connect(path: Path, page_size: int | None = None) -> sqlite3.Connection:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        if page_size:
+            conn.execute(f"PRAGMA page_size={int(page_size)}")  # before anything initialises the file
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -315,7 +317,7 @@ class DatasetWorkspace:
         file.parent.mkdir(parents=True, exist_ok=True)
         for extra in ("", "-wal", "-shm"):
             Path(str(file) + extra).unlink(missing_ok=True)
-        conn = cls._connect(file)
+        conn = cls._connect(file, page_size=PAGE_SIZE)
         conn.executescript(_SCHEMA)
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)", (str(time.time()),))
