@@ -66,7 +66,20 @@ def load_items(run: RunFolder, options: EvalOptions) -> tuple[list[PromptItem], 
     """The examples to evaluate and warnings about them. Raises UserError when there is nothing usable."""
     warnings: list[str] = []
     rows: list[tuple[str, list[dict[str, Any]]]] = []
-    if options.data_file is not None:
+    if options.data_file is not None and Path(options.data_file).suffix == ".wsdb":
+        from core.data.workspace import DatasetWorkspace
+
+        with DatasetWorkspace.open(options.data_file) as ws:
+            examples = ws.examples()
+        tested = [ex for ex in examples if ex.split == "test"]
+        if tested:
+            examples = tested
+        else:
+            warnings.append(f"{options.data_file} has no test split: all its examples are evaluated.")
+        for example in examples:
+            rows.append((str(example.id), [m.to_dict() for m in example.messages]))
+        where = f"the workspace {Path(options.data_file).name}"
+    elif options.data_file is not None:
         from core.data.formats import read_dataset
 
         result = read_dataset(options.data_file)

@@ -91,11 +91,13 @@ class EvaluatePage(QWidget):
         self.limit_spin = QSpinBox()
         self.limit_spin.setRange(0, 100000)
         self.limit_spin.setSpecialValueText("all")
+        self.limit_spin.setMaximumWidth(90)
         opts.addWidget(self.limit_spin)
         opts.addWidget(QLabel("Max new tokens:"))
         self.max_tokens_spin = QSpinBox()
         self.max_tokens_spin.setRange(1, 8192)
         self.max_tokens_spin.setValue(128)
+        self.max_tokens_spin.setMaximumWidth(90)
         opts.addWidget(self.max_tokens_spin)
         opts.addSpacing(12)
         self.run_button = QPushButton("Run evaluation")
@@ -123,7 +125,14 @@ class EvaluatePage(QWidget):
         results = QWidget()
         rl = QVBoxLayout(results)
         self.summary_table = MetricSummaryTable()
-        rl.addWidget(self.summary_table)
+        summary_row = QHBoxLayout()
+        summary_row.addWidget(self.summary_table)
+        self.verdict_label = QLabel("")
+        self.verdict_label.setWordWrap(True)
+        self.verdict_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.verdict_label.setObjectName("evalVerdict")
+        summary_row.addWidget(self.verdict_label, 1)
+        rl.addLayout(summary_row)
         self.warnings_label = QLabel("")
         self.warnings_label.setWordWrap(True)
         self.warnings_label.setStyleSheet("color: #8a5a00;")
@@ -254,6 +263,9 @@ class EvaluatePage(QWidget):
             )
         else:
             self.status_label.setText(self._summary_line(self.summary))
+            max_tokens = (self.summary.get("decoding") or {}).get("max_new_tokens")
+            if isinstance(max_tokens, int) and not self.is_running():
+                self.max_tokens_spin.setValue(max_tokens)  # re-running with the same settings re-uses answers
         self._show_results()
         self._update_buttons()
 
@@ -348,6 +360,7 @@ class EvaluatePage(QWidget):
     # results --------------------------------------------------------------------------------------------
     def _show_results(self) -> None:
         self.summary_table.set_summary(self.summary)
+        self.verdict_label.setText(self._verdict(self.summary))
         warnings = (self.summary or {}).get("warnings", [])
         self.warnings_label.setText("\n".join(f"⚠ {w}" for w in warnings))
         self.warnings_label.setVisible(bool(warnings))
@@ -356,6 +369,38 @@ class EvaluatePage(QWidget):
         self.detail.clear()
         self._show_forgetting()
         self._reopen_review()
+
+    @staticmethod
+    def _verdict(summary: dict[str, Any] | None) -> str:
+        """A plain-language reading of the table for domain experts."""
+        if not summary or not summary.get("n"):
+            return ""
+        lines = []
+        em = summary.get("delta", {}).get("exact_match")
+        if em:
+            b = summary["base"]["exact_match"]
+            t = summary["tuned"]["exact_match"]
+            lines.append(
+                f"Exact match: <b>{100 * b:.0f}% → {100 * t:.0f}%</b> of {summary['n']} held-out examples."
+            )
+            if em.get("ci_low") is not None:
+                if em["ci_low"] > 0:
+                    lines.append("The improvement is larger than chance (the 95% interval is above zero).")
+                elif em["ci_high"] < 0:
+                    lines.append("The tuned model is worse (the 95% interval is below zero).")
+                else:
+                    lines.append("The difference is within chance (the 95% interval includes zero).")
+        ppl_b = summary.get("base", {}).get("perplexity")
+        ppl_t = summary.get("tuned", {}).get("perplexity")
+        if ppl_b and ppl_t:
+            lines.append(f"Validation perplexity {ppl_b:.2f} → {ppl_t:.2f} (lower is better).")
+        forgetting = summary.get("forgetting")
+        if forgetting:
+            lines.append(
+                f"General prompts: {forgetting['changed']} of {forgetting['prompts']} answers changed, "
+                f"{len(forgetting.get('newly_broken', []))} newly broken."
+            )
+        return "<br>".join(lines)
 
     def _apply_sort(self) -> None:
         self.examples_table.sort_by(str(self.sort_combo.currentData()))

@@ -61,7 +61,7 @@ class BlindReviewWidget(QWidget):
         top.addWidget(self.progress_label)
         self.progress_bar = QProgressBar()
         self.progress_bar.setMaximumWidth(240)
-        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setFormat("%v of %m voted")
         top.addWidget(self.progress_bar)
         top.addStretch(1)
         self.show_reference = QCheckBox("Show reference answer")
@@ -71,7 +71,7 @@ class BlindReviewWidget(QWidget):
 
         layout.addWidget(QLabel("<b>Prompt</b>"))
         self.prompt_box = _text_box("reviewPrompt")
-        self.prompt_box.setMaximumHeight(110)
+        self.prompt_box.setMaximumHeight(90)
         layout.addWidget(self.prompt_box)
         self.reference_label = QLabel("<b>Reference answer</b>")
         self.reference_box = _text_box("reviewReference")
@@ -165,7 +165,7 @@ class BlindReviewWidget(QWidget):
             for box in (self.prompt_box, self.reference_box, self.answer_a, self.answer_b):
                 box.setPlainText("")
         else:
-            self.progress_label.setText(f"Item {self._index + 1} of {total} · {done} voted")
+            self.progress_label.setText(f"Item {self._index + 1} of {total}")
             self.prompt_box.setPlainText(item.prompt)
             self.reference_box.setPlainText(item.reference)
             self.answer_a.setPlainText(item.answer_a)
@@ -218,16 +218,24 @@ class ReviewResultsView(QWidget):
         layout.addWidget(self.headline)
         layout.addWidget(QLabel("<b>Reviewers</b>"))
         self.reviewers_table = self._table(
-            ("Reviewer", "Votes", "Tuned wins", "Base wins", "Ties", "Both bad", "Win rate", "p")
+            ("Reviewer", "Votes", "Tuned wins", "Base wins", "Ties", "Both bad", "Win rate", "p-value")
         )
+        self.reviewers_table.setMaximumHeight(150)
         layout.addWidget(self.reviewers_table)
         layout.addWidget(QLabel("<b>Agreement between reviewers</b>"))
+        self.agreement_hint = QLabel(
+            "Agreement appears once two or more reviewers have voted on the same items."
+        )
+        self.agreement_hint.setObjectName("hint")
+        layout.addWidget(self.agreement_hint)
         self.agreement_table = self._table(
             ("Reviewers", "Shared items", "Percent agreement", "Cohen's kappa")
         )
+        self.agreement_table.setMaximumHeight(130)
         layout.addWidget(self.agreement_table)
         layout.addWidget(QLabel("<b>Notes</b>"))
         self.notes_table = self._table(("Example", "Reviewer", "Preferred", "Note"))
+        self.notes_table.horizontalHeader().setStretchLastSection(True)
         layout.addWidget(self.notes_table, 1)
 
     @staticmethod
@@ -236,7 +244,8 @@ class ReviewResultsView(QWidget):
         table.setHorizontalHeaderLabels(list(headers))
         table.verticalHeader().setVisible(False)
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        table.horizontalHeader().setStretchLastSection(True)
+        table.horizontalHeader().setStretchLastSection(False)
+        table.horizontalHeader().setMinimumSectionSize(70)
         return table
 
     @staticmethod
@@ -246,7 +255,6 @@ class ReviewResultsView(QWidget):
             for c, text in enumerate(row):
                 table.setItem(r, c, QTableWidgetItem(text))
         table.resizeColumnsToContents()
-        table.horizontalHeader().setStretchLastSection(True)
 
     def set_results(self, results: ReviewResults | None) -> None:
         if results is None or results.overall.votes == 0:
@@ -255,7 +263,11 @@ class ReviewResultsView(QWidget):
             )
             for table in (self.reviewers_table, self.agreement_table, self.notes_table):
                 table.setRowCount(0)
+            self.agreement_hint.setVisible(True)
+            self.agreement_table.setVisible(False)
             return
+        self.agreement_hint.setVisible(not results.agreement)
+        self.agreement_table.setVisible(bool(results.agreement))
         o = results.overall
         rate = "–" if o.win_rate is None else f"{100 * o.win_rate:.0f}%"
         p = o.p_value

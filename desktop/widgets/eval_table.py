@@ -58,8 +58,9 @@ class MetricSummaryTable(QTableWidget):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.horizontalHeader().setStretchLastSection(True)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
+        self.horizontalHeader().setStretchLastSection(False)
+        self.verticalHeader().setDefaultSectionSize(22)
+        self.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Maximum)
 
     def set_summary(self, summary: dict[str, Any] | None) -> None:
         self.setRowCount(0)
@@ -93,7 +94,8 @@ class MetricSummaryTable(QTableWidget):
     def sizeHint(self) -> QSize:  # as tall as its rows (the minimum stays small, so the window never grows)
         hint = super().sizeHint()
         rows = sum(self.rowHeight(r) for r in range(self.rowCount()))
-        return QSize(hint.width(), self.horizontalHeader().sizeHint().height() + rows + 6)
+        width = sum(self.columnWidth(c) for c in range(self.columnCount())) + 6
+        return QSize(max(width, hint.width() // 2), self.horizontalHeader().sizeHint().height() + rows + 6)
 
 
 class ExamplesModel(QAbstractTableModel):
@@ -203,9 +205,12 @@ class ExamplesTable(QTableView):
         self.verticalHeader().setVisible(False)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, width in enumerate((70, 230, 170, 200, 200, 90, 90, 80)):
+        for col in (1, 2, 3, 4):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
+        for col, width in ((0, 64), (5, 64), (6, 64), (7, 64)):
             self.setColumnWidth(col, width)
         header.setStretchLastSection(False)
+        self.verticalHeader().setDefaultSectionSize(24)
 
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.source.set_rows(rows)

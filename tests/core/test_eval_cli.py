@@ -211,3 +211,18 @@ def test_report_is_self_contained(fake_run_dir: Path, tmp_path: Path) -> None:
     )
     sha = (fake_run_dir / "dataset.sha256").read_text().split()[0]
     assert sha in text
+
+
+def test_data_may_be_a_workspace(fake_run_dir: Path, tmp_path: Path, sample_data: Path) -> None:
+    from core.data.workspace import DatasetWorkspace
+
+    ws_path = tmp_path / "tickets.wsdb"
+    ws = DatasetWorkspace.create_from_file(sample_data, ws_path)
+    ids = [ex.id for ex in ws.examples()][:3]
+    ws.set_split(ids, "test")
+    ws.close()
+    summary = evaluate_run(fake_run_dir, _opts(data_file=ws_path))
+    _, rows = load_results(fake_run_dir)
+    assert summary["n"] == 3 and sorted(r["id"] for r in rows) == sorted(
+        ids
+    )  # ids lead back to the Data page
