@@ -90,6 +90,7 @@ class DataPage(QWidget):
         self._count_job: JobRunner | None = None
         self._current_id: str | None = None
         self._resetting = False
+        self._seen_edit = 0
         self.undo_stack = QUndoStack(self)
 
         root = QVBoxLayout(self)
@@ -373,6 +374,7 @@ class DataPage(QWidget):
         self.apply_filters()
         if self.model.total():
             self.select_row(0)
+        self._seen_edit = self._last_edit()
         self.ctx.set_workspace(workspace.path, workspace)
         self.ctx.status(f"Opened {workspace.count():,} examples ({workspace.source_format})")
         if not workspace.search_ready:
@@ -616,6 +618,18 @@ class DataPage(QWidget):
         self._refresh_side_panels()
         self.apply_filters()
         self._load_current()
+        self._seen_edit = self._last_edit()
+
+    def _last_edit(self) -> int:
+        if self.workspace is None:
+            return 0
+        return int(self.workspace.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM history").fetchone()[0])
+
+    def showEvent(self, event: Any) -> None:
+        """Other pages edit the same workspace (Duplicates removes rows): show their changes on return."""
+        super().showEvent(event)
+        if self.workspace is not None and self._last_edit() != self._seen_edit:
+            self._after_change()
 
     def push(self, op_factory: Any, description: str = "") -> bool:
         """Run a workspace change now and put it on the undo stack; errors become a message."""

@@ -310,3 +310,14 @@ def test_csv_and_parquet_open(qtbot, tmp_path: Path) -> None:
     assert page.model.total() == 2
     assert json.loads(json.dumps(page.workspace.stats()))["examples"] == 2
     _wait_idle(qtbot, page)
+
+
+def test_changes_from_other_pages_show_on_return(qtbot, sample_data: Path) -> None:
+    page = _page(qtbot, sample_data)
+    ws = page.workspace
+    assert ws is not None
+    page.hide()
+    ws.delete(ws.ids()[:3])  # as the Duplicates page does, on the shared workspace
+    page.show()
+    assert page.model.total() == 117 and page.bin_button.text() == "Bin (3)"
+    _wait_idle(qtbot, page)
