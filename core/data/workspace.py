@@ -403,6 +403,7 @@ class DatasetWorkspace:
         )
         meta = {
             "source": str(source.expanduser().resolve()),
+            "source_stamp": _file_stamp(source),
             "format": result.format,
             "file_type": result.file_type,
             "confidence": str(result.confidence),
@@ -466,6 +467,16 @@ class DatasetWorkspace:
     @property
     def source_format(self) -> str:
         return self.meta("format") or "messages"
+
+    @property
+    def source_changed(self) -> bool:
+        """True when the imported data file changed on disk after the import (the workspace keeps its own
+        copy and edits; importing again is the user's choice)."""
+        source = self.meta("source")
+        stamp = self.meta("source_stamp")
+        if not source or not stamp or not Path(source).exists():
+            return False
+        return _file_stamp(Path(source)) != stamp
 
     @property
     def test_locked(self) -> bool:
@@ -1059,6 +1070,14 @@ class DatasetWorkspace:
 
     def import_errors(self) -> list[LineError]:
         return [LineError(b.line, b.message, b.raw) for b in self.bad_lines()]
+
+
+def _file_stamp(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def _op_ids(op: Operation) -> set[str]:

@@ -376,7 +376,14 @@ class DataPage(QWidget):
             self.select_row(0)
         self._seen_edit = self._last_edit()
         self.ctx.set_workspace(workspace.path, workspace)
-        self.ctx.status(f"Opened {workspace.count():,} examples ({workspace.source_format})")
+        if workspace.source_changed:
+            self.ctx.status(
+                f"{self.title.text()} changed on disk after it was imported; this workspace keeps its own copy "
+                "and your edits (File > Open the file again after deleting the workspace to re-import).",
+                15000,
+            )
+        else:
+            self.ctx.status(f"Opened {workspace.count():,} examples ({workspace.source_format})")
         if not workspace.search_ready:
             self._build_index_in_background()
 

@@ -52,8 +52,18 @@ def test_open_for_path_creates_then_reopens(sample_data: Path) -> None:
     assert again.get(ex.id).notes == "kept"
     again.close()
     direct = open_for_path(again.path)
-    assert direct.count() == 120
+    assert direct.count() == 120 and not direct.source_changed
     direct.close()
+
+
+def test_source_change_is_noticed(tmp_path: Path, sample_data: Path) -> None:
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(sample_data.read_bytes())
+    with open_for_path(copy) as ws:
+        assert not ws.source_changed
+    copy.write_bytes(sample_data.read_bytes()[:-200])
+    with open_for_path(copy) as ws:
+        assert ws.source_changed and ws.count() == 120  # the workspace keeps its copy
 
 
 def test_edit_history_and_undo_through_inverse(ws: DatasetWorkspace) -> None:
