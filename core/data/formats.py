@@ -725,7 +725,7 @@ def _meta_fields(example: Example, original: dict[str, Any] | None) -> dict[str,
         out["tags"] = list(example.tags)
     if "id" in had:
         out["id"] = example.id
-    if example.split is not None and ("split" in had or original is None):
+    if "split" in had:  # splits travel in training snapshots; a record gets one only if it had one
         out["split"] = example.split
     if example.notes or "notes" in had:
         out["notes"] = example.notes
