@@ -194,14 +194,14 @@ def build_vocab(model_dir: Path, n_vocab: int) -> GgufVocab:
             padded += 1
             continue
         tokens.append(text)
-        if i in special_ids:
+        if sentencepiece and text == unk:
+            types.append(2)  # UNKNOWN
+        elif sentencepiece and len(text) == 6 and text.startswith("<0x") and text.endswith(">"):
+            types.append(6)  # BYTE (byte fallback needs these typed, even when listed as added tokens)
+        elif i in special_ids:
             types.append(3)  # CONTROL
         elif i in user_ids:
             types.append(4)  # USER_DEFINED
-        elif sentencepiece and text == unk:
-            types.append(2)  # UNKNOWN
-        elif sentencepiece and len(text) == 6 and text.startswith("<0x") and text.endswith(">"):
-            types.append(6)  # BYTE
         else:
             types.append(1)  # NORMAL
     if padded:

@@ -85,7 +85,8 @@ def verification_rows(verification: dict[str, Any] | None) -> list[tuple[str, st
             (
                 "GGUF reloaded with transformers",
                 f"max |Δlogit| {gt['max_abs_logit_delta']:.3g} (logit std {gt['logit_std']:.2g}), "
-                f"top-1 {gt['top1_agreement']:.1%}, next token {gt['next_token_top1_agreement']:.0%}",
+                f"top-1 {gt['top1_agreement']:.1%}, next token {gt['next_token_top1_agreement']:.0%}"
+                + (f" — pass rule: {gt['criteria']}" if gt.get("criteria") else ""),
                 gt.get("passed"),
             )
         )
@@ -134,6 +135,12 @@ class ExportPage(QWidget):
             "Choose a run folder…",
             self.browse_run,
         )
+        body = self.empty.findChild(QLabel, "emptyText")
+        empty_layout = self.empty.layout()
+        if body is not None and empty_layout is not None:  # centre the wrapped explanation under the title
+            body.setFixedWidth(560)
+            body.setMinimumHeight(3 * body.fontMetrics().lineSpacing() + 12)
+            empty_layout.setAlignment(body, Qt.AlignmentFlag.AlignHCenter)
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self._build_main())
         outer = QVBoxLayout(self)
@@ -452,6 +459,7 @@ class ExportPage(QWidget):
     def show_result(self, result: Any) -> None:
         doc = result.as_dict()
         self._last_out = Path(doc["out"])
+        self.progress.setValue(1000)
         verification = doc.get("verification") or {}
         passed = verification.get("passed") if verification else None
         kind = {"adapter": "Adapter", "merged": "Merged model", "gguf": f"GGUF {str(doc['quant']).upper()}"}[

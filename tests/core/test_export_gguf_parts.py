@@ -200,3 +200,73 @@ def test_k_quant_through_llama_cpp_or_clear_message(fake_run_dir: Path, tmp_path
     assert result.verification and "max_abs_logit_delta" in result.verification["gguf_transformers"]
     assert result.verification["llama_cpp"]["template_match"]
     assert not (Path(result.out_dir) / ".intermediate-f16.gguf").exists()
+
+
+def _sentencepiece_style_model(folder: Path) -> None:
+    """A tiny Llama with a Llama-2-style tokenizer (BPE with byte fallback, "▁" for spaces, BOS added)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from tests.conftest import SAMPLE_DATA
+
+    texts = [json.loads(line)["messages"][1]["content"] for line in SAMPLE_DATA.read_text().splitlines()]
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    specials = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]
+    tok.train_from_iterator(
+        texts, trainers.BpeTrainer(vocab_size=800, special_tokens=specials, limit_alphabet=100)
+    )
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    fast.save_pretrained(folder)
+    config = LlamaConfig(
+        vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=4, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+
+
+@pytest.mark.slow
+def test_sentencepiece_vocabulary_tokenizes_like_the_hf_tokenizer(tmp_path: Path) -> None:
+    """Llama 2 / Mistral style vocabularies: llama.cpp's SentencePiece tokenizer merges by token score, so
+    the scores we derive from the merges must reproduce the HF tokenizer exactly."""
+    from gguf import GGUFReader
+    from transformers import AutoTokenizer
+
+    from core.export.gguf_writer import GgufExporter
+
+    src = tmp_path / "spm"
+    _sentencepiece_style_model(src)
+    out = tmp_path / "gguf" / "m.gguf"
+    summary = GgufExporter(src).write(out, "f16")
+    assert summary["tokenizer"] == {"model": "llama", "pre": None}
+    fields = GGUFReader(out).fields
+    assert fields["tokenizer.ggml.add_bos_token"].contents() is True
+    assert fields["tokenizer.ggml.add_space_prefix"].contents() is True
+    types = fields["tokenizer.ggml.token_type"].contents()
+    tokens = fields["tokenizer.ggml.tokens"].contents()
+    assert types[tokens.index("<0x41>")] == 6 and types[0] == 2  # BYTE and UNKNOWN
+    assert types[tokens.index("<s>")] == 3  # CONTROL
+    hf = AutoTokenizer.from_pretrained(src)
+    texts = [
+        "Hello wörld 123 ✓",
+        "My invoice was charged twice this month, please refund.",
+        "Tabs\tand\nnewlines  x",
+    ]
+    reread = AutoTokenizer.from_pretrained(out.parent, gguf_file=out.name)
+    for text in texts:
+        assert reread(text).input_ids == hf(text).input_ids
+    if llama_cpp_available():
+        import llama_cpp
+
+        llm = llama_cpp.Llama(model_path=str(out), n_ctx=128, verbose=False)
+        try:
+            for text in [*texts, " leading space"]:
+                assert llm.tokenize(text.encode(), add_bos=True, special=False) == hf(text).input_ids
+        finally:
+            llm.close()
