@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt, QTimer
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -885,9 +885,6 @@ class DataPage(QWidget):
             runner.wait(10000)
         if self.workspace is not None:
             self.workspace.close()
-
-    def current_index(self) -> QModelIndex:
-        return self.table.currentIndex()
 
 
 def _describe(op: Operation) -> str:

@@ -7,6 +7,7 @@ workspace operation. Turns with extra fields (tool calls, names) keep them untou
 from __future__ import annotations
 
 import copy
+import json
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -53,7 +54,9 @@ class TurnEditor(QFrame):
         head.addWidget(self.role)
         if self.extra:
             note = QLabel("+ " + ", ".join(sorted(self.extra)))
-            note.setToolTip("Fields this turn carries besides its text (kept as they are)")
+            note.setToolTip(
+                "Kept as they are:\n" + json.dumps(self.extra, indent=2, ensure_ascii=False)[:4000]
+            )
             note.setObjectName("muted")
             head.addWidget(note)
         head.addStretch(1)
