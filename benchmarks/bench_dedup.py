@@ -149,12 +149,14 @@ def big(n: int, threshold: float, folder: Path) -> dict:
     out["hash_and_cache_lookup_s"] = round(time.perf_counter() - start, 2)
     out["hash_and_cache_lookup_cpu_s"] = round(cpu_s() - c0, 2)
     assert vectors is not None and found.all()
+    out["rss_after_lookup_mib"] = round(rss_peak_mib(), 1)
 
     start, c0 = time.perf_counter(), cpu_s()
     a, _, _ = pair_search(vectors, threshold)
     out["pair_search_s"] = round(time.perf_counter() - start, 2)
     out["pair_search_cpu_s"] = round(cpu_s() - c0, 2)
     out["pair_search_pairs"] = int(len(a))
+    out["rss_after_pair_search_mib"] = round(rss_peak_mib(), 1)
     del vectors
 
     finder = NearDuplicateFinder(embedder, cache)

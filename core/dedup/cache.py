@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,24 @@ CREATE TABLE IF NOT EXISTS dedup_embeddings (
     PRIMARY KEY (model_id, text_hash, precision)
 ) WITHOUT ROWID;
 """
+_PAIR_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dedup_pair_runs (model_id TEXT PRIMARY KEY, level REAL NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS dedup_pair_rows (
+    model_id TEXT NOT NULL, text_hash TEXT NOT NULL, PRIMARY KEY (model_id, text_hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dedup_pairs (
+    model_id TEXT NOT NULL, a_hash TEXT NOT NULL, b_hash TEXT NOT NULL, score REAL NOT NULL,
+    PRIMARY KEY (model_id, a_hash, b_hash)
+) WITHOUT ROWID;
+"""
 _CHUNK = 900  # SQLite's default limit on bound parameters is 999
+
+
+@dataclass
+class PairSnapshot:
+    level: float  # every pair among `hashes` with cosine >= level is listed
+    hashes: set[str]
+    pairs: list[tuple[str, str]]
 
 
 def connect_cache_file(path: str | Path) -> sqlite3.Connection:
@@ -41,7 +59,7 @@ class EmbeddingCache:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         conn.execute("PRAGMA busy_timeout=30000")
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA + _PAIR_SCHEMA)
         self.hits = 0
         self.misses = 0
 
@@ -125,6 +143,48 @@ class EmbeddingCache:
             raise
         self.conn.execute("RELEASE dedup_cache_put")
 
+    # --- the last search's pairs: a re-run compares only new or changed texts -------------------------
+    def load_pairs(self, model_id: str) -> PairSnapshot | None:
+        row = self.conn.execute("SELECT level FROM dedup_pair_runs WHERE model_id=?", (model_id,)).fetchone()
+        if row is None:
+            return None
+        hashes = {
+            h
+            for (h,) in self.conn.execute(
+                "SELECT text_hash FROM dedup_pair_rows WHERE model_id=?", (model_id,)
+            )
+        }
+        pairs = self.conn.execute(
+            "SELECT a_hash, b_hash FROM dedup_pairs WHERE model_id=?", (model_id,)
+        ).fetchall()
+        return PairSnapshot(float(row[0]), hashes, pairs)
+
+    def save_pairs(
+        self, model_id: str, level: float, hashes: Iterable[str], pairs: Iterable[tuple[str, str, float]]
+    ) -> None:
+        """Remember that every pair among `hashes` with cosine >= `level` is in `pairs`."""
+        import time
+
+        self.conn.execute("SAVEPOINT dedup_pairs_put")
+        try:
+            for table in ("dedup_pair_runs", "dedup_pair_rows", "dedup_pairs"):
+                self.conn.execute(f"DELETE FROM {table} WHERE model_id=?", (model_id,))
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO dedup_pair_rows VALUES (?,?)", ((model_id, h) for h in hashes)
+            )
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO dedup_pairs VALUES (?,?,?,?)",
+                ((model_id, a, b, float(s)) for a, b, s in pairs),
+            )
+            self.conn.execute(
+                "INSERT INTO dedup_pair_runs VALUES (?,?,?)", (model_id, float(level), time.time())
+            )
+        except BaseException:
+            self.conn.execute("ROLLBACK TO dedup_pairs_put")
+            self.conn.execute("RELEASE dedup_pairs_put")
+            raise
+        self.conn.execute("RELEASE dedup_pairs_put")
+
     def count(self, model_id: str | None = None) -> int:
         if model_id is None:
             return int(self.conn.execute("SELECT COUNT(*) FROM dedup_embeddings").fetchone()[0])
@@ -135,4 +195,5 @@ class EmbeddingCache:
         )
 
     def clear(self) -> None:
-        self.conn.execute("DELETE FROM dedup_embeddings")
+        for table in ("dedup_embeddings", "dedup_pair_runs", "dedup_pair_rows", "dedup_pairs"):
+            self.conn.execute(f"DELETE FROM {table}")

@@ -37,6 +37,7 @@ class EmbedResult:
     vectors: np.ndarray  # float32 [n, dim], unit length
     truncated: list[int] = field(default_factory=list)  # indices of rows cut to the model's limit
     precision: str = "fp32"
+    seconds: float = 0.0  # time spent embedding (model loading excluded)
 
 
 def _torch() -> Any:
@@ -183,12 +184,12 @@ class Embedder:
         out = np.zeros((n, dim), dtype=np.float32)
         if n == 0:
             return EmbedResult(out, [], precision)
+        start = time.monotonic()
         truncated = self.truncated_rows(texts)
         order = sorted(range(n), key=lambda i: len(texts[i]))
         autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         device_type = "cuda" if self.device.startswith("cuda") else "cpu"
         done = 0
-        start = time.monotonic()
         with torch.inference_mode():
             for c0 in range(0, n, chunk_rows):
                 check_stop(should_stop)
@@ -219,7 +220,7 @@ class Embedder:
                     progress(done / n, f"Embedding {done:,}/{n:,} rows · {done / elapsed:,.0f} rows/s")
         if not np.isfinite(out).all():
             raise WhetstoneError("The embedding model produced invalid numbers (NaN/inf) for some rows.")
-        return EmbedResult(out, truncated, precision)
+        return EmbedResult(out, truncated, precision, time.monotonic() - start)
 
     def _batches(self, rows: list[int], lengths: list[int]) -> list[list[int]]:
         """Consecutive rows (sorted by length) under the token budget; a batch also ends where the length

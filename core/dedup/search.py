@@ -42,6 +42,7 @@ def pair_search(
     vectors: np.ndarray,
     threshold: float,
     *,
+    queries: np.ndarray | None = None,
     device: str | None = None,
     reduced: bool | None = None,
     block_rows: int = 1024,
@@ -51,24 +52,26 @@ def pair_search(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs i < j with cosine(vectors[i], vectors[j]) >= threshold: (i, j, score), fp32-exact.
 
-    `vectors` must be unit length (float32). `reduced` (default: when it is faster here) uses bf16/fp16
-    tiles as a candidate filter, then re-scores candidates in fp32.
+    With `queries` (row indices), only pairs involving at least one of those rows are searched (a re-run
+    compares new rows with everything). `vectors` must be unit length (float32). `reduced` (default: when
+    faster here) uses bf16/fp16 tiles as a candidate filter, then re-scores candidates in fp32.
     """
     torch = _torch()
     n = int(vectors.shape[0])
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
-    if n < 2:
+    if n < 2 or (queries is not None and len(queries) == 0):
         progress(1.0, "No pairs to compare")
         return empty
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     x32 = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(device)
+    work = n * (n - 1) / 2 if queries is None else len(queries) * n
     if reduced is None:
         if device.startswith("cuda"):
             reduced = True
         else:
             try:
-                reduced = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and n > 2048
+                reduced = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and work > 4e6
             except (AttributeError, RuntimeError):
                 reduced = False
     if reduced:
@@ -81,36 +84,63 @@ def pair_search(
     low = threshold - bound
     out_i: list[Any] = []
     out_j: list[Any] = []
-    total = n * (n - 1) / 2
     done = 0.0
     start = time.monotonic()
+    rows_all = None if queries is None else torch.from_numpy(np.asarray(queries, dtype=np.int64)).to(device)
+    is_query = None
+    if rows_all is not None:
+        is_query = torch.zeros(n, dtype=torch.bool, device=device)
+        is_query[rows_all] = True
+    total_rows = n if rows_all is None else int(rows_all.shape[0])
     with torch.inference_mode():
-        for i0 in range(0, n, block_rows):
+        for i0 in range(0, total_rows, block_rows):
             check_stop(should_stop)
-            i1 = min(n, i0 + block_rows)
-            rows = xt[i0:i1]
-            for j0 in range(i0, n, block_cols):
+            i1 = min(total_rows, i0 + block_rows)
+            if rows_all is None:
+                rows = xt[i0:i1]
+                col_start = i0
+            else:
+                index = rows_all[i0:i1]
+                rows = xt[index]
+                col_start = 0
+            for j0 in range(col_start, n, block_cols):
                 j1 = min(n, j0 + block_cols)
                 scores = rows @ xt[j0:j1].T
                 hit = scores >= low
-                if j0 == i0:  # keep only j > i inside the diagonal tile
+                if rows_all is None and j0 == i0:  # keep only j > i inside the diagonal tile
                     hit &= torch.ones_like(hit).triu_(1)
                 ii, jj = torch.nonzero(hit, as_tuple=True)
-                if ii.numel():
-                    out_i.append(ii + i0)
-                    out_j.append(jj + j0)
-            done += (i1 - i0) * (n - i0) - (i1 - i0) * (i1 - i0 + 1) / 2
+                if not ii.numel():
+                    continue
+                jj = jj + j0
+                if rows_all is None:
+                    ii = ii + i0
+                else:
+                    ii = index[ii]
+                    assert is_query is not None
+                    # a pair of two query rows is found twice: keep it once; never a row with itself
+                    keep = (jj != ii) & (~is_query[jj] | (jj > ii))
+                    ii, jj = ii[keep], jj[keep]
+                out_i.append(ii)
+                out_j.append(jj)
+            if rows_all is None:
+                done += (i1 - i0) * (n - i0) - (i1 - i0) * (i1 - i0 + 1) / 2
+            else:
+                done += (i1 - i0) * n
             elapsed = max(time.monotonic() - start, 1e-6)
             progress(
-                min(done / total, 1.0), f"Comparing pairs · {i1:,}/{n:,} rows · {i1 / elapsed:,.0f} rows/s"
+                min(done / max(work, 1), 1.0),
+                f"Comparing pairs · {i1:,}/{total_rows:,} rows · {i1 / elapsed:,.0f} rows/s",
             )
         if not out_i:
             return empty
         a = torch.cat(out_i)
         b = torch.cat(out_j)
+        a, b = torch.minimum(a, b), torch.maximum(a, b)
         exact = torch.empty(a.shape[0], dtype=torch.float32, device=device)
-        for s in range(0, a.shape[0], 1 << 20):  # fp32 re-score of the candidates
-            exact[s : s + (1 << 20)] = (x32[a[s : s + (1 << 20)]] * x32[b[s : s + (1 << 20)]]).sum(dim=1)
+        step = 1 << 18
+        for s in range(0, a.shape[0], step):  # fp32 re-score of the candidates
+            exact[s : s + step] = (x32[a[s : s + step]] * x32[b[s : s + step]]).sum(dim=1)
         keep = exact >= threshold
         return (
             a[keep].cpu().numpy().astype(np.int64),
@@ -164,6 +194,7 @@ class DedupResult:
     seconds: float = 0.0
     embed_rows_per_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    pairs_reused: bool = False  # pairs among texts seen before came from the cache
 
     def pairs(
         self, threshold: float | None = None, ignored: set[tuple[str, str]] | None = None
@@ -280,11 +311,10 @@ class NearDuplicateFinder:
         missing = np.nonzero(~have)[0].tolist()
         stats["cached"] = n - len(missing)
         if missing:
-            started = time.monotonic()
             result = emb.embed(
                 [texts[i] for i in missing], precision=precision, progress=progress, should_stop=should_stop
             )
-            stats["embed_rows_per_s"] = len(missing) / max(time.monotonic() - started, 1e-6)
+            stats["embed_rows_per_s"] = len(missing) / max(getattr(result, "seconds", 0.0), 1e-6)
             if vectors is None:
                 vectors = np.zeros((n, result.vectors.shape[1]), dtype=np.float32)
             vectors[missing] = result.vectors
@@ -298,6 +328,58 @@ class NearDuplicateFinder:
         truncated = np.nonzero(cut_mask)[0].tolist()
         stats["embedded"] = len(missing)
         return vectors, sorted(set(truncated)), is_fp32
+
+    def _search(
+        self,
+        vectors: np.ndarray,
+        hashes: Sequence[str],
+        level: float,
+        model_id: str,
+        progress: ProgressFn,
+        should_stop: StopFn | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Pairs >= level. Pairs among texts the last search covered (at a level at most this one) come
+        from the cache and are re-scored from the current vectors; only new texts are compared with all."""
+
+        def search_progress(f: float, m: str) -> None:
+            progress(0.8 + 0.17 * f, m)
+
+        snapshot = self.cache.load_pairs(model_id) if self.cache is not None else None
+        if snapshot is None or snapshot.level > level + 1e-9:
+            a, b, s = pair_search(
+                vectors, level, device=self.device, progress=search_progress, should_stop=should_stop
+            )
+            return a, b, s, False
+        position = {h: k for k, h in enumerate(hashes)}
+        old = np.fromiter((h in snapshot.hashes for h in hashes), dtype=bool, count=len(hashes))
+        new_rows = np.nonzero(~old)[0]
+        known = [
+            (position[x], position[y])
+            for x, y in snapshot.pairs
+            if x in position and y in position and old[position[x]] and old[position[y]]
+        ]
+        ka = np.array([min(p) for p in known], dtype=np.int64)
+        kb = np.array([max(p) for p in known], dtype=np.int64)
+        ks = (
+            np.einsum("ij,ij->i", vectors[ka], vectors[kb]).astype(np.float32)
+            if len(known)
+            else np.zeros(0, np.float32)
+        )
+        keep = ks >= level
+        na, nb, ns = pair_search(
+            vectors,
+            level,
+            queries=new_rows,
+            device=self.device,
+            progress=search_progress,
+            should_stop=should_stop,
+        )
+        return (
+            np.concatenate([ka[keep], na]),
+            np.concatenate([kb[keep], nb]),
+            np.concatenate([ks[keep], ns]).astype(np.float32),
+            True,
+        )
 
     def run(
         self,
@@ -316,7 +398,7 @@ class NearDuplicateFinder:
         hashes = [text_hash(t) for t in texts]
         reps, owner = representatives(texts)
         notes: list[str] = []
-        stats: dict[str, Any] = {"embedded": 0, "cached": 0, "embed_rows_per_s": 0.0}
+        stats: dict[str, Any] = {"embedded": 0, "cached": 0, "embed_rows_per_s": 0.0, "pairs_reused": False}
         rescored = 0
         truncated_rows: list[int] = []
         ra = rb = np.zeros(0, np.int64)
@@ -338,13 +420,11 @@ class NearDuplicateFinder:
             truncated_rows = [reps[k] for k in cut]
             check_stop(should_stop)
             margin = 0.0 if bool(is_fp32.all()) else EMBED_MARGIN
-            ra, rb, rs = pair_search(
-                vectors,
-                max(floor - margin, 1e-6),
-                device=self.device,
-                progress=lambda f, m: progress(0.8 + 0.17 * f, m),
-                should_stop=should_stop,
+            level = max(floor - margin, 1e-6)
+            ra, rb, rs, reused = self._search(
+                vectors, rep_hashes, level, model_id, progress=progress, should_stop=should_stop
             )
+            stats["pairs_reused"] = reused
             near = (np.abs(rs - threshold) < margin) & ~(is_fp32[ra] & is_fp32[rb])
             settle = sorted(set(ra[near].tolist()) | set(rb[near].tolist()))
             settle = [k for k in settle if not is_fp32[k]]
@@ -365,6 +445,16 @@ class NearDuplicateFinder:
                 touched = np.isin(ra, settle) | np.isin(rb, settle)
                 rs = rs.copy()
                 rs[touched] = np.einsum("ij,ij->i", vectors[ra[touched]], vectors[rb[touched]])
+            if self.cache is not None:
+                self.cache.save_pairs(
+                    model_id,
+                    level,
+                    rep_hashes,
+                    (
+                        (rep_hashes[x], rep_hashes[y], sc)
+                        for x, y, sc in zip(ra.tolist(), rb.tolist(), rs.tolist(), strict=True)
+                    ),
+                )
             keep = rs >= floor
             ra, rb, rs = reps_idx(ra[keep], reps), reps_idx(rb[keep], reps), np.minimum(rs[keep], 1.0)
         elif n >= 2:
@@ -396,6 +486,7 @@ class NearDuplicateFinder:
             seconds=time.monotonic() - started,
             embed_rows_per_s=float(stats["embed_rows_per_s"]),
             notes=notes,
+            pairs_reused=bool(stats["pairs_reused"]),
         )
 
 

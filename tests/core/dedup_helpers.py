@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,6 +39,7 @@ class FakeEmbedder:
         return (v / np.linalg.norm(v)).astype(np.float32)
 
     def embed(self, texts: Sequence[str], precision: str | None = None, progress=None, should_stop=None):
+        started = time.monotonic()
         precision = precision or self.precision
         self.calls.append((precision, list(texts)))
         if should_stop is not None and should_stop():
@@ -46,7 +48,9 @@ class FakeEmbedder:
             raise Cancelled("cancelled")
         vectors = np.stack([self.vector(t, precision) for t in texts]) if texts else np.zeros((0, self.dim))
         truncated = [i for i, t in enumerate(texts) if len(t.split()) > self.max_seq_length]
-        return EmbedResult(vectors.astype(np.float32), truncated, precision)
+        if progress is not None:
+            progress(1.0, f"Embedding {len(texts)}/{len(texts)} rows · {len(texts) * 1000} rows/s")
+        return EmbedResult(vectors.astype(np.float32), truncated, precision, time.monotonic() - started)
 
     def embedded_texts(self) -> list[str]:
         return [t for _, texts in self.calls for t in texts]

@@ -234,3 +234,51 @@ def test_leakage_flags_train_test_pairs_even_when_kept() -> None:
     leaks = leakage(result.pairs(), splits)
     assert {(leak.a, leak.b) for leak in leaks} == {(0, 1), (1, 2)}
     assert leaks[0].public()["splits"] in (["train", "test"], ["test", "validation"])
+
+
+def _doc(result) -> tuple[dict, list]:
+    doc = result.to_json()
+    return {(p["a"], p["b"]): round(p["score"], 4) for p in doc["pairs"]}, doc["clusters"]
+
+
+@pytest.mark.parametrize("reduced", [False, True])
+def test_pair_search_for_query_rows_only(reduced: bool) -> None:
+    x = _planted(500, seed=3)
+    queries = np.array([1, 2, 8, 9, 15, 300, 499])
+    a, b, _ = pair_search(x, 0.9, queries=queries, reduced=reduced, block_rows=3, block_cols=128)
+    expected = {(i, j) for i, j in _brute(x, 0.9) if i in set(queries) or j in set(queries)}
+    got = list(zip(a.tolist(), b.tolist(), strict=True))
+    assert set(got) == expected and len(got) == len(expected)  # each pair once
+
+
+def test_rerun_reuses_pairs_and_compares_only_new_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.dedup.search as search
+
+    texts = [f"common words alpha beta gamma {i % 4} extra{i}" for i in range(30)]
+    conn = sqlite3.connect(":memory:")
+    finder = NearDuplicateFinder(FakeEmbedder(), EmbeddingCache(conn))
+    first = finder.run(texts, 0.8)
+    assert not first.pairs_reused
+    calls: list[object] = []
+    real = search.pair_search
+
+    def spy(vectors, threshold, **kwargs):
+        calls.append(kwargs.get("queries"))
+        return real(vectors, threshold, **kwargs)
+
+    monkeypatch.setattr(search, "pair_search", spy)
+    again = finder.run(texts, 0.8)
+    assert again.pairs_reused and len(calls[0]) == 0  # type: ignore[arg-type]
+    assert _doc(again) == _doc(first)
+    changed = texts + ["common words alpha beta gamma 1 extra5", "something else entirely"]
+    changed[3] = "common words alpha beta gamma 2 extra3 edited"
+    calls.clear()
+    third = finder.run(changed, 0.8)
+    fresh = NearDuplicateFinder(FakeEmbedder()).run(changed, 0.8)
+    assert _doc(third) == _doc(fresh)
+    # representatives: row 30 is an exact copy of row 5, so only rows 3 and 31 (representative 30) are new
+    assert sorted(calls[0].tolist()) == [3, 30]  # type: ignore[union-attr]
+    # a lower threshold than the stored pairs cover searches everything again
+    calls.clear()
+    finder.run(changed, 0.7)
+    assert calls == [None]
