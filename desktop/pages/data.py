@@ -281,6 +281,7 @@ class DataPage(QWidget):
         self.tabs = QTabWidget()
         self.editor = ExampleEditor()
         self.editor.saved.connect(self.save_example)
+        self.editor.historyRequested.connect(self.show_history)
         self.tabs.addTab(self.editor, "Example")
         self.preview = TemplatePreviewView()
         self.tabs.addTab(self.preview, "Template")
@@ -656,6 +657,30 @@ class DataPage(QWidget):
         if ws is None:
             return
         self.push(lambda: ws.update_example(example), "Edit example")
+
+    def history_lines(self, id_: str) -> list[str]:
+        """The example's edit history as lines, newest first."""
+        import datetime
+
+        assert self.workspace is not None
+        lines = []
+        for entry in reversed(self.workspace.history(id_)):
+            when = datetime.datetime.fromtimestamp(entry["at"]).strftime("%Y-%m-%d %H:%M:%S")
+            before, after = entry["before"] or {}, entry["after"] or {}
+            changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            detail = f" ({', '.join(changed)})" if changed else ""
+            lines.append(f"{when}  {entry['op']}{detail}")
+        return lines
+
+    def show_history(self) -> None:
+        if self.workspace is None or self._current_id is None:
+            return
+        lines = self.history_lines(self._current_id)
+        QMessageBox.information(
+            self,
+            "Edit history",
+            "\n".join(lines[:60]) if lines else "No edits yet: this example is as it was imported.",
+        )
 
     def add_example(self) -> None:
         ws = self.workspace

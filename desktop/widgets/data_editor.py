@@ -87,6 +87,7 @@ class TurnEditor(QFrame):
 class ExampleEditor(QWidget):
     saved = Signal(object)  # Example
     dirtyChanged = Signal(bool)
+    historyRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -140,6 +141,10 @@ class ExampleEditor(QWidget):
         self.problems.setWordWrap(True)
         outer.addWidget(self.problems)
         buttons = QHBoxLayout()
+        self.history_button = QPushButton("History…")
+        self.history_button.setToolTip("Every saved change to this example")
+        self.history_button.clicked.connect(lambda: self.historyRequested.emit())
+        buttons.addWidget(self.history_button)
         self.revert_button = QPushButton("Revert")
         self.revert_button.clicked.connect(self.revert)
         self.save_button = QPushButton("Save changes")
@@ -190,7 +195,14 @@ class ExampleEditor(QWidget):
                 w.setParent(None)
                 w.deleteLater()
             enabled = example is not None
-            for w in (self.system, self.tags, self.notes, self.add_user, self.add_assistant):
+            for w in (
+                self.system,
+                self.tags,
+                self.notes,
+                self.add_user,
+                self.add_assistant,
+                self.history_button,
+            ):
                 w.setEnabled(enabled)
             if example is None:
                 self.title.setText("Select a row to edit it")

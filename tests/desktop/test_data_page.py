@@ -113,6 +113,9 @@ def test_switching_rows_keeps_typed_text(qtbot, sample_data: Path) -> None:
     assert page.workspace is not None and page.workspace.get(id_).notes == "remember me"
     page.undo_stack.undo()
     assert page.workspace.get(id_).notes == ""
+    page.select_row(0)
+    history = page.history_lines(id_)
+    assert len(history) == 2 and "notes" in history[0] and "notes" in history[1]
     _wait_idle(qtbot, page)
 
 
