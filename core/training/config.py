@@ -213,7 +213,12 @@ class TrainSection(_Section):
         json_schema_extra=ADV,
     )
     weight_decay: float = Field(
-        default=0.0, ge=0.0, le=1.0, title="Weight decay", description="AdamW weight decay.", json_schema_extra=ADV
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        title="Weight decay",
+        description="AdamW weight decay.",
+        json_schema_extra=ADV,
     )
     max_grad_norm: float = Field(
         default=1.0,
@@ -223,7 +228,11 @@ class TrainSection(_Section):
         json_schema_extra=ADV,
     )
     seed: int = Field(
-        default=0, ge=0, title="Seed", description="Random seed (same seed + data = same run).", json_schema_extra=ADV
+        default=0,
+        ge=0,
+        title="Seed",
+        description="Random seed (same seed + data = same run).",
+        json_schema_extra=ADV,
     )
     eval_steps: float = Field(
         default=0.1,
@@ -241,7 +250,11 @@ class TrainSection(_Section):
         json_schema_extra=ADV,
     )
     logging_steps: int = Field(
-        default=1, ge=1, title="Report every", description="Steps between loss reports.", json_schema_extra=ADV
+        default=1,
+        ge=1,
+        title="Report every",
+        description="Steps between loss reports.",
+        json_schema_extra=ADV,
     )
 
     @model_validator(mode="after")

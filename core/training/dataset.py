@@ -26,21 +26,26 @@ def write_snapshot(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     sha_file = out_path.with_name(out_path.stem + ".sha256")
     if src.suffix == ".wsdb":
+        # The workspace writes its live rows ({id, messages, split, tags}); splits are then kept or assigned
+        # exactly as for a data file, so every run folder holds the same {id, messages, split} rows.
         try:
-            from core.data.workspace import DatasetWorkspace  # type: ignore[import-not-found,unused-ignore]
+            from core.data.workspace import DatasetWorkspace
         except ImportError:
             raise UserError(
                 "Workspaces (.wsdb) cannot be read by this version; export the data to JSONL."
             ) from None
+        import tempfile
+
         workspace = DatasetWorkspace.open(src)
-        try:
-            digest = str(workspace.write_snapshot(out_path))
-        finally:
-            close = getattr(workspace, "close", None)
-            if close:
-                close()
-        sha_file.write_text(f"{digest}  {out_path.name}\n", encoding="utf-8")
-        return digest
+        with tempfile.TemporaryDirectory(prefix="snapshot-", dir=out_path.parent) as tmp:
+            raw = Path(tmp) / "workspace.jsonl"
+            try:
+                workspace.write_snapshot(raw)
+            finally:
+                close = getattr(workspace, "close", None)
+                if close:
+                    close()
+            return write_snapshot(raw, out_path, val_ratio=val_ratio, test_ratio=test_ratio, seed=seed)
     from core.data.formats import read_dataset
     from core.data.splits import assign_splits
 

@@ -135,8 +135,19 @@ class TrainPage(QWidget):
         pick.addWidget(QLabel("Dataset"), 1, 0)
         pick.addWidget(self.data_edit, 1, 1)
         pick.addWidget(self.data_browse, 1, 2)
+        self.yaml_load = QPushButton("Load…")
+        self.yaml_load.setToolTip("Load settings from a YAML file")
+        self.yaml_load.clicked.connect(self._load_yaml)
+        self.yaml_save = QPushButton("Save…")
+        self.yaml_save.setToolTip("Save these settings as YAML (usable with `whetstone train --config`)")
+        self.yaml_save.clicked.connect(self._save_yaml)
+        yaml_row = QHBoxLayout()
+        yaml_row.setSpacing(4)
+        yaml_row.addWidget(self.yaml_load)
+        yaml_row.addWidget(self.yaml_save)
         pick.addWidget(QLabel("Preset"), 2, 0)
-        pick.addWidget(self.preset_combo, 2, 1, 1, 2)
+        pick.addWidget(self.preset_combo, 2, 1)
+        pick.addLayout(yaml_row, 2, 2)
         left_layout.addLayout(pick)
 
         start_preset = "Quick test (CPU)" if not self.hardware.cuda else "QLoRA 7–8B on 24 GB"
@@ -233,6 +244,8 @@ class TrainPage(QWidget):
         self.tabs = QTabWidget()
         self.messages = QListWidget()
         self.messages.setObjectName("trainMessages")
+        self.messages.setWordWrap(True)
+        self.messages.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.runs = RunsList()
         self.tabs.addTab(self.messages, "Messages")
         self.tabs.addTab(self.runs, "Runs")
@@ -308,6 +321,44 @@ class TrainPage(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Dataset", str(Path.home()), DATA_FILTER)
         if path:
             self.data_edit.setText(path)
+
+    def load_yaml(self, path: str | Path) -> None:
+        from core.training.config import load_config
+
+        cfg = load_config(path)
+        self.form.blockSignals(True)
+        self.form.set_config(cfg)
+        self.form.blockSignals(False)
+        self.set_model(cfg.model.name)
+        if cfg.data.source:
+            self.data_edit.setText(cfg.data.source)
+        self.preset_combo.blockSignals(True)
+        self.preset_combo.setCurrentIndex(0)
+        self.preset_combo.blockSignals(False)
+        self._estimate_timer.start()
+
+    def _load_yaml(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load settings", str(Path.home()), "YAML (*.yaml *.yml)")
+        if path:
+            try:
+                self.load_yaml(path)
+            except UserError as exc:
+                self._show_error(str(exc))
+
+    def _save_yaml(self) -> None:
+        from core.training.config import save_config
+
+        try:
+            cfg = self.current_config()
+        except UserError as exc:
+            self._show_error(str(exc))
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save settings", str(Path.home() / "train.yaml"), "YAML (*.yaml *.yml)"
+        )
+        if path:
+            save_config(cfg, path)
+            self.ctx.status(f"Settings saved to {path}")
 
     def _on_workspace(self, path: str) -> None:
         self.data_edit.setText(path)
@@ -605,6 +656,10 @@ class TrainPage(QWidget):
                 f"{last['vram_gib']:.1f} GiB" if last.get("vram_gib") is not None else "– (CPU)"
             )
             self.stat_eta.set("–")
+            total = last.get("max_steps") or s["steps"] or 1
+            self.progress.setValue(int(100 * min(1.0, (s["steps"] or 0) / total)))
+        else:
+            self.progress.setValue(0)
         try:
             cfg = run.read_config()
             self.set_model(str(cfg["model"]["name"]))

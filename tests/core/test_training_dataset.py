@@ -83,3 +83,41 @@ def test_snapshot_keeps_existing_splits(tmp_path: Path) -> None:
     rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert [r["split"] for r in rows] == ["test"] * 3 + ["train"] * 7
     assert rows[0]["id"] == "r0"
+
+
+def test_packed_padding_free_batch_equals_separate_examples(tiny_llama_dir: Path, tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """Packing + padding-free is only on by default because each example attends to itself alone: the logits
+    of a packed row equal those of the examples run one by one (transformers builds the block mask from
+    position_ids for sdpa)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, attn_implementation="sdpa").eval()
+    a = tokenize_conversation(tokenizer, CONVO[:3]).input_ids
+    b = tokenize_conversation(tokenizer, CONVO).input_ids
+    collator = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)
+    batch = collator([{"input_ids": a}, {"input_ids": b}])
+    with torch.no_grad():
+        # SFTTrainer.compute_loss passes use_cache=False; transformers only builds the packed mask without a cache
+        packed = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).logits[0]
+        sep_a = model(input_ids=torch.tensor([a])).logits[0]
+        sep_b = model(input_ids=torch.tensor([b])).logits[0]
+    assert torch.allclose(packed[: len(a)], sep_a, atol=1e-4)
+    assert torch.allclose(packed[len(a) :], sep_b, atol=1e-4)
+
+
+def test_snapshot_from_a_workspace(tmp_path: Path, sample_data: Path) -> None:
+    from core.data.workspace import DatasetWorkspace
+
+    ws = DatasetWorkspace.create_from_file(sample_data, tmp_path / "w.wsdb")
+    ids = [e.id for e in ws.examples()]
+    ws.close()
+    out = tmp_path / "run" / "dataset.jsonl"
+    sha = write_snapshot(tmp_path / "w.wsdb", out, seed=0)
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [r["id"] for r in rows] == ids  # the workspace's own ids, in its order
+    assert {r["split"] for r in rows} == {"train", "validation", "test"}
+    assert (tmp_path / "run" / "dataset.sha256").read_text().split()[0] == sha

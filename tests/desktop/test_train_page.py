@@ -166,3 +166,18 @@ def test_close_keep_reattach_stop_resume_cancel(qtbot, ctx, tiny_llama_dir, samp
     assert ended.args[0].status == "cancelled"
     assert not run.is_running()
     assert page.handle is None and page2.handle is None
+
+
+def test_yaml_settings_load_into_the_form(qtbot, ctx, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.training.config import preset_config, save_config, with_overrides
+
+    cfg = with_overrides(
+        preset_config("LoRA ≤ 3B on 24 GB"),
+        {"lora.r": 24, "lora.alpha": 48, "model.name": "smollm2-135m-instruct"},
+    )
+    save_config(cfg, tmp_path / "c.yaml")
+    page = _page(qtbot, ctx)
+    page.load_yaml(tmp_path / "c.yaml")
+    assert page.form.fields[("lora", "r")].get() == 24
+    assert page.form.fields[("quant", "mode")].get() == "none"
+    assert page.current_config().lora.r == 24
