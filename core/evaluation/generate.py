@@ -101,6 +101,11 @@ class ModelPair:
     """The base model loaded once, wrapped with the run's adapter: base answers with the adapter disabled."""
 
     def __init__(self, base_dir: Path, adapter_dir: Path) -> None:
+        import logging
+
+        logging.getLogger("bitsandbytes").setLevel(
+            logging.ERROR
+        )  # peft imports it; its CPU notice is noise here
         import torch
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -114,12 +114,17 @@ def rouge_l(prediction: str, reference: str) -> float:
     return float(_rouge_scorer().score(reference, prediction)["rougeL"].fmeasure)
 
 
-def bleu(prediction: str, reference: str) -> float:
-    import sacrebleu
+@lru_cache(maxsize=1)
+def _bleu_metric() -> Any:
+    from sacrebleu.metrics import BLEU
 
+    return BLEU(smooth_method="exp", effective_order=True)  # what sacrebleu.sentence_bleu uses, built once
+
+
+def bleu(prediction: str, reference: str) -> float:
     if not prediction.strip() and not reference.strip():
         return 100.0
-    return float(sacrebleu.sentence_bleu(prediction, [reference], smooth_method="exp").score)
+    return float(_bleu_metric().sentence_score(prediction, [reference]).score)
 
 
 def length_ratio(prediction: str, reference: str) -> float:

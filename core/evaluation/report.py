@@ -61,8 +61,8 @@ def loss_curve_svg(events: Sequence[dict[str, Any]], width: int = 640, height: i
     if y1 == y0:
         y0, y1 = y0 - 0.5, y1 + 0.5
     pad = (y1 - y0) * 0.05
-    y0, y1 = y0 - pad, y1 + pad
-    left, right, top, bottom = 52, 16, 14, 34
+    y0, y1 = (max(0.0, y0 - pad) if y0 >= 0 else y0 - pad), y1 + pad
+    left, right, top, bottom = 52, 16, 30, 34
     pw, ph = width - left - right, height - top - bottom
 
     def sx(x: float) -> float:
@@ -82,8 +82,8 @@ def loss_curve_svg(events: Sequence[dict[str, Any]], width: int = 640, height: i
         y = sy(yv)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#e6e9ee"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{yv:.3g}</text>')
-    for i in range(5):
-        xv = x0 + (x1 - x0) * i / 4
+    ticks = sorted({round(x0 + (x1 - x0) * i / 4) for i in range(5)})
+    for xv in ticks:
         x = sx(xv)
         parts.append(
             f'<text x="{x:.1f}" y="{top + ph + 16}" text-anchor="middle" fill="#555">{xv:.0f}</text>'
@@ -100,11 +100,9 @@ def loss_curve_svg(events: Sequence[dict[str, Any]], width: int = 640, height: i
         else:
             coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{coords}"/>')
-        lx = left + 10 + k * 130
-        parts.append(
-            f'<line x1="{lx}" y1="{top + 12}" x2="{lx + 18}" y2="{top + 12}" stroke="{color}" stroke-width="3"/>'
-        )
-        parts.append(f'<text x="{lx + 24}" y="{top + 16}" fill="#333">{_e(name)}</text>')
+        lx = left + k * 130
+        parts.append(f'<line x1="{lx}" y1="12" x2="{lx + 18}" y2="12" stroke="{color}" stroke-width="3"/>')
+        parts.append(f'<text x="{lx + 24}" y="16" fill="#333">{_e(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

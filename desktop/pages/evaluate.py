@@ -236,7 +236,8 @@ class EvaluatePage(QWidget):
     def _on_run_picked(self, _index: int) -> None:
         path = self.run_dir()
         if path is not None and self.ctx.run_dir != path:
-            self.ctx.run_dir = path
+            self.ctx.set_run(path)  # other pages follow; comes back here through set_run -> _load_run
+            return
         self._load_run()
 
     def _browse_run(self) -> None:
