@@ -257,7 +257,9 @@ def _export_model(
                 eos_ids = sorted(
                     {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
                 )
+                t1 = time.perf_counter()
                 greedy = V.greedy_tokens(model, ids_list, GREEDY_TOKENS, eos_ids)
+                result.timings["merged_greedy_reference"] = round(time.perf_counter() - t1, 2)
             del model
             gc.collect()
             result.timings["verify_merged"] = round(time.perf_counter() - t0, 2)
@@ -352,12 +354,15 @@ def _write_gguf(
     check_stop(should_stop)
     if verify:
         progress(0.82, "Verifying the GGUF with transformers")
+        t0 = time.perf_counter()
         verification["gguf_transformers"] = V.verify_gguf_transformers(
             gguf_path, ids_list, merged_logits, quant
         )
+        result.timings["verify_gguf_transformers"] = round(time.perf_counter() - t0, 2)
         check_stop(should_stop)
         if llama_cpp_available():
             progress(0.9, "Verifying the GGUF in llama.cpp (chat template from the GGUF)")
+            t0 = time.perf_counter()
             lc = V.verify_gguf_llama_cpp(
                 gguf_path,
                 prompts,

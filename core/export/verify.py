@@ -192,7 +192,7 @@ def verify_gguf_llama_cpp(
     llm = llama_cpp.Llama(
         model_path=str(gguf_path),
         n_ctx=1024,
-        n_threads=max(1, min(4, os.cpu_count() or 1)),
+        n_threads=max(1, min(8, (os.cpu_count() or 2) // 2)),
         verbose=False,
         seed=0,
     )

@@ -514,7 +514,16 @@ class ExportPage(QWidget):
 
     # window hooks ---------------------------------------------------------------------------------------------
     def can_close(self) -> bool:
-        return True
+        if not self.is_running():
+            return True
+        from PySide6.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(
+            self,
+            "Export running",
+            "An export is still running. Cancel it and close? Nothing half-written is kept.",
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def shutdown(self) -> None:
         if self._runner is not None:

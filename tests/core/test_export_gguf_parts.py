@@ -270,3 +270,31 @@ def test_sentencepiece_vocabulary_tokenizes_like_the_hf_tokenizer(tmp_path: Path
                 assert llm.tokenize(text.encode(), add_bos=True, special=False) == hf(text).input_ids
         finally:
             llm.close()
+
+
+def test_llama3_rope_factors_match_transformers() -> None:
+    """Llama 3.1+ rotary scaling goes into GGUF as a `rope_freqs` tensor: base frequencies / factors must
+    equal the frequencies transformers computes for the same config."""
+    import numpy as np
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    from core.export.gguf_writer import _llama3_rope_factors
+
+    rope = {
+        "rope_type": "llama3",
+        "rope_theta": 500000.0,
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+    }
+    config = LlamaConfig(
+        hidden_size=512, num_attention_heads=4, max_position_embeddings=131072, rope_parameters=rope
+    )
+    inv_freq, _ = ROPE_INIT_FUNCTIONS["llama3"](config)
+    head_dim = 128
+    base = 1.0 / (500000.0 ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    factors = _llama3_rope_factors(rope, head_dim, 500000.0)
+    assert factors.shape == (head_dim // 2,) and factors.min() == 1.0 and factors.max() == 8.0
+    np.testing.assert_allclose(base / factors, inv_freq.numpy(), rtol=1e-5)
