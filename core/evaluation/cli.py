@@ -54,7 +54,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(summary)
         return 0
-    print(f"{summary['n']} examples ({summary['source']})")
+    source = summary["source"]
+    where = f"file {source['data']}" if "data" in source else f"the {source['split']} split"
+    print(f"{summary['n']} examples from {where}" + (" (partial)" if summary.get("partial") else ""))
     print(f"{'metric':24} {'base':>9} {'tuned':>9} {'delta':>9}  95% CI")
     for metric, base in summary["base"].items():
         tuned = summary["tuned"].get(metric)

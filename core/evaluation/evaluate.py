@@ -362,7 +362,15 @@ def evaluate_run(
                 progress=sub(0.85, 0.99),
                 should_stop=should_stop,
             )
-            report = forgetting_report(general, gen_answers)
+            task_refs = [it.reference for it in items]
+            if run.dataset_file.exists():
+                for rec in run.dataset_records():
+                    parts = (
+                        split_conversation(rec.get("messages") or []) if rec.get("split") == "train" else None
+                    )
+                    if parts is not None:
+                        task_refs.append(parts[1])
+            report = forgetting_report(general, gen_answers, task_refs)
             items_rows = report.pop("items")
             atomic_write_bytes(
                 run.eval_dir / "forgetting.jsonl", b"".join(orjson.dumps(r) + b"\n" for r in items_rows)

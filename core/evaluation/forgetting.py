@@ -1,10 +1,12 @@
 """Forgetting check: general prompts (resources/general_prompts.jsonl, written by us) answered by base and
-tuned; how many answers changed and which are broken (empty, repetitive, wrong language).
+tuned; how many answers changed and which are broken (empty, repetitive, wrong language, task answers).
 
 The broken-output checks are deliberately simple heuristics:
 - empty: nothing but whitespace;
 - repetitive: a 3-word sequence repeated so often that under half of them are distinct, a line repeated three
   times or more, or one character making up most of a long answer;
+- task answer / unasked JSON: the answer is one of the fine-tuning task's answers, or JSON the prompt did
+  not ask for (the task's format leaking into general use);
 - wrong language: the answer's writing system (Latin, Cyrillic, CJK, ...) differs from the prompt's, or, for
   prompts tagged en/fr/de/es, the answer's function words clearly belong to another of those languages.
 """
@@ -21,7 +23,7 @@ import orjson
 
 from core.errors import UserError
 from core.evaluation.generate import Answer, PromptItem
-from core.evaluation.metrics import normalize_text
+from core.evaluation.metrics import is_json, normalize_text
 
 GENERAL_PROMPTS = Path(__file__).resolve().parents[2] / "resources" / "general_prompts.jsonl"
 
@@ -105,11 +107,19 @@ def is_repetitive(text: str) -> bool:
     return False
 
 
-def broken_reasons(answer: str, prompt: str, language: str = "") -> list[str]:
-    """Why an answer looks broken ([] when it looks fine)."""
+def broken_reasons(
+    answer: str, prompt: str, language: str = "", task_answers: frozenset[str] = frozenset()
+) -> list[str]:
+    """Why an answer looks broken ([] when it looks fine). `task_answers` are the normalised answers of the
+    fine-tuning task: a general prompt answered with one of them (or with JSON nobody asked for) shows the
+    task's format leaking into everything."""
     if not answer.strip():
         return ["empty"]
     reasons = []
+    if task_answers and normalize_text(answer) in task_answers:
+        reasons.append("task answer")
+    elif is_json(answer) and answer.strip()[:1] in "{[" and "json" not in prompt.lower():
+        reasons.append("unasked JSON")
     if is_repetitive(answer):
         reasons.append("repetitive")
     expected_script, _ = dominant_script(prompt)
@@ -123,7 +133,10 @@ def broken_reasons(answer: str, prompt: str, language: str = "") -> list[str]:
     return reasons
 
 
-def forgetting_report(items: Sequence[PromptItem], answers: dict[str, dict[str, Answer]]) -> dict[str, Any]:
+def forgetting_report(
+    items: Sequence[PromptItem], answers: dict[str, dict[str, Answer]], task_references: Sequence[str] = ()
+) -> dict[str, Any]:
+    task_answers = frozenset(normalize_text(r) for r in task_references if normalize_text(r))
     rows = []
     for item in items:
         pair = answers.get(item.id, {})
@@ -139,8 +152,8 @@ def forgetting_report(items: Sequence[PromptItem], answers: dict[str, dict[str, 
                 "base": base,
                 "tuned": tuned,
                 "changed": normalize_text(base) != normalize_text(tuned),
-                "base_flags": broken_reasons(base, prompt, language),
-                "tuned_flags": broken_reasons(tuned, prompt, language),
+                "base_flags": broken_reasons(base, prompt, language, task_answers),
+                "tuned_flags": broken_reasons(tuned, prompt, language, task_answers),
             }
         )
     newly_broken = [r["id"] for r in rows if r["tuned_flags"] and not r["base_flags"]]

@@ -209,6 +209,26 @@ def _examples_section(rows: Sequence[dict[str, Any]], limit: int = 20) -> str:
     return "".join(out)
 
 
+def _forgetting_table(run: RunFolder) -> str:
+    file = run.eval_dir / "forgetting.jsonl"
+    if not file.exists():
+        return ""
+    import orjson
+
+    rows = [orjson.loads(line) for line in file.read_bytes().splitlines() if line.strip()]
+    flagged = [r for r in rows if r.get("tuned_flags")]
+    if not flagged:
+        return ""
+    out = ["<table><tr><th>General prompt</th><th>Base</th><th>Tuned</th><th>Flags (tuned)</th></tr>"]
+    for r in flagged:
+        out.append(
+            f"<tr><td>{_e(r['prompt'])}</td><td>{_e(r['base'])}</td><td>{_e(r['tuned'])}</td>"
+            f"<td>{_e(', '.join(r['tuned_flags']))}</td></tr>"
+        )
+    out.append("</table>")
+    return "".join(out)
+
+
 def build_report(
     run_dir: str | Path,
     summary: dict[str, Any] | None,
@@ -246,8 +266,10 @@ def build_report(
             parts.append(
                 f"<h2>Forgetting check</h2><p>{forgetting['changed']} of {forgetting['prompts']} general prompts "
                 f"got a different answer after tuning. Broken-looking answers (empty, repetitive, wrong "
-                f"language): base {forgetting['broken_base']}, tuned {forgetting['broken_tuned']}.</p>"
+                f"language, the task's answer leaking in): base {forgetting['broken_base']}, tuned "
+                f"{forgetting['broken_tuned']}.</p>"
             )
+            parts.append(_forgetting_table(run))
     else:
         parts.append('<h2>Base vs tuned</h2><p class="muted">This run has not been evaluated yet.</p>')
     parts.append("<h2>Blind review</h2>" + _review_section(review))

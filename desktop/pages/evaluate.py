@@ -453,7 +453,7 @@ class EvaluatePage(QWidget):
         else:
             self.forgetting_label.setText(
                 f"{forgetting['changed']} of {forgetting['prompts']} general-prompt answers changed after tuning. "
-                f"Broken-looking answers (empty, repetitive, wrong language): base {forgetting['broken_base']}, "
+                f"Broken-looking answers (empty, repetitive, wrong language, the task's answer leaking in): base {forgetting['broken_base']}, "
                 f"tuned {forgetting['broken_tuned']}."
             )
         self.forgetting_table.setRowCount(len(items))

@@ -248,13 +248,15 @@ class ReviewResultsView(QWidget):
         table.horizontalHeader().setMinimumSectionSize(70)
         return table
 
-    @staticmethod
-    def _fill(table: QTableWidget, rows: list[list[str]]) -> None:
+    def _fill(self, table: QTableWidget, rows: list[list[str]]) -> None:
         table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             for c, text in enumerate(row):
                 table.setItem(r, c, QTableWidgetItem(text))
         table.resizeColumnsToContents()
+        if table is not self.notes_table:  # summary tables: as tall as their rows, up to a few
+            rows_height = sum(table.rowHeight(r) for r in range(min(table.rowCount(), 5)))
+            table.setMaximumHeight(table.horizontalHeader().sizeHint().height() + max(rows_height, 24) + 6)
 
     def set_results(self, results: ReviewResults | None) -> None:
         if results is None or results.overall.votes == 0:
@@ -274,7 +276,7 @@ class ReviewResultsView(QWidget):
         verdict = ""
         if p is not None and o.win_rate is not None:
             if p < 0.05:
-                verdict = " The difference is statistically significant (p < 0.05)."
+                verdict = " The difference is statistically significant (p &lt; 0.05)."
             else:
                 verdict = " Not yet significant (p ≥ 0.05): more votes would help."
         self.headline.setText(

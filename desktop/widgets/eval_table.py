@@ -127,15 +127,15 @@ class ExamplesModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            name = self.COLUMNS[section]
-            if section >= 5:
-                return (
-                    f"{name} {METRIC_LABELS.get(self.metric, self.metric)}"
-                    if section < 7
-                    else f"Δ {METRIC_LABELS.get(self.metric, self.metric)}"
-                )
-            return name
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole and section >= 5:
+            label = METRIC_LABELS.get(self.metric, self.metric)
+            return f"{label}: " + (
+                "tuned minus base" if section == 7 else f"{self.COLUMNS[section].lower()} model"
+            )
         return None
 
     def score(self, row: dict[str, Any], side: str) -> float | None:

@@ -108,3 +108,23 @@ def test_bundled_general_prompts() -> None:
     assert 15 <= len(items) <= 40
     assert len({it.id for it in items}) == len(items)
     assert all(it.messages[-1]["role"] == "user" for it in items)
+
+
+def test_task_format_leaking_into_general_answers_is_flagged() -> None:
+    from core.evaluation.forgetting import forgetting_report
+    from core.evaluation.generate import Answer, PromptItem
+
+    task = ['{"category": "billing", "priority": "normal"}']
+    assert broken_reasons(
+        '{"category": "billing", "priority": "normal"}',
+        "What is 12 times 7?",
+        "en",
+        frozenset(["category billing priority normal"]),
+    ) == ["task answer"]
+    assert broken_reasons('{"answer": 84}', "What is 12 times 7?") == ["unasked JSON"]
+    assert broken_reasons('{"answer": 84}', "Reply in JSON: what is 12 times 7?") == []
+    items = [PromptItem("g1", [{"role": "user", "content": "What is 12 times 7?"}])]
+    answers = {"g1": {"base": Answer("12 times 7 is 84.", False, 6), "tuned": Answer(task[0], False, 12)}}
+    report = forgetting_report(items, answers, task)
+    assert report["changed"] == 1 and report["newly_broken"] == ["g1"]
+    assert report["items"][0]["tuned_flags"] == ["task answer"]

@@ -227,3 +227,20 @@ def test_cancel_stops_the_job_and_says_so(qtbot, fake_run_dir: Path) -> None:
         page.cancel_evaluation()
     assert "Cancel" in page.status_label.text()
     assert page.run_button.isEnabled() and not page.cancel_button.isEnabled()
+
+
+def test_votes_go_to_the_open_workspace(qtbot, fake_results_run: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    class Workspace:
+        def __init__(self, path: Path) -> None:
+            self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    page = _page(qtbot, fake_results_run)
+    workspace = Workspace(tmp_path / "ws.wsdb")
+    page.ctx.set_workspace(tmp_path / "ws.wsdb", workspace)
+    assert page.review.cast("tie")
+    rows = workspace.conn.execute("SELECT reviewer, vote FROM review_votes").fetchall()
+    assert rows == [("alice", "tie")]
+    page.shutdown()
+    workspace.conn.close()
