@@ -535,6 +535,11 @@ class EvaluatePage(QWidget):
                 return
             self.ctx.status(f"Report saved to {written}")
 
+    def showEvent(self, event: Any) -> None:  # runs trained since the page was built appear in the picker
+        if not self.is_running():
+            self.refresh_runs()
+        super().showEvent(event)
+
     # window hooks -----------------------------------------------------------------------------------------
     def can_close(self) -> bool:
         return True
