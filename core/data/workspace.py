@@ -601,6 +601,32 @@ class DatasetWorkspace:
             counts[self._summaries[id_].split or "none"] += 1
         return counts
 
+    def aggregates(self) -> dict[str, Any]:
+        """One pass over the row summaries: {"tags": {tag: n}, "splits": {split: n}, "balance": {tag: {split:
+        n}}, "tokens": [counts known]} (the page refreshes all of these after each edit)."""
+        splits = {k: 0 for k in (*SPLITS, "none")}
+        balance: dict[str, dict[str, int]] = {}
+        tokens: list[int] = []
+        ids = self.ids()  # (re)loads the summaries first
+        summaries = self._summaries
+        for id_ in ids:
+            s = summaries[id_]
+            split = s.split or "none"
+            splits[split] += 1
+            for t in s.tags or ("(untagged)",):
+                row = balance.get(t)
+                if row is None:
+                    row = balance[t] = {k: 0 for k in (*SPLITS, "none")}
+                row[split] += 1
+            if s.tokens is not None:
+                tokens.append(s.tokens)
+        balance = dict(sorted(balance.items()))
+        tags = {t: sum(row.values()) for t, row in balance.items() if t != "(untagged)"}
+        return {"tags": tags, "splits": splits, "balance": balance, "tokens": tokens}
+
+    def deleted_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM examples WHERE deleted=1").fetchone()[0])
+
     def balance(self) -> dict[str, dict[str, int]]:
         """{tag (or '(untagged)'): {split: count}} for the tag/split balance view."""
         table: dict[str, dict[str, int]] = {}
@@ -652,7 +678,8 @@ class DatasetWorkspace:
         With `max_length`, rows longer than it count as having an issue.
 
         `text` is a case-insensitive substring, or a regular expression with `regex=True`."""
-        rows = list(ids) if ids is not None else self.ids()
+        live = self.ids()  # (re)loads the summaries first
+        rows = list(ids) if ids is not None else live
         summaries = self._summaries
         if split is not None:
             want = None if split == "none" else split

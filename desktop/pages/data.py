@@ -91,6 +91,8 @@ class DataPage(QWidget):
         self._current_id: str | None = None
         self._resetting = False
         self._seen_edit = 0
+        self._aggregates: dict[str, Any] | None = None
+        self._panels_stale = True
         self.undo_stack = QUndoStack(self)
 
         root = QVBoxLayout(self)
@@ -511,12 +513,13 @@ class DataPage(QWidget):
         ws = self.workspace
         if ws is None:
             return
-        tags = ws.tags()
+        agg = ws.aggregates()
+        self._aggregates = agg
         current_tag = self.tag_filter.currentData()
         self.tag_filter.blockSignals(True)
         self.tag_filter.clear()
         self.tag_filter.addItem("All tags", None)
-        for tag, n in tags.items():
+        for tag, n in agg["tags"].items():
             self.tag_filter.addItem(f"{tag} ({n:,})", tag)
         index = self.tag_filter.findData(current_tag)
         self.tag_filter.setCurrentIndex(max(0, index))
@@ -525,12 +528,11 @@ class DataPage(QWidget):
         self.issues.set_lines(bad)
         self.tabs.setTabText(2, f"Issues ({len(bad):,})" if bad else "Issues")
         self.splits.set_locked(ws.test_locked)
-        self.splits.set_balance(ws.balance(), ws.split_counts())
-        deleted = len(ws.deleted_ids())
+        deleted = ws.deleted_count()
         self.bin_button.setText(f"Bin ({deleted:,})")
         self.bin_button.setEnabled(deleted > 0)
-        counts = [s.tokens for s in (ws.summary(i) for i in ws.ids()) if s.tokens is not None]
-        self._show_length_stats(counts)
+        self._panels_stale = True
+        self._refresh_visible_panel()
         conf = ws.meta("confidence")
         fmt = ws.source_format
         conf_text = f", detected with {float(conf):.0%} confidence" if conf else ""
@@ -538,6 +540,20 @@ class DataPage(QWidget):
             f"  {fmt}{conf_text} · {ws.count():,} examples · {len(bad):,} bad lines"
             + (" · test split locked" if ws.test_locked else "")
         )
+
+    def _refresh_visible_panel(self) -> None:
+        """The balance table and the histogram are redrawn only while their tab shows (cheap edits at 100k)."""
+        if not self._panels_stale or self._aggregates is None:
+            return
+        agg = self._aggregates
+        current = self.tabs.currentWidget()
+        if current is self.splits:
+            self.splits.set_balance(agg["balance"], agg["splits"])
+        elif current is self.lengths:
+            self._show_length_stats(agg["tokens"])
+        else:
+            return
+        self._panels_stale = False
 
     def _show_length_stats(self, counts: list[int]) -> None:
         from core.data.tokens import length_stats
@@ -557,11 +573,8 @@ class DataPage(QWidget):
     def _on_max_length(self, value: int) -> None:
         self.model.max_length = value
         self.model.layoutChanged.emit()
-        if self.workspace is not None:
-            ws = self.workspace
-            self._show_length_stats(
-                [s.tokens for s in (ws.summary(i) for i in ws.ids()) if s.tokens is not None]
-            )
+        if self._aggregates is not None:
+            self._show_length_stats(self._aggregates["tokens"])
 
     # --- selection and editing ---------------------------------------------------------------------
     def selected_ids(self) -> list[str]:
@@ -837,6 +850,8 @@ class DataPage(QWidget):
             self._count_job.cancel()
 
     def _on_tab(self, index: int) -> None:
+        self._panels_stale = True
+        self._refresh_visible_panel()
         if self.tabs.widget(index) is self.preview and self._current_id is not None and self.counter is None:
             self._ensure_counter(self._load_current)
 

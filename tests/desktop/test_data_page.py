@@ -180,6 +180,7 @@ def test_splits_are_assigned_locked_and_balanced(qtbot, sample_data: Path, messa
     page = _page(qtbot, sample_data)
     ws = page.workspace
     assert ws is not None
+    page.tabs.setCurrentWidget(page.splits)
     page.splits.stratify.setChecked(True)
     page.splits.assign_button.click()
     counts = ws.split_counts()
@@ -242,6 +243,7 @@ def test_token_counting_in_background_preview_and_histogram(
     page = _page(qtbot, sample_data)
     ws = page.workspace
     assert ws is not None
+    page.tabs.setCurrentWidget(page.lengths)
     page.max_length.setValue(55)
     page.count_button.click()
     assert page.job_row.isVisibleTo(page)
