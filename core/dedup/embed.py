@@ -18,6 +18,7 @@ Texts longer than the model's limit are truncated to it (as sentence-transformer
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ class Embedder:
                 )
             except Exception as exc:  # a broken folder: one line for the user
                 raise UserError(f"Cannot load the embedding model in {self.folder}: {exc}") from None
-            st.eval()
+            st.float().eval()  # weights stored in half precision still compute in fp32 here
             self._models["fp32"] = st
         if precision != "fp32":
             torch = _torch()
@@ -159,10 +160,16 @@ class Embedder:
         if not suspects:
             return []
         out: list[int] = []
-        for start in range(0, len(suspects), 256):
-            part = suspects[start : start + 256]
-            encoded = st.tokenizer([texts[i] for i in part], add_special_tokens=True, truncation=False)
-            out += [i for i, ids in zip(part, encoded["input_ids"], strict=True) if len(ids) > limit]
+        quiet = logging.getLogger("transformers.tokenization_utils_base")  # "longer than the maximum"
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            for start in range(0, len(suspects), 256):
+                part = suspects[start : start + 256]
+                encoded = st.tokenizer([texts[i] for i in part], add_special_tokens=True, truncation=False)
+                out += [i for i, ids in zip(part, encoded["input_ids"], strict=True) if len(ids) > limit]
+        finally:
+            quiet.setLevel(level)
         return out
 
     def embed(
@@ -185,7 +192,8 @@ class Embedder:
         if n == 0:
             return EmbedResult(out, [], precision)
         start = time.monotonic()
-        truncated = self.truncated_rows(texts)
+        limit = self.max_seq_length
+        at_limit: list[int] = []  # rows whose (truncated) length reached the limit: maybe cut
         order = sorted(range(n), key=lambda i: len(texts[i]))
         autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         device_type = "cuda" if self.device.startswith("cuda") else "cpu"
@@ -198,26 +206,27 @@ class Embedder:
                 features = prepare([texts[i] for i in chunk])
                 mask = features["attention_mask"]
                 lengths = mask.sum(dim=1).tolist()
+                at_limit += [chunk[r] for r, length in enumerate(lengths) if length >= limit]
                 inner = sorted(range(len(chunk)), key=lambda r: lengths[r])
+                tensors = {k: v.to(self.device) for k, v in features.items() if isinstance(v, torch.Tensor)}
+                chunk_out = torch.empty((len(chunk), dim), dtype=torch.float32, device=self.device)
                 for batch in self._batches(inner, lengths):
                     check_stop(should_stop)
                     width = int(max(lengths[r] for r in batch))
-                    index = torch.tensor(batch, dtype=torch.long)
-                    sub = {
-                        k: (v[index, :width] if v.dim() == 2 else v[index]).to(self.device)
-                        for k, v in features.items()
-                        if isinstance(v, torch.Tensor)
-                    }
+                    index = torch.tensor(batch, dtype=torch.long, device=self.device)
+                    sub = {k: (v[index, :width] if v.dim() == 2 else v[index]) for k, v in tensors.items()}
                     if autocast_dtype is not None:
                         with torch.autocast(device_type, dtype=autocast_dtype):
                             emb = st(sub)["sentence_embedding"]
                     else:
                         emb = st(sub)["sentence_embedding"]
-                    emb = torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy()
-                    out[[chunk[r] for r in batch]] = emb
+                    chunk_out[index] = torch.nn.functional.normalize(emb.float(), dim=-1)
                     done += len(batch)
                     elapsed = max(time.monotonic() - start, 1e-6)
                     progress(done / n, f"Embedding {done:,}/{n:,} rows · {done / elapsed:,.0f} rows/s")
+                out[chunk] = chunk_out.cpu().numpy()
+        suspects = self.truncated_rows([texts[i] for i in at_limit]) if at_limit else []
+        truncated = sorted(at_limit[k] for k in suspects)
         if not np.isfinite(out).all():
             raise WhetstoneError("The embedding model produced invalid numbers (NaN/inf) for some rows.")
         return EmbedResult(out, truncated, precision, time.monotonic() - start)

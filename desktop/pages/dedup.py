@@ -453,6 +453,7 @@ class DedupPage(QWidget):
         run = self.run
         if run is None:
             return
+        self._sync_alive()  # rows removed elsewhere (Data page) drop out of the clusters
         t = self.threshold()
         alive = [run.ids[i] in self._alive for i in range(len(run.ids))]
         pairs = [p for p in run.result.pairs(t, run.ignored) if alive[p.a] and alive[p.b]]
