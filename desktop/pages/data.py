@@ -169,6 +169,15 @@ class DataPage(QWidget):
             button = QToolButton()
             button.setDefaultAction(action)
             top.addWidget(button)
+        self.format_button = QToolButton()
+        self.format_button.setText("Format")
+        self.format_button.setToolTip("Read the file again as another format (the detected one may be wrong)")
+        self.format_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        format_menu = QMenu(self.format_button)
+        for fmt in FORMATS:
+            format_menu.addAction(f"Read as {fmt}", lambda f=fmt: self.reimport(f))
+        self.format_button.setMenu(format_menu)
+        top.addWidget(self.format_button)
         open_button = QPushButton("Open…")
         open_button.clicked.connect(self.open_dialog)
         top.addWidget(open_button)
@@ -355,6 +364,31 @@ class DataPage(QWidget):
         self._start_job(
             f"Opening {Path(path).name}…",
             lambda progress, should_stop: _open_and_load(path, progress),
+            self._on_opened,
+            cancellable=False,
+        )
+
+    def reimport(self, fmt: str, confirm: bool = True) -> None:
+        """Import the source file again with the format forced (replaces this workspace and its edits)."""
+        ws = self.workspace
+        source = ws.meta("source") if ws is not None else None
+        if ws is None or not source or not Path(source).exists():
+            QMessageBox.warning(self, "Whetstone", "The original data file is not available to read again.")
+            return
+        if confirm and self._last_edit() > 0:
+            answer = QMessageBox.question(
+                self,
+                "Read again",
+                f"Reading {Path(source).name} again as {fmt} replaces this workspace and its edits. Continue?",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        target = ws.path
+        self.workspace = None
+        ws.close()
+        self._start_job(
+            f"Reading {Path(source).name} as {fmt}…",
+            lambda progress, should_stop: _reimport(source, target, fmt, progress),
             self._on_opened,
             cancellable=False,
         )
@@ -936,5 +970,11 @@ def _open_and_load(path: str, progress: Any) -> DatasetWorkspace:
     from core.data.workspace import open_for_path
 
     workspace = open_for_path(path, progress=progress)
+    workspace.count()
+    return workspace
+
+
+def _reimport(source: str, target: Path, fmt: str, progress: Any) -> DatasetWorkspace:
+    workspace = DatasetWorkspace.create_from_file(source, target, fmt=fmt, progress=progress)
     workspace.count()
     return workspace

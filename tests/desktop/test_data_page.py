@@ -326,3 +326,17 @@ def test_changes_from_other_pages_show_on_return(qtbot, sample_data: Path) -> No
     page.show()
     assert page.model.total() == 117 and page.bin_button.text() == "Bin (3)"
     _wait_idle(qtbot, page)
+
+
+def test_format_override_reads_the_file_again(qtbot, tmp_path: Path) -> None:
+    rows = [{"instruction": "a", "output": "b"}, {"prompt": "c", "completion": "d"}]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    page = _page(qtbot, path)
+    assert page.workspace is not None and page.workspace.source_format == "alpaca"
+    with qtbot.waitSignal(page.ctx.workspaceChanged, timeout=30000):
+        page.reimport("prompt-completion", confirm=False)
+    ws = page.workspace
+    assert ws.source_format == "prompt-completion" and ws.count() == 1
+    assert [b.line for b in ws.bad_lines()] == [1]
+    _wait_idle(qtbot, page)
