@@ -156,9 +156,7 @@ class DataPage(QWidget):
         self.title = QLabel("")
         self.title.setObjectName("pageTitle")
         top.addWidget(self.title)
-        self.subtitle = QLabel("")
-        self.subtitle.setObjectName("muted")
-        top.addWidget(self.subtitle, 1)
+        top.addStretch(1)
         self.undo_action = self.undo_stack.createUndoAction(self, "Undo")
         self.undo_action.setShortcut(QKeySequence("Ctrl+Z"))
         self.redo_action = self.undo_stack.createRedoAction(self, "Redo")
@@ -229,7 +227,11 @@ class DataPage(QWidget):
 
         bulk = QHBoxLayout()
         self.count_label = QLabel("")
-        bulk.addWidget(self.count_label, 1)
+        bulk.addWidget(self.count_label)
+        self.subtitle = QLabel("")
+        self.subtitle.setObjectName("muted")
+        self.subtitle.setStyleSheet("color: #5c6473")
+        bulk.addWidget(self.subtitle, 1)
         self.add_button = QPushButton("Add example")
         self.add_button.clicked.connect(self.add_example)
         bulk.addWidget(self.add_button)
@@ -571,7 +573,7 @@ class DataPage(QWidget):
         fmt = ws.source_format
         conf_text = f", detected with {float(conf):.0%} confidence" if conf else ""
         self.subtitle.setText(
-            f"  {fmt}{conf_text} · {ws.count():,} examples · {len(bad):,} bad lines"
+            f" · {fmt}{conf_text} · {len(bad):,} bad lines"
             + (" · test split locked" if ws.test_locked else "")
         )
 
