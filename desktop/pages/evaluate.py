@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from core.evaluation.metrics import METRIC_LABELS
 from desktop.context import AppContext
+from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.eval_review import BlindReviewWidget, ReviewResultsView
 from desktop.widgets.eval_table import ExamplesTable, MetricSummaryTable
 from desktop.workers import JobRunner
@@ -84,7 +87,8 @@ class EvaluatePage(QWidget):
         opts = QHBoxLayout()
         opts.addWidget(QLabel("Examples:"))
         self.split_combo = QComboBox()
-        self.split_combo.addItem("Test split (held out)", "test")
+        self.split_combo.addItem("Test split", "test")
+        self.split_combo.setToolTip("The held-out test split is never seen in training.")
         self.split_combo.addItem("Validation split", "validation")
         opts.addWidget(self.split_combo)
         opts.addWidget(QLabel("Limit:"))
@@ -99,28 +103,47 @@ class EvaluatePage(QWidget):
         self.max_tokens_spin.setValue(128)
         self.max_tokens_spin.setMaximumWidth(90)
         opts.addWidget(self.max_tokens_spin)
-        opts.addSpacing(12)
+        opts.addStretch(1)
+        layout.addLayout(opts)
         self.run_button = QPushButton("Run evaluation")
         self.run_button.setObjectName("primary")
         self.run_button.clicked.connect(self.start_evaluation)
-        opts.addWidget(self.run_button)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_evaluation)
-        opts.addWidget(self.cancel_button)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setVisible(False)
-        opts.addWidget(self.progress, 1)
-        layout.addLayout(opts)
+        status_row = QHBoxLayout()
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         self.status_label.setObjectName("evalStatus")
-        layout.addWidget(self.status_label)
+        status_row.addWidget(self.status_label, 2)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setVisible(False)
+        status_row.addWidget(self.progress, 1)
+        status_row.addWidget(self.run_button)
+        status_row.addWidget(self.cancel_button)
+        layout.addLayout(status_row)
 
         # tabs ---------------------------------------------------------------------------------------
         self.tabs = QTabWidget()
-        layout.addWidget(self.tabs, 1)
+        self.body = QStackedWidget()
+        self.no_run_state = EmptyState(
+            "Compare the tuned model with the base model",
+            "Choose a trained run above (or finish one on the Train page). Both models then answer the run's "
+            "held-out test split: metrics with confidence intervals, answers side by side, a blind review for "
+            "domain experts and a report to share.",
+        )
+        self.not_evaluated_state = EmptyState(
+            "Not evaluated yet",
+            "The base and the tuned model will answer every example of the held-out test split with the same "
+            "greedy decoding; answers are kept in the run folder and re-used.",
+            "Run evaluation",
+            self.start_evaluation,
+        )
+        self.body.addWidget(self.no_run_state)
+        self.body.addWidget(self.not_evaluated_state)
+        self.body.addWidget(self.tabs)
+        layout.addWidget(self.body, 1)
 
         results = QWidget()
         rl = QVBoxLayout(results)
@@ -194,7 +217,7 @@ class EvaluatePage(QWidget):
         if ctx.run_dir is not None:
             self.set_run(str(ctx.run_dir))
         else:
-            self._update_buttons()
+            self._load_run()
 
     # runs -----------------------------------------------------------------------------------------------
     def refresh_runs(self) -> None:
@@ -269,6 +292,13 @@ class EvaluatePage(QWidget):
                 self.max_tokens_spin.setValue(max_tokens)  # re-running with the same settings re-uses answers
         self._show_results()
         self._update_buttons()
+        self.body.setCurrentWidget(
+            self.no_run_state
+            if path is None
+            else self.tabs
+            if self.summary is not None
+            else self.not_evaluated_state
+        )
 
     @staticmethod
     def _summary_line(summary: dict[str, Any]) -> str:
@@ -296,6 +326,8 @@ class EvaluatePage(QWidget):
         self.browse_button.setEnabled(not running)
         self.report_button.setEnabled(has_run and not running)
         self.progress.setVisible(running)
+        if self.not_evaluated_state.button is not None:
+            self.not_evaluated_state.button.setEnabled(has_run and not running)
 
     def options(self) -> Any:
         from core.evaluation.evaluate import EvalOptions
@@ -466,6 +498,8 @@ class EvaluatePage(QWidget):
             for c, text in enumerate((item["prompt"], item["base"], item["tuned"], "; ".join(flags))):
                 cell = QTableWidgetItem(" ".join(str(text).split())[:300])
                 cell.setToolTip(str(text)[:2000])
+                if c == 3 and item["tuned_flags"] and not item["base_flags"]:
+                    cell.setForeground(QBrush(QColor("#c62828")))
                 self.forgetting_table.setItem(r, c, cell)
         for col, width in enumerate((220, 280, 280)):
             self.forgetting_table.setColumnWidth(col, width)

@@ -244,3 +244,12 @@ def test_votes_go_to_the_open_workspace(qtbot, fake_results_run: Path, tmp_path:
     assert rows == [("alice", "tie")]
     page.shutdown()
     workspace.conn.close()
+
+
+def test_empty_states_guide_the_user(qtbot, fake_run_dir: Path) -> None:
+    page = _page(qtbot)
+    assert page.body.currentWidget() is page.no_run_state
+    assert not page.run_button.isEnabled()
+    page.ctx.set_run(fake_run_dir)
+    assert page.body.currentWidget() is page.not_evaluated_state
+    assert page.run_button.isEnabled()
