@@ -5,6 +5,11 @@ RUN_DIR/events.jsonl and to stdout. Anything libraries print goes to stderr (the
 RUN_DIR/logs/worker.log); a full traceback of any failure lands in logs/ as well. Every run ends with a
 `done` event (status finished|stopped) or one-line `error` event, and a summary.json.
 
+Events carry the ARCHITECTURE.md fields plus a few optional extras: "time" (epoch seconds), "max_steps" (step),
+"best" (eval/checkpoint: best validation loss so far), "flag" (log: overfitting|nan|exploding), "resumed_from"
+(log: a resume restarts after this step; readers drop later steps, see run.fold_resumed), "status" (done:
+finished|stopped), "exit_code" (error), "cancelled" (error written by a Cancel).
+
 Exit codes: 0 finished or stopped, 2 bad input (config, data, model), 1 the job failed (OOM, disk full, ...).
 """
 

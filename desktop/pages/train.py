@@ -89,6 +89,7 @@ class TrainPage(QWidget):
         self.hardware = self._hardware()
         self.ask_close = self._ask_close_dialog  # replaced in tests
         self._last_error = ""
+        self._token_stats: dict[tuple[str, float], tuple[int, int]] = {}
 
         self.setStyleSheet(
             "QPushButton#danger:disabled { background: #e9b9b7; }"
@@ -206,6 +207,7 @@ class TrainPage(QWidget):
         for b in (self.train_button, self.stop_button, self.resume_button, self.cancel_button):
             buttons.addWidget(b)
         left_layout.addLayout(buttons)
+        left.setMaximumWidth(520)
         splitter.addWidget(left)
 
         # --- right: live view + runs ---------------------------------------------------------------
@@ -407,10 +409,13 @@ class TrainPage(QWidget):
         tokens = examples = None
         source = cfg.data.source
         if source and Path(source).is_file() and Path(source).stat().st_size < 50_000_000:
-            try:
-                tokens, examples = dataset_token_stats(source)
-            except UserError:
-                pass
+            key = (source, Path(source).stat().st_mtime)
+            if key not in self._token_stats:
+                try:
+                    self._token_stats = {key: dataset_token_stats(source)}
+                except UserError:
+                    self._token_stats = {key: (0, 0)}
+            tokens, examples = self._token_stats[key]
         est = estimate(
             cfg,
             shape,
@@ -661,8 +666,19 @@ class TrainPage(QWidget):
         else:
             self.progress.setValue(0)
         try:
-            cfg = run.read_config()
-            self.set_model(str(cfg["model"]["name"]))
+            from core.training.config import config_from_dict
+
+            cfg = config_from_dict(run.read_config())
+            self.form.blockSignals(True)
+            self.form.set_config(cfg)
+            self.form.blockSignals(False)
+            self.set_model(cfg.model.name)
+            if cfg.data.source:
+                self.data_edit.setText(cfg.data.source)
+            self.preset_combo.blockSignals(True)
+            self.preset_combo.setCurrentIndex(0)
+            self.preset_combo.blockSignals(False)
+            self._estimate_timer.start()
         except (UserError, KeyError, TypeError):
             pass
         if s["adapter"]:

@@ -29,7 +29,7 @@ class TrainingPlot(QWidget):
         self.loss_plot.addLegend(offset=(-10, 10))
         self.lr_plot = pg.PlotWidget()
         self.lr_plot.setObjectName("lrPlot")
-        self.lr_plot.setLabel("left", "lr")
+        self.lr_plot.setTitle("learning rate", size="9pt", color="#5c6473")
         self.lr_plot.getAxis("left").enableAutoSIPrefix(False)
         self.lr_plot.getAxis("left").setWidth(52)
         self.loss_plot.getAxis("left").setWidth(52)

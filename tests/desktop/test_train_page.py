@@ -181,3 +181,15 @@ def test_yaml_settings_load_into_the_form(qtbot, ctx, tmp_path) -> None:  # type
     assert page.form.fields[("lora", "r")].get() == 24
     assert page.form.fields[("quant", "mode")].get() == "none"
     assert page.current_config().lora.r == 24
+
+
+def test_plot_updates_are_throttled(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from desktop.widgets.train_plot import TrainingPlot
+
+    plot = TrainingPlot(redraw_ms=100)
+    qtbot.addWidget(plot)
+    for step in range(1, 2001):
+        plot.add_step(step, 1.0 / step, 1e-4)
+    qtbot.waitUntil(lambda: plot.redraws >= 1, timeout=2000)
+    assert plot.redraws <= 2  # 2000 events, one or two redraws
+    assert len(plot.train_curve.getData()[0]) == 2000
