@@ -248,9 +248,17 @@ def _export_model(
             merged_logits = V.model_logits(model, ids_list)
             figures = V.logit_figures(reference, merged_logits)
             tolerance = 1e-3 if device == "cpu" and save_dtype == "float32" else 0.5
-            figures["passed"] = figures["next_token_top1_agreement"] == 1.0 and (
-                figures["max_abs_logit_delta"] <= tolerance or device != "cpu"
-            )
+            if device == "cpu" and save_dtype == "float32":
+                # fp32 merge on the CPU: the merged weights equal base + scale * B @ A up to rounding
+                figures["passed"] = (
+                    figures["next_token_top1_agreement"] == 1.0
+                    and figures["max_abs_logit_delta"] <= tolerance
+                )
+            else:
+                # bf16/fp16: rounding of the merged weights moves logits a little; near-ties may flip
+                figures["passed"] = figures["top1_agreement"] >= 0.95 and (
+                    figures["mean_abs_logit_delta"] <= 0.05 * max(figures["logit_std"], 1e-12)
+                )
             figures["reference"] = "base + adapter (PEFT, unmerged)"
             verification["merged"] = figures
             if fmt == "gguf" and llama_cpp_available():
