@@ -216,6 +216,8 @@ class DedupPage(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         self.cluster_list = QListWidget()
         self.cluster_list.setMinimumWidth(240)
+        self.cluster_list.setSpacing(3)
+        self.cluster_list.setAlternatingRowColors(True)
         self.cluster_list.currentRowChanged.connect(self._show_cluster)
         split.addWidget(self.cluster_list)
 
