@@ -15,7 +15,8 @@ Memory model (bytes; T = tokens in one micro-batch, h = hidden, i = MLP width, L
   workspace    bitsandbytes dequantizes one weight at a time in the compute dtype (largest linear, ×2)
 Measured error of the peak (H100 under a 24 GiB cap, Llama-3-8B shape, NF4 r16 all-linear, 2048 tokens,
 benchmarks/bench_train_gpu.py): +5.2% (9.99 GiB measured, bs 4 with checkpointing), -3.8% (10.92 GiB, same
-settings in another process), +1.1% (15.40 GiB, bs 1 without checkpointing): stated error ±6%.
+settings in another process), +1.1% (15.40 GiB, bs 1 without checkpointing), +6.8% (9.84 GiB, the same
+preset through `whetstone train` on a ticket dataset): stated error ±7%.
 Time: training FLOPs per token ≈ (4 + 2·checkpointing)·N (frozen weights need no weight gradients) +
 attention, divided by a sustained throughput per device class (measured).
 """

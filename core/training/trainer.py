@@ -28,16 +28,18 @@ def _dtype(name: str) -> Any:
 
 
 def detect_hardware() -> Hardware:
+    """torch's view of the device. WHETSTONE_GPU_CAP_GIB=24 makes a bigger card behave like a 24 GiB one
+    (allocations past it fail), for checking what fits a user's GPU."""
     import torch
 
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        return Hardware(
-            True,
-            bool(torch.cuda.is_bf16_supported()),
-            torch.cuda.get_device_name(0),
-            props.total_memory / 2**30,
-        )
+        total = props.total_memory / 2**30
+        cap = float(os.environ.get("WHETSTONE_GPU_CAP_GIB") or 0)
+        if 0 < cap < total:
+            torch.cuda.set_per_process_memory_fraction(cap / total)
+            total = cap
+        return Hardware(True, bool(torch.cuda.is_bf16_supported()), torch.cuda.get_device_name(0), total)
     return Hardware(False, False, "CPU")
 
 
@@ -413,7 +415,8 @@ def build_trainer(
     inner = trainer.data_collator
 
     def counting(features: list[dict[str, Any]]) -> Any:
-        token_counter[0] += sum(len(f["input_ids"]) for f in features)
+        if trainer.model.training:  # the eval loop uses the same collator; its tokens are not training speed
+            token_counter[0] += sum(len(f["input_ids"]) for f in features)
         return inner(features)
 
     trainer.data_collator = counting
