@@ -415,7 +415,9 @@ def build_trainer(
     inner = trainer.data_collator
 
     def counting(features: list[dict[str, Any]]) -> Any:
-        if trainer.model.training:  # the eval loop uses the same collator; its tokens are not training speed
+        if getattr(
+            trainer.model, "training", True
+        ):  # the eval loop uses the same collator; its tokens are not training speed
             token_counter[0] += sum(len(f["input_ids"]) for f in features)
         return inner(features)
 
