@@ -348,7 +348,9 @@ def count_workspace(
         marks = ",".join("?" * len(part))
         rows = dict(
             workspace.conn.execute(
-                f"SELECT id, messages FROM examples WHERE id IN ({marks})", part
+                "SELECT e.id, c.messages FROM examples e JOIN contents c ON c.rowid = e.rowid"
+                f" WHERE e.id IN ({marks})",
+                part,
             ).fetchall()
         )
         convs = [orjson.loads(rows[i]) for i in part if i in rows]

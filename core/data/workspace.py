@@ -43,23 +43,23 @@ from core.errors import UserError
 from core.progress import ProgressFn, StopFn, check_stop, no_progress
 
 SUFFIX = ".wsdb"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PREVIEW_CHARS = 160
 PAGE_SIZE = 16384  # messages are ~0.5-10 KB: bigger pages mean fewer overflow pages to write and read
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+-- One narrow row per example: what the table shows and what curation changes (split, tags, tokens, bin).
+-- SQLite rewrites a whole record on any update, so the large texts live apart in `contents` (same rowid):
+-- moving 100k rows between splits then rewrites a few MB, not every conversation.
 CREATE TABLE IF NOT EXISTS examples (
     rowid INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     pos REAL NOT NULL,
-    messages BLOB NOT NULL,
     tags TEXT NOT NULL DEFAULT '[]',
     split TEXT,
     notes TEXT NOT NULL DEFAULT '',
     source_format TEXT NOT NULL,
-    extra BLOB,
-    original BLOB,
     line INTEGER,
     user_preview TEXT NOT NULL DEFAULT '',
     assistant_preview TEXT NOT NULL DEFAULT '',
@@ -68,10 +68,13 @@ CREATE TABLE IF NOT EXISTS examples (
     deleted INTEGER NOT NULL DEFAULT 0,
     modified INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS examples_live ON examples(deleted, pos);
 CREATE INDEX IF NOT EXISTS examples_pos ON examples(pos);
--- Covers the table's row summaries, so reopening reads this index, not the message blobs.
-CREATE INDEX IF NOT EXISTS examples_summary ON examples(
-    deleted, pos, id, user_preview, assistant_preview, split, tags, tokens, issues
+CREATE TABLE IF NOT EXISTS contents (
+    rowid INTEGER PRIMARY KEY,  -- = examples.rowid
+    messages BLOB NOT NULL,
+    extra BLOB,
+    original BLOB
 );
 CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY,
@@ -315,6 +318,11 @@ class DatasetWorkspace:
         if version is None:
             conn.close()
             raise UserError(f"{file} is not a Whetstone workspace.")
+        if version[0] != str(SCHEMA_VERSION):
+            conn.close()
+            raise UserError(
+                f"{file} was made by another Whetstone version; open its data file to import it again."
+            )
         conn.executescript(_SCHEMA)
         ws = cls(file, conn)
         row = conn.execute("SELECT MAX(pos) FROM examples").fetchone()
@@ -379,24 +387,22 @@ class DatasetWorkspace:
         self.conn.execute("PRAGMA journal_mode=OFF")  # a fresh temp file: no journal needed while filling
         self.conn.execute("PRAGMA synchronous=OFF")
         self.conn.execute("BEGIN")
-        sql = (
-            "INSERT INTO examples (id, pos, messages, tags, split, notes, source_format, extra, original,"
-            " line, user_preview, assistant_preview, issues, modified) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)"
-        )
         batch: list[tuple[Any, ...]] = []
+        rowid = 0
         for ex in examples:
             if original_is_derivable(ex):
                 ex.original = None
+            rowid += 1
             row = self._row(ex, float(ex.line or 0))
-            batch.append(row)
+            batch.append((rowid, *row))
             texts[ex.id] = _search_text(ex)
             done_bytes += len(row[2]) + 40
             if len(batch) >= 5000:
                 check_stop(should_stop)
-                self.conn.executemany(sql, batch)
+                self._insert_rows(batch)
                 batch = []
                 progress(min(0.9, 0.9 * done_bytes / size), f"{len(texts):,} examples")
-        self.conn.executemany(sql, batch)
+        self._insert_rows(batch)
         self.conn.executemany(
             "INSERT INTO bad_lines (line, message, raw) VALUES (?,?,?)",
             [(e.line, e.message, e.raw) for e in result.errors],
@@ -415,6 +421,18 @@ class DatasetWorkspace:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self._search = TextIndex(texts)
+
+    def _insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert (rowid, *_row(...)) tuples into both tables."""
+        self.conn.executemany(
+            "INSERT INTO examples (rowid, id, pos, tags, split, notes, source_format, line, user_preview,"
+            " assistant_preview, issues, modified) VALUES (?,?,?,?,?,?,?,?,?,?,?,0)",
+            [(r[0], r[1], r[2], r[4], r[5], r[6], r[7], r[10], r[11], r[12], r[13]) for r in rows],
+        )
+        self.conn.executemany(
+            "INSERT INTO contents (rowid, messages, extra, original) VALUES (?,?,?,?)",
+            [(r[0], r[3], r[8], r[9]) for r in rows],
+        )
 
     @staticmethod
     def _row(ex: Example, pos: float) -> tuple[Any, ...]:
@@ -489,7 +507,7 @@ class DatasetWorkspace:
         loads = orjson.loads
         for id_, user, assistant, split, tags, tokens, issues in self.conn.execute(
             "SELECT id, user_preview, assistant_preview, split, tags, tokens, issues FROM examples"
-            " INDEXED BY examples_summary WHERE deleted=0 ORDER BY pos, rowid"
+            " WHERE deleted=0 ORDER BY pos, rowid"
         ):
             order.append(id_)
             summaries[id_] = RowSummary(
@@ -528,12 +546,13 @@ class DatasetWorkspace:
             line=line,
         )
 
-    _COLUMNS = "id, messages, tags, split, notes, source_format, extra, original, line"
+    _COLUMNS = "e.id, c.messages, e.tags, e.split, e.notes, e.source_format, c.extra, c.original, e.line"
+    _JOINED = "examples e JOIN contents c ON c.rowid = e.rowid"
 
     def get(self, id_: str, include_deleted: bool = False) -> Example:
         row = self.conn.execute(
-            f"SELECT {self._COLUMNS} FROM examples WHERE id=?"
-            + ("" if include_deleted else " AND deleted=0"),
+            f"SELECT {self._COLUMNS} FROM {self._JOINED} WHERE e.id=?"
+            + ("" if include_deleted else " AND e.deleted=0"),
             (id_,),
         ).fetchone()
         if row is None:
@@ -546,8 +565,8 @@ class DatasetWorkspace:
             chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
-                f"SELECT {self._COLUMNS} FROM examples WHERE id IN ({marks})"
-                + ("" if include_deleted else " AND deleted=0"),
+                f"SELECT {self._COLUMNS} FROM {self._JOINED} WHERE e.id IN ({marks})"
+                + ("" if include_deleted else " AND e.deleted=0"),
                 chunk,
             ):
                 found[row[0]] = self._example_from_row(row)
@@ -555,12 +574,12 @@ class DatasetWorkspace:
 
     def examples(self, split: str | None = None) -> list[Example]:
         """Live examples in file order (optionally one split)."""
-        sql = f"SELECT {self._COLUMNS} FROM examples WHERE deleted=0"
+        sql = f"SELECT {self._COLUMNS} FROM {self._JOINED} WHERE e.deleted=0"
         args: tuple[Any, ...] = ()
         if split is not None:
-            sql += " AND split=?"
+            sql += " AND e.split=?"
             args = (split,)
-        return [self._example_from_row(r) for r in self.conn.execute(sql + " ORDER BY pos, rowid", args)]
+        return [self._example_from_row(r) for r in self.conn.execute(sql + " ORDER BY e.pos, e.rowid", args)]
 
     def deleted_ids(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT id FROM examples WHERE deleted=1 ORDER BY pos")]
@@ -655,7 +674,9 @@ class DatasetWorkspace:
         pending = self._pending_search or set()
         self._pending_search = None
         for id_ in pending:
-            row = self.conn.execute("SELECT messages, deleted FROM examples WHERE id=?", (id_,)).fetchone()
+            row = self.conn.execute(
+                f"SELECT c.messages, e.deleted FROM {self._JOINED} WHERE e.id=?", (id_,)
+            ).fetchone()
             if row is None or row[1]:
                 index.pop(id_)
             else:
@@ -759,11 +780,15 @@ class DatasetWorkspace:
                         )
             for id_, new in op.examples.items():
                 row = self._row(new, 0.0)
+                same_text = before[id_].messages_dicts() == new.messages_dicts()
                 self.conn.execute(
-                    "UPDATE examples SET messages=?, tags=?, split=?, notes=?, extra=?, user_preview=?,"
-                    " assistant_preview=?, issues=?, modified=1, tokens=CASE WHEN messages=? THEN tokens"
-                    " ELSE NULL END WHERE id=?",
-                    (row[2], row[3], row[4], row[5], row[7], row[10], row[11], row[12], row[2], id_),
+                    "UPDATE examples SET tags=?, split=?, notes=?, user_preview=?, assistant_preview=?, issues=?,"
+                    " modified=1, tokens=CASE WHEN ? THEN tokens ELSE NULL END WHERE id=?",
+                    (row[3], row[4], row[5], row[10], row[11], row[12], same_text, id_),
+                )
+                self.conn.execute(
+                    "UPDATE contents SET messages=?, extra=? WHERE rowid=(SELECT rowid FROM examples WHERE id=?)",
+                    (row[2], row[7], id_),
                 )
                 self._record_history(id_, op.description or "edit", before[id_], new)
                 self._refresh_row(id_)
@@ -785,15 +810,13 @@ class DatasetWorkspace:
             self._order = None
             return SetDeleted(op.description, changed, not op.deleted)
         if isinstance(op, InsertExamples):
-            rows = []
-            for ex, pos in zip(op.examples, op.positions, strict=True):
-                rows.append(self._row(ex, pos))
-            self.conn.executemany(
-                "INSERT INTO examples (id, pos, messages, tags, split, notes, source_format, extra,"
-                " original, line, user_preview, assistant_preview, issues, modified)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1)",
-                rows,
-            )
+            start = int(self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM examples").fetchone()[0])
+            rows = [
+                (start + i, *self._row(ex, pos))
+                for i, (ex, pos) in enumerate(zip(op.examples, op.positions, strict=True), 1)
+            ]
+            self._insert_rows(rows)
+            self.conn.executemany("UPDATE examples SET modified=1 WHERE rowid=?", [(r[0],) for r in rows])
             for ex in op.examples:
                 self._record_history(ex.id, "insert", None, ex)
                 if self._search is not None:
@@ -811,6 +834,10 @@ class DatasetWorkspace:
                 self.conn.execute("SELECT pos FROM examples WHERE id=?", (e.id,)).fetchone()[0]
                 for e in examples
             ]
+            self.conn.executemany(
+                "DELETE FROM contents WHERE rowid=(SELECT rowid FROM examples WHERE id=?)",
+                [(e.id,) for e in examples],
+            )
             self.conn.executemany("DELETE FROM examples WHERE id=?", [(e.id,) for e in examples])
             for ex in examples:
                 self._record_history(ex.id, "purge", ex, None)
@@ -901,8 +928,8 @@ class DatasetWorkspace:
         if self._order is None:
             return
         row = self.conn.execute(
-            "SELECT user_preview, assistant_preview, split, tags, tokens, issues, messages, deleted"
-            " FROM examples WHERE id=?",
+            "SELECT e.user_preview, e.assistant_preview, e.split, e.tags, e.tokens, e.issues, c.messages,"
+            f" e.deleted FROM {self._JOINED} WHERE e.id=?",
             (id_,),
         ).fetchone()
         if row is None or row[7]:
@@ -1061,14 +1088,14 @@ class DatasetWorkspace:
     def snapshot_bytes(self, split: str | None = None) -> bytes:
         """Rows {"id","messages","split","tags"} in file order, one JSON object a line."""
         fragment = orjson.Fragment
-        sql = "SELECT id, messages, split, tags FROM examples WHERE deleted=0"
+        sql = f"SELECT e.id, c.messages, e.split, e.tags FROM {self._JOINED} WHERE e.deleted=0"
         args: tuple[Any, ...] = ()
         if split is not None:
-            sql += " AND split=?"
+            sql += " AND e.split=?"
             args = (split,)
         parts = [
             orjson.dumps({"id": id_, "messages": fragment(messages), "split": sp, "tags": fragment(tags)})
-            for id_, messages, sp, tags in self.conn.execute(sql + " ORDER BY pos, rowid", args)
+            for id_, messages, sp, tags in self.conn.execute(sql + " ORDER BY e.pos, e.rowid", args)
         ]
         return b"\n".join(parts) + (b"\n" if parts else b"")
 
@@ -1128,7 +1155,9 @@ def read_search_texts(path: str | Path, should_stop: StopFn | None = None) -> Te
         loads = orjson.loads
         texts: dict[str, str] = {}
         for n, (id_, messages) in enumerate(
-            conn.execute("SELECT id, messages FROM examples WHERE deleted=0")
+            conn.execute(
+                "SELECT e.id, c.messages FROM examples e JOIN contents c ON c.rowid = e.rowid WHERE e.deleted=0"
+            )
         ):
             texts[id_] = "\n".join(m.get("content") or "" for m in loads(messages)).lower()
             if n % 5000 == 0:

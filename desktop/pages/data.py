@@ -13,6 +13,7 @@ from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -692,11 +693,20 @@ class DataPage(QWidget):
         """Run a workspace change now and put it on the undo stack; errors become a message."""
         if self.workspace is None:
             return False
+        busy = self.workspace.count() > 20_000  # bulk changes of many rows take a moment: say so
+        if busy:
+            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             inverse = op_factory()
         except (WhetstoneError, RecordError) as exc:
+            if busy:
+                QApplication.restoreOverrideCursor()
+                busy = False
             QMessageBox.warning(self, "Whetstone", str(exc))
             return False
+        finally:
+            if busy:
+                QApplication.restoreOverrideCursor()
         self.undo_stack.push(WorkspaceCommand(self, description or _describe(inverse), inverse))
         self._after_change()
         return True
