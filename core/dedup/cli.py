@@ -36,7 +36,7 @@ def _dedup(args: argparse.Namespace) -> int:
     from core.dedup.embed import Embedder
     from core.dedup.exact import example_text, parse_roles
     from core.dedup.review import leakage
-    from core.dedup.search import NearDuplicateFinder, validate_threshold
+    from core.dedup.search import DEFAULT_LEXICAL, NearDuplicateFinder, validate_threshold
 
     path = existing_file(args.file)
     threshold = validate_threshold(args.threshold)
@@ -51,7 +51,8 @@ def _dedup(args: argparse.Namespace) -> int:
         cache = EmbeddingCache(conn)
     bar = console_progress(args, "dedup")
     try:
-        result = NearDuplicateFinder(embedder, cache).run(texts, threshold, progress=bar)
+        lexical = DEFAULT_LEXICAL if args.typos else None
+        result = NearDuplicateFinder(embedder, cache).run(texts, threshold, lexical=lexical, progress=bar)
     finally:
         bar.close()
         if conn is not None:
@@ -71,6 +72,7 @@ def _dedup(args: argparse.Namespace) -> int:
             "threshold": threshold,
             "model": embedder.model_id,
             "exact_pairs": int(result.exact.sum()),
+            "typo_pairs": [[p.a, p.b] for p in pairs if p.lexical],
             "leakage": [leak.public() for leak in leaks],
             "truncated": result.truncated,
             "notes": notes,
@@ -111,6 +113,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         choices=["auto", "fp32"],
         help="auto: reduced-precision embeddings where faster, re-scored in fp32 near the threshold",
+    )
+    p.add_argument(
+        "--typos",
+        action="store_true",
+        help="also report typo variants: cosine >= 0.80 and >= 85%% shared character 3-grams (listed in "
+        "typo_pairs; their score is the cosine, below the threshold)",
     )
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

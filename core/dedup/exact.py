@@ -73,3 +73,14 @@ def representatives(texts: Sequence[str]) -> tuple[list[int], list[int]]:
             reps.append(i)
         owner.append(slot)
     return reps, owner
+
+
+def char_ngrams(text: str, k: int = 3) -> set[str]:
+    t = normalize_text(text)
+    return {t[i : i + k] for i in range(max(1, len(t) - k + 1))}
+
+
+def char_jaccard(a: str, b: str, k: int = 3) -> float:
+    """Jaccard overlap of the normalised texts' character k-grams (typos change only a few of them)."""
+    x, y = char_ngrams(a, k), char_ngrams(b, k)
+    return len(x & y) / max(1, len(x | y))

@@ -24,6 +24,8 @@ DEFAULT_THRESHOLD = 0.95
 BF16_BOUND = 2.0**-7 + 1e-4  # max |error| of a bf16 dot product of unit vectors (+ fp32 accumulation)
 EMBED_MARGIN = 0.01  # bf16-embedding vs fp32-embedding cosine (measured max 0.0035; see benchmarks)
 MAX_EXPANDED_PAIRS = 2_000_000
+LEXICAL_COSINE_FLOOR = 0.80  # typo variants: cosine at least this and character 3-gram overlap high
+DEFAULT_LEXICAL = 0.85
 
 
 def _torch() -> Any:
@@ -103,12 +105,14 @@ def pair_search(
                 index = rows_all[i0:i1]
                 rows = xt[index]
                 col_start = 0
-            for j0 in range(col_start, n, block_cols):
+            # column tiles on a fixed grid: every tile has one of two shapes (the kernels' caches stay small)
+            for j0 in range(col_start - col_start % block_cols, n, block_cols):
                 j1 = min(n, j0 + block_cols)
                 scores = rows @ xt[j0:j1].T
                 hit = scores >= low
-                if rows_all is None and j0 == i0:  # keep only j > i inside the diagonal tile
-                    hit &= torch.ones_like(hit).triu_(1)
+                if rows_all is None and j0 < i1:  # keep only j > i where the tile meets the diagonal
+                    cols = torch.arange(j0, j1, device=device)
+                    hit &= cols[None, :] > torch.arange(i0, i1, device=device)[:, None]
                 ii, jj = torch.nonzero(hit, as_tuple=True)
                 if not ii.numel():
                     continue
@@ -172,6 +176,7 @@ class Pair:
     b: int
     score: float
     exact_text: bool = False  # equal after normalisation
+    lexical: bool = False  # below the threshold, kept as a typo variant (character overlap)
 
 
 @dataclass
@@ -195,6 +200,7 @@ class DedupResult:
     embed_rows_per_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     pairs_reused: bool = False  # pairs among texts seen before came from the cache
+    lexical: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # typo-variant pairs
 
     def pairs(
         self, threshold: float | None = None, ignored: set[tuple[str, str]] | None = None
@@ -202,14 +208,15 @@ class DedupResult:
         """Pairs at `threshold` (default: the run's), best first, minus pairs of texts in `ignored`
         (sorted hash pairs the user marked "not a duplicate")."""
         t = self.threshold if threshold is None else threshold
-        keep = np.nonzero(self.score >= t - 1e-7)[0]
+        lexical = self.lexical if len(self.lexical) == len(self.score) else np.zeros(len(self.score), bool)
+        keep = np.nonzero((self.score >= t - 1e-7) | lexical)[0]
         keep = keep[np.argsort(-self.score[keep], kind="stable")]
         out = []
         for k in keep.tolist():
             a, b = int(self.a[k]), int(self.b[k])
             if ignored and _hash_pair(self.hashes[a], self.hashes[b]) in ignored:
                 continue
-            out.append(Pair(a, b, float(self.score[k]), bool(self.exact[k])))
+            out.append(Pair(a, b, float(self.score[k]), bool(self.exact[k]), bool(lexical[k])))
         return out
 
     def clusters(
@@ -387,11 +394,17 @@ class NearDuplicateFinder:
         threshold: float = DEFAULT_THRESHOLD,
         *,
         floor: float | None = None,
+        lexical: float | None = None,
         progress: ProgressFn = no_progress,
         should_stop: StopFn | None = None,
     ) -> DedupResult:
+        """Pairs with cosine >= `floor` (default: the threshold), clusters at `threshold`. With `lexical`
+        (a character 3-gram Jaccard level such as 0.85), pairs with cosine >= 0.80 whose texts overlap that
+        much are kept too (typo variants, which sub-word embeddings score low); they are flagged."""
         threshold = validate_threshold(threshold)
         floor = min(threshold, validate_threshold(floor)) if floor is not None else threshold
+        if lexical is not None:
+            lexical = validate_threshold(lexical)
         started = time.monotonic()
         n = len(texts)
         progress(0.0, "Hashing texts")
@@ -403,6 +416,7 @@ class NearDuplicateFinder:
         truncated_rows: list[int] = []
         ra = rb = np.zeros(0, np.int64)
         rs = np.zeros(0, np.float32)
+        rl = np.zeros(0, dtype=bool)
         model_id = ""
         if len(reps) >= 2:
             emb = self.embedder
@@ -420,7 +434,10 @@ class NearDuplicateFinder:
             truncated_rows = [reps[k] for k in cut]
             check_stop(should_stop)
             margin = 0.0 if bool(is_fp32.all()) else EMBED_MARGIN
-            level = max(floor - margin, 1e-6)
+            search_floor = min(floor, LEXICAL_COSINE_FLOOR) if lexical is not None else floor
+            # always searched EMBED_MARGIN below the floor (not only when rows are reduced precision), so
+            # the stored pairs of this run serve the next run's new rows whatever their precision
+            level = max(search_floor - EMBED_MARGIN, 1e-6)
             ra, rb, rs, reused = self._search(
                 vectors, rep_hashes, level, model_id, progress=progress, should_stop=should_stop
             )
@@ -455,13 +472,20 @@ class NearDuplicateFinder:
                         for x, y, sc in zip(ra.tolist(), rb.tolist(), rs.tolist(), strict=True)
                     ),
                 )
-            keep = rs >= floor
+            rl = np.zeros(len(rs), dtype=bool)
+            if lexical is not None:
+                from core.dedup.exact import char_jaccard
+
+                for k in np.nonzero((rs < floor) & (rs >= LEXICAL_COSINE_FLOOR))[0].tolist():
+                    rl[k] = char_jaccard(rep_texts[int(ra[k])], rep_texts[int(rb[k])]) >= lexical
+            keep = (rs >= floor) | rl
             ra, rb, rs = reps_idx(ra[keep], reps), reps_idx(rb[keep], reps), np.minimum(rs[keep], 1.0)
+            rl = rl[keep]
         elif n >= 2:
             notes.append("All examples have the same text.")
         if n < 2:
             notes.append("Fewer than two examples: nothing to compare.")
-        a, b, s, ex = _expand(n, reps, owner, ra, rb, rs, notes)
+        a, b, s, ex, lx = _expand(n, reps, owner, ra, rb, rs, notes, rl)
         if truncated_rows:
             members: dict[int, list[int]] = {}
             for i, o in enumerate(owner):
@@ -487,6 +511,7 @@ class NearDuplicateFinder:
             embed_rows_per_s=float(stats["embed_rows_per_s"]),
             notes=notes,
             pairs_reused=bool(stats["pairs_reused"]),
+            lexical=lx,
         )
 
 
@@ -502,7 +527,8 @@ def _expand(
     rb: np.ndarray,
     rs: np.ndarray,
     notes: list[str],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rl: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pairs over all rows: every pair inside an exact group (score 1.0) and, for each representative
     pair, every member pair (capped at MAX_EXPANDED_PAIRS, beyond which only a star per group is kept)."""
     members: dict[int, list[int]] = {}
@@ -531,7 +557,9 @@ def _expand(
             b_out.append(q)
             s_out.append(1.0)
             e_out.append(True)
-    for x, y, sc in zip(ra.tolist(), rb.tolist(), rs.tolist(), strict=True):
+    l_out: list[bool] = [False] * len(a_out)
+    flags = rl.tolist() if rl is not None and len(rl) == len(ra) else [False] * len(ra)
+    for x, y, sc, lex in zip(ra.tolist(), rb.tolist(), rs.tolist(), flags, strict=True):
         gx, gy = (members[x], members[y]) if not star else ([x], [y])
         for p in gx:
             for q in gy:
@@ -539,9 +567,11 @@ def _expand(
                 b_out.append(max(p, q))
                 s_out.append(sc)
                 e_out.append(False)
+                l_out.append(bool(lex))
     return (
         np.asarray(a_out, dtype=np.int64),
         np.asarray(b_out, dtype=np.int64),
         np.asarray(s_out, dtype=np.float32),
         np.asarray(e_out, dtype=bool),
+        np.asarray(l_out, dtype=bool),
     )

@@ -66,6 +66,7 @@ class ClusterView:
     rows: list[int]
     best: float
     exact: int
+    typos: int
     leaks: list[Any]
     decision: str | None
 
@@ -158,6 +159,12 @@ class DedupPage(QWidget):
             box.setChecked(role != "system")
             self.role_boxes[role] = box
             controls.addWidget(box)
+        self.typos_box = QCheckBox("Catch typo variants")
+        self.typos_box.setToolTip(
+            "Also group pairs whose similarity is at least 0.80 when they share 85% of their character "
+            "3-grams: texts that differ by a few typos, which the embedding model scores low."
+        )
+        controls.addWidget(self.typos_box)
         controls.addSpacing(12)
         self.find_button = QPushButton("Find duplicates")
         self.find_button.setObjectName("primary")
@@ -352,6 +359,7 @@ class DedupPage(QWidget):
         model = str(self.model_box.currentData() or "all-minilm-l6-v2")
         path = ws.path
         threshold = self.threshold()
+        lexical = 0.85 if self.typos_box.isChecked() else None
 
         def job(progress: Callable[[float, str], None], should_stop: Callable[[], bool]) -> DedupRun:
             from core.data.workspace import DatasetWorkspace
@@ -366,7 +374,9 @@ class DedupPage(QWidget):
                 examples = own.examples()
                 texts = [example_text(e, roles) for e in examples]
                 finder = NearDuplicateFinder(self._embedder(model), EmbeddingCache(own.conn))
-                result = finder.run(texts, threshold, floor=FLOOR, progress=progress, should_stop=should_stop)
+                result = finder.run(
+                    texts, threshold, floor=FLOOR, lexical=lexical, progress=progress, should_stop=should_stop
+                )
                 ignored = DecisionStore(own.conn).pairs(NOT_DUPLICATE)
             finally:
                 own.close()
@@ -469,7 +479,10 @@ class DedupPage(QWidget):
         groups = connected_components(len(run.ids), a, b)
         best: dict[int, float] = {}
         exact: dict[int, int] = {}
+        typos: dict[int, int] = {}
         for p in pairs:
+            if p.lexical:
+                typos[p.a] = typos.get(p.a, 0) + 1
             best[p.a] = max(best.get(p.a, 0.0), p.score)
             best[p.b] = max(best.get(p.b, 0.0), p.score)
             if p.exact_text:
@@ -485,6 +498,7 @@ class DedupPage(QWidget):
                     rows=rows,
                     best=max(best.get(i, 0.0) for i in rows),
                     exact=sum(exact.get(i, 0) for i in rows),
+                    typos=sum(typos.get(i, 0) for i in rows),
                     leaks=[leak for leak in leaks if leak.a in members],
                     decision=store.decision_for(hashes) if store is not None else None,
                 )
@@ -499,6 +513,8 @@ class DedupPage(QWidget):
             tags = []
             if v.exact:
                 tags.append("exact")
+            if v.typos:
+                tags.append("typo variant")
             if v.leaks:
                 tags.append("⚠ train/test leakage")
             if v.decision == "keep_all":

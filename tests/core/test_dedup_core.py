@@ -282,3 +282,24 @@ def test_rerun_reuses_pairs_and_compares_only_new_rows(monkeypatch: pytest.Monke
     calls.clear()
     finder.run(changed, 0.7)
     assert calls == [None]
+
+
+def test_typo_variants_are_kept_only_with_lexical_option() -> None:
+    from core.dedup.exact import char_jaccard
+
+    words = "please help me reset the password of my account because the reset link in the email expired"
+    texts = [
+        words,
+        words.replace("password", "pasword"),  # a typo: cosine drops, characters barely change
+        words.replace("reset the password", "change the billing address").replace("reset link", "form"),
+        "something else entirely about cooking pasta",
+    ]
+    assert char_jaccard(texts[0], texts[1]) > 0.9 > 0.7 > char_jaccard(texts[0], texts[2])
+    finder = NearDuplicateFinder(FakeEmbedder())
+    plain = finder.run(texts, 0.99)
+    assert plain.to_json()["pairs"] == []
+    typos = finder.run(texts, 0.99, lexical=0.85)
+    pairs = typos.pairs()
+    assert [(p.a, p.b, p.lexical) for p in pairs] == [(0, 1, True)]
+    assert 0.8 <= pairs[0].score < 0.99 and typos.clusters() == [[0, 1]]
+    assert typos.clusters(0.999) == [[0, 1]]  # flagged pairs stay at any threshold
