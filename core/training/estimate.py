@@ -117,6 +117,9 @@ def shape_for_model(name: str) -> ModelShape:
     """Read config.json (or the GGUF's converted config) without loading any weights."""
     from core.models import ModelRegistry, resolve_base_model
 
+    quick = shape_for_model_quick(name)
+    if quick is not None:
+        return quick
     entry = ModelRegistry().get(name)
     if entry.format == "gguf":
         folder = resolve_base_model(name)
