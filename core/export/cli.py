@@ -11,8 +11,11 @@ from core.export.formats import ALL_QUANTS, FORMATS
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    import os
+
     from core.export.api import export_run
 
+    os.environ.setdefault("TQDM_DISABLE", "1")  # library progress bars (GGUF loading) would garble ours
     progress = console_progress(args, "export")
     try:
         result = export_run(

@@ -225,3 +225,29 @@ def test_missing_adapter_is_a_user_error(fake_run_dir: Path, tmp_path: Path) -> 
     shutil.rmtree(fake_run_dir / "adapter")
     with pytest.raises(UserError, match="no trained adapter"):
         export_run(fake_run_dir, "merged", tmp_path / "out")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quant", ["bf16", "q5_0", "q4_0"])
+def test_other_native_types_reload_with_transformers(tiny_exports: dict, tmp_path: Path, quant: str) -> None:
+    from gguf import GGUFReader
+
+    from core.export import verify as V
+    from core.export.gguf_writer import GgufExporter
+
+    merged = Path(tiny_exports["merged"].out_dir)  # type: ignore[attr-defined]
+    out = tmp_path / f"m-{quant}.gguf"
+    GgufExporter(merged).write(out, quant)
+    types = {t.name: t.tensor_type.name for t in GGUFReader(out).tensors}
+    assert types["blk.0.ffn_up.weight"] == quant.upper()
+    if quant != "bf16":
+        assert types["token_embd.weight"] == "Q8_0"  # embeddings kept at 8 bits for the 4/5-bit types
+    from transformers import AutoModelForCausalLM
+
+    ids = _prompt_ids(tiny_exports["run"])[:2]  # type: ignore[arg-type]
+    reference = V.model_logits(AutoModelForCausalLM.from_pretrained(merged).eval(), ids)
+    figures = V.verify_gguf_transformers(out, ids, reference, quant)
+    assert figures["passed"]
+    assert (
+        figures["relative_mean_delta"] < {"bf16": 0.01, "q5_0": 0.3, "q4_0": 0.6}[quant]
+    )  # sanity bounds on random weights
