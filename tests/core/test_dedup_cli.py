@@ -112,3 +112,4 @@ def test_dedup_one_identical_and_long(tmp_path: Path) -> None:
 def test_dedup_help(flag: str) -> None:
     proc = run_cli("dedup", flag)
     assert proc.returncode == 0 and "--threshold" in proc.stdout and "--roles" in proc.stdout
+    assert "--typos" in proc.stdout
