@@ -25,14 +25,17 @@ def _cfg(**over: object) -> TrainingConfig:
     return with_overrides(preset_config("QLoRA 7–8B on 24 GB"), over)
 
 
-def test_llama3_8b_qlora_fits_24gb_and_matches_the_measured_peak() -> None:
+def test_llama3_8b_qlora_fits_24gb_and_matches_the_measured_peak(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import core.training.config as config_module
+
+    monkeypatch.setattr(config_module, "liger_available", lambda: True)  # as on the GPU machine
     shape = ModelShape.from_config_json(LLAMA3_8B)
     assert 7.9e9 < shape.total_params() < 8.1e9
-    est = estimate(_cfg(), shape, GPU24)
+    est = estimate(_cfg(), shape, GPU24, chunked_logits=True)
     assert est.fits and not est.suggestions
     # measured on an H100 under a 24 GiB cap: 9.84–10.92 GiB peak allocated (benchmarks/bench_train_gpu.py and
-    # `whetstone train`); the estimate's stated error is ±7%
-    assert 9.84 * 0.93 < est.vram_gib < 10.92 * 1.07
+    # `whetstone train`); the estimate's stated error is ±6%
+    assert 9.84 * 0.94 < est.vram_gib < 10.92 * 1.06
     assert 5.0 < est.breakdown_gib["weights"] < 5.6  # NF4 + double quant + bf16 embeddings/lm_head
 
 
