@@ -94,6 +94,10 @@ def pair_search(
         is_query = torch.zeros(n, dtype=torch.bool, device=device)
         is_query[rows_all] = True
     total_rows = n if rows_all is None else int(rows_all.shape[0])
+    # one score buffer and one mask buffer for every tile: no per-tile allocations (freed tiles of this
+    # size otherwise scatter over the allocator's per-thread arenas and the process keeps growing)
+    score_buf = torch.empty(block_rows * block_cols, dtype=xt.dtype, device=device)
+    hit_buf = torch.empty(block_rows * block_cols, dtype=torch.bool, device=device)
     with torch.inference_mode():
         for i0 in range(0, total_rows, block_rows):
             check_stop(should_stop)
@@ -108,17 +112,20 @@ def pair_search(
             # column tiles on a fixed grid: every tile has one of two shapes (the kernels' caches stay small)
             for j0 in range(col_start - col_start % block_cols, n, block_cols):
                 j1 = min(n, j0 + block_cols)
-                scores = rows @ xt[j0:j1].T
-                hit = scores >= low
-                if rows_all is None and j0 < i1:  # keep only j > i where the tile meets the diagonal
-                    cols = torch.arange(j0, j1, device=device)
-                    hit &= cols[None, :] > torch.arange(i0, i1, device=device)[:, None]
+                size = (i1 - i0) * (j1 - j0)
+                scores = score_buf[:size].view(i1 - i0, j1 - j0)
+                torch.matmul(rows, xt[j0:j1].T, out=scores)
+                hit = hit_buf[:size].view(i1 - i0, j1 - j0)
+                torch.ge(scores, low, out=hit)
                 ii, jj = torch.nonzero(hit, as_tuple=True)
                 if not ii.numel():
                     continue
                 jj = jj + j0
                 if rows_all is None:
                     ii = ii + i0
+                    if j0 < i1:  # the tile meets the diagonal: keep j > i only
+                        keep = jj > ii
+                        ii, jj = ii[keep], jj[keep]
                 else:
                     ii = index[ii]
                     assert is_query is not None
