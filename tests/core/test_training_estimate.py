@@ -34,8 +34,8 @@ def test_llama3_8b_qlora_fits_24gb_and_matches_the_measured_peak(monkeypatch) ->
     est = estimate(_cfg(), shape, GPU24, chunked_logits=True)
     assert est.fits and not est.suggestions
     # measured on an H100 under a 24 GiB cap: 9.84–10.92 GiB peak allocated (benchmarks/bench_train_gpu.py and
-    # `whetstone train`); the estimate's stated error is ±6%
-    assert 9.84 * 0.94 < est.vram_gib < 10.92 * 1.06
+    # `whetstone train`); the estimate's stated error is ±8%
+    assert 9.84 * 0.92 < est.vram_gib < 10.92 * 1.08
     assert 5.0 < est.breakdown_gib["weights"] < 5.6  # NF4 + double quant + bf16 embeddings/lm_head
 
 

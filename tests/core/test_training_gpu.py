@@ -1,7 +1,7 @@
 """GPU checks (marked `gpu`: run on the GPU machine, not in CI):
     python3 -m pytest -m gpu tests/core/test_training_gpu.py
 QLoRA on random-weight models of real shapes: it trains, and the measured peak stays within the estimate's
-stated error (±6%)."""
+stated error (±8%)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _bench():  # type: ignore[no-untyped-def]
     return module
 
 
-@pytest.mark.parametrize(("variant", "max_len"), [("default", 1024), ("nockpt", 1024)])
+@pytest.mark.parametrize(("variant", "max_len"), [("default", 1024), ("nockpt", 1024), ("default", 4096)])
 def test_llama32_1b_qlora_peak_within_estimate(variant: str, max_len: int) -> None:
     import torch
 
@@ -39,4 +39,4 @@ def test_llama32_1b_qlora_peak_within_estimate(variant: str, max_len: int) -> No
     print(out)
     assert out["last_loss"] == out["last_loss"]  # not NaN
     assert out["tokens_per_s"] > 0
-    assert abs(out["estimate_error_pct"]) <= 6.0, out
+    assert abs(out["estimate_error_pct"]) <= 8.0, out
