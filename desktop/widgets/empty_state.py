@@ -27,8 +27,9 @@ class EmptyState(QWidget):
         body.setObjectName("emptyText")
         body.setWordWrap(True)
         body.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(heading)
-        layout.addWidget(body)
+        body.setMaximumWidth(560)
+        layout.addWidget(heading, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(body, 0, Qt.AlignmentFlag.AlignHCenter)
         self.button: QPushButton | None = None
         if action_text:
             self.button = QPushButton(action_text)
