@@ -199,10 +199,16 @@ class ModelRegistry:
         )
 
 
+# Bump when the conversion changes, so caches made by an older converter are rebuilt.
+_CONVERTER_VERSION = 2
+# llama.cpp pre-tokenizers that split every digit on its own before the GPT-2 byte-level regex.
+_DIGIT_SPLIT_PRE = {"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva"}
+
+
 def _gguf_cache_dir(entry: ModelEntry) -> Path:
     source = Path(entry.path)
     stat = source.stat()
-    tag = f"{entry.id}-{stat.st_size}"
+    tag = f"{entry.id}-{stat.st_size}-c{_CONVERTER_VERSION}"
     return paths.cache_dir() / "models" / tag
 
 
@@ -228,6 +234,7 @@ def resolve_base_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    _restore_pre_tokenizer(tokenizer, gguf_path)
     progress(0.3, "Loading weights")
     model = AutoModelForCausalLM.from_pretrained(
         gguf_path.parent, gguf_file=gguf_path.name, quantization_config=GgufConfig(dequantize=True)
@@ -247,6 +254,35 @@ def resolve_base_model(
         raise
     progress(1.0, "done")
     return target
+
+
+def _gguf_pre_tokenizer(gguf_path: Path) -> str | None:
+    from gguf import GGUFReader
+
+    field = GGUFReader(gguf_path).fields.get("tokenizer.ggml.pre")
+    if field is None:
+        return None
+    value = field.contents()
+    return value if isinstance(value, str) else None
+
+
+def _restore_pre_tokenizer(tokenizer: object, gguf_path: Path) -> None:
+    """transformers' GGUF tokenizer conversion rebuilds every byte-level BPE vocabulary with plain GPT-2
+    splitting. Models whose GGUF says they split digits one by one (SmolLM2 among them) were pretrained that
+    way, so put the digit split back; otherwise " 123" tokenizes differently from the original model."""
+    if _gguf_pre_tokenizer(gguf_path) not in _DIGIT_SPLIT_PRE:
+        return
+    from tokenizers import pre_tokenizers
+
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if backend is None:
+        return
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
+        ]
+    )
 
 
 def resolve_embedding_model(id_or_path: str, registry: ModelRegistry | None = None) -> Path:
