@@ -363,6 +363,26 @@ def count_workspace(
     return counts
 
 
+class _DigitsThenRegex:
+    """`Digits(individual_digits=True)` then a regex: digits split off one by one, the rest by the regex."""
+
+    def __init__(self, words: Any, digit: Any) -> None:
+        self._words = words.findall
+        self._digit_split = digit.split
+        self._has_digit = digit.search
+
+    def findall(self, text: str) -> list[str]:
+        if self._has_digit(text) is None:
+            return self._words(text)
+        out: list[str] = []
+        for i, segment in enumerate(self._digit_split(text)):
+            if i % 2:  # a captured digit
+                out.append(segment)
+            elif segment:
+                out.extend(self._words(segment))
+        return out
+
+
 _GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
@@ -383,10 +403,29 @@ def _word_splitter(backend: Any) -> Any:
         return None
     pre = spec.get("pre_tokenizer") or {}
     pattern = None
-    if pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not pre.get("add_prefix_space"):
+
+    def gpt2_byte_level(step: dict[str, Any]) -> bool:
+        return (
+            step.get("type") == "ByteLevel"
+            and step.get("use_regex", True)
+            and not step.get("add_prefix_space")
+        )
+
+    if gpt2_byte_level(pre):
         pattern = _GPT2_PATTERN
     elif pre.get("type") == "Sequence":
         steps = pre.get("pretokenizers") or []
+        if (
+            len(steps) == 2
+            and steps[0].get("type") == "Digits"
+            and steps[0].get("individual_digits")
+            and gpt2_byte_level(steps[1])
+        ):
+            # SmolLM2: every digit is its own word, then GPT-2's regex splits the text between digits.
+            try:
+                return _DigitsThenRegex(regex.compile(_GPT2_PATTERN), regex.compile(r"(\p{N})"))
+            except Exception:
+                return None
         if (
             len(steps) == 2
             and steps[0].get("type") == "Split"
