@@ -11,12 +11,14 @@ them for that model.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from core import paths
 from core.atomic import atomic_write_text
@@ -232,28 +234,47 @@ def resolve_base_model(
     progress(0.05, f"Converting {entry.id} to safetensors (once)")
     gguf_path = Path(entry.path)
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers.utils import logging as hf_logging
 
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     _restore_pre_tokenizer(tokenizer, gguf_path)
     progress(0.3, "Loading weights")
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf_path.parent, gguf_file=gguf_path.name, quantization_config=GgufConfig(dequantize=True)
-    )
-    progress(0.8, "Saving safetensors")
+    # We report progress ourselves (the CLI's --quiet must stay quiet): silence transformers' bars, including
+    # the GGUF de-quantizing loop, which uses tqdm directly.
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    gguf_tqdm = getattr(gguf_utils, "tqdm", None)
+    if gguf_tqdm is not None:
+        gguf_utils.tqdm = functools.partial(gguf_tqdm, disable=True)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, quantization_config=GgufConfig(dequantize=True)
+        )
+        progress(0.8, "Saving safetensors")
+        _save_converted(model, tokenizer, target, {"id": entry.id, "gguf": str(gguf_path)})
+    finally:
+        if gguf_tqdm is not None:
+            gguf_utils.tqdm = gguf_tqdm
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+    progress(1.0, "done")
+    return target
+
+
+def _save_converted(model: Any, tokenizer: Any, target: Path, source: dict[str, str]) -> None:
+    """Save into a temp folder beside `target`, then rename: never a half-written cache entry."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / "whetstone_source.json").write_text(
-            json.dumps({"id": entry.id, "gguf": str(gguf_path)}) + "\n", encoding="utf-8"
-        )
+        (tmp / "whetstone_source.json").write_text(json.dumps(source) + "\n", encoding="utf-8")
         tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    progress(1.0, "done")
-    return target
 
 
 def _gguf_pre_tokenizer(gguf_path: Path) -> str | None:

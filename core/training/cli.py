@@ -108,6 +108,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         run = RunFolder.open(run_dir)
     else:
+        if not getattr(args, "preset", None) and not getattr(args, "config", None):
+            from core.training.config import Hardware
+
+            if not Hardware.detect().cuda:
+                # The plain defaults are sized for a 24 GB GPU (2048-token packed batches); on a CPU they
+                # need >20 GB of RAM. Start from the CPU preset instead; flags still override it.
+                args.preset = "Quick test (CPU)"
+                sys.stderr.write(
+                    "whetstone: no CUDA GPU; starting from the 'Quick test (CPU)' preset "
+                    "(flags and --config override it)\n"
+                )
         cfg = config_from_args(args)
         run = prepare_run(cfg, args.data, run_dir)
     proc = start_worker(run, resume=args.resume)

@@ -220,3 +220,26 @@ def test_worker_process_is_gone_after_cancel(tiny_llama_dir: Path, sample_data: 
     assert proc.poll() is not None
     assert run_summary(run)["status"] == "cancelled"
     assert not run.is_running()
+
+
+def test_cpu_machine_starts_from_the_cpu_preset(sample_data, tmp_path) -> None:
+    """The plain defaults are sized for a 24 GB GPU (2048-token packed batches) and need >20 GB of RAM on a
+    CPU; without a GPU, `whetstone train` starts from the CPU preset and says so."""
+    from core.training.config import Hardware
+
+    if Hardware.detect().cuda:
+        pytest.skip("this machine has a CUDA GPU; the GPU defaults apply")
+    proc = run_cli(
+        "train",
+        "--data",
+        str(sample_data),
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--max-steps",
+        "0",
+        "--epochs",
+        "0",
+    )
+    assert "starting from the 'Quick test (CPU)' preset" in proc.stderr
+    assert proc.returncode == 2  # the flags still win over the preset: 0 steps and 0 epochs is refused
+    assert "either Epochs" in proc.stderr or "Epochs" in proc.stderr
