@@ -45,6 +45,7 @@ from desktop.widgets.data_editor import ExampleEditor
 from desktop.widgets.data_panels import IssuesPanel, LengthHistogram, SplitsPanel, TemplatePreviewView
 from desktop.widgets.data_table import COL_ASSISTANT, COL_TOKENS, COL_USER, ExampleTableModel
 from desktop.widgets.empty_state import EmptyState
+from desktop.widgets.undo import add_undo_redo
 from desktop.workers import JobRunner
 
 RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
@@ -158,16 +159,7 @@ class DataPage(QWidget):
         self.title.setObjectName("pageTitle")
         top.addWidget(self.title)
         top.addStretch(1)
-        self.undo_action = self.undo_stack.createUndoAction(self, "Undo")
-        self.undo_action.setShortcut(QKeySequence("Ctrl+Z"))
-        self.redo_action = self.undo_stack.createRedoAction(self, "Redo")
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        for action in (self.undo_action, self.redo_action):
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            self.addAction(action)
-            button = QToolButton()
-            button.setDefaultAction(action)
-            top.addWidget(button)
+        self.undo_action, self.redo_action = add_undo_redo(self, self.undo_stack, top)
         self.format_button = QToolButton()
         self.format_button.setText("Format")
         self.format_button.setToolTip("Read the file again as another format (the detected one may be wrong)")

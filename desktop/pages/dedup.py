@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtGui import QColor, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +40,7 @@ from PySide6.QtWidgets import (
 from desktop.context import AppContext
 from desktop.widgets.dedup_diff import DedupDiffView
 from desktop.widgets.empty_state import EmptyState
+from desktop.widgets.undo import add_undo_redo
 from desktop.workers import JobRunner
 
 SLIDER_MIN = 850  # thresholds 0.850 .. 1.000 in steps of 0.001; pairs are kept down to the minimum
@@ -134,16 +134,7 @@ class DedupPage(QWidget):
         self.subtitle = QLabel("")
         self.subtitle.setObjectName("muted")
         top.addWidget(self.subtitle, 1)
-        self.undo_action = self.undo_stack.createUndoAction(self, "Undo")
-        self.undo_action.setShortcut(QKeySequence("Ctrl+Z"))
-        self.redo_action = self.undo_stack.createRedoAction(self, "Redo")
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        for action in (self.undo_action, self.redo_action):
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            self.addAction(action)
-            button = QToolButton()
-            button.setDefaultAction(action)
-            top.addWidget(button)
+        self.undo_action, self.redo_action = add_undo_redo(self, self.undo_stack, top)
         layout.addLayout(top)
 
         controls = QHBoxLayout()
