@@ -27,11 +27,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:
+    # core never imports Qt: the desktop package is looked up only when the user asks for the window.
+    import importlib
+
     try:
-        from desktop.app import run_app
+        app_module = importlib.import_module("desktop.app")
     except ImportError as exc:  # PySide6 missing
         raise WhetstoneError(f"The desktop app cannot start: {exc}") from exc
-    return run_app(screenshot=args.screenshot, page=args.page)
+    return int(app_module.run_app(screenshot=args.screenshot, page=args.page))
 
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
