@@ -3,35 +3,14 @@
 from __future__ import annotations
 
 import platform
-from importlib import metadata
 
 import core
-
-STACK = [
-    "PySide6-Essentials",
-    "torch",
-    "transformers",
-    "peft",
-    "trl",
-    "bitsandbytes",
-    "accelerate",
-    "datasets",
-    "sentence-transformers",
-    "gguf",
-    "llama-cpp-python",
-    "pyqtgraph",
-    "pydantic",
-]
+from core.versions import ML_STACK, package_versions
 
 
 def stack_versions() -> dict[str, str]:
-    versions = {}
-    for name in STACK:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    found = package_versions(("PySide6-Essentials", *ML_STACK, "pyqtgraph", "pydantic"))
+    return {name: value or "not installed" for name, value in found.items()}
 
 
 def about_text() -> str:

@@ -45,23 +45,10 @@ def detect_hardware() -> Hardware:
 
 def environment(hw: Hardware) -> dict[str, Any]:
     import platform
-    from importlib.metadata import PackageNotFoundError, version
 
-    versions: dict[str, str | None] = {}
-    for pkg in (
-        "torch",
-        "transformers",
-        "peft",
-        "trl",
-        "bitsandbytes",
-        "accelerate",
-        "datasets",
-        "liger-kernel",
-    ):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            versions[pkg] = None
+    from core.versions import package_versions
+
+    versions = package_versions()
     import core
 
     return {

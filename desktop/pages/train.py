@@ -327,7 +327,10 @@ class TrainPage(QWidget):
     def load_yaml(self, path: str | Path) -> None:
         from core.training.config import load_config
 
-        cfg = load_config(path)
+        self.show_config(load_config(path))
+
+    def show_config(self, cfg: Any) -> None:
+        """Put a whole config (a loaded YAML, a selected run's) into the form, model and dataset fields."""
         self.form.blockSignals(True)
         self.form.set_config(cfg)
         self.form.blockSignals(False)
@@ -668,17 +671,7 @@ class TrainPage(QWidget):
         try:
             from core.training.config import config_from_dict
 
-            cfg = config_from_dict(run.read_config())
-            self.form.blockSignals(True)
-            self.form.set_config(cfg)
-            self.form.blockSignals(False)
-            self.set_model(cfg.model.name)
-            if cfg.data.source:
-                self.data_edit.setText(cfg.data.source)
-            self.preset_combo.blockSignals(True)
-            self.preset_combo.setCurrentIndex(0)
-            self.preset_combo.blockSignals(False)
-            self._estimate_timer.start()
+            self.show_config(config_from_dict(run.read_config()))
         except (UserError, KeyError, TypeError):
             pass
         if s["adapter"]:
