@@ -42,6 +42,16 @@ METRIC_LABELS = {
     "perplexity": "Validation perplexity",
 }
 
+
+def format_metric(metric: str, value: Any) -> str:
+    """A metric value as shown in the page and the HTML report ("–" when missing)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if metric in ("bleu", "perplexity", "length_ratio"):
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```$", re.DOTALL)

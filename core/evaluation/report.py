@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_write_text
-from core.evaluation.metrics import METRIC_LABELS
+from core.evaluation.metrics import METRIC_LABELS, format_metric
 from core.training.run import RunFolder
 
 _CSS = """
@@ -28,14 +28,6 @@ th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
-
-
-def _fmt(metric: str, value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if metric in ("bleu", "perplexity", "length_ratio"):
-        return f"{value:.2f}"
-    return f"{value:.3f}"
 
 
 def loss_curve_svg(events: Sequence[dict[str, Any]], width: int = 640, height: int = 260) -> str:
@@ -120,7 +112,7 @@ def _metric_table(summary: dict[str, Any]) -> str:
         if delta:
             d = delta.get("value")
             ci = (
-                f"[{_fmt(metric, delta['ci_low'])}, {_fmt(metric, delta['ci_high'])}]"
+                f"[{format_metric(metric, delta['ci_low'])}, {format_metric(metric, delta['ci_high'])}]"
                 if delta.get("ci_low") is not None
                 else "–"
             )
@@ -132,8 +124,8 @@ def _metric_table(summary: dict[str, Any]) -> str:
         if isinstance(d, float) and d and metric != "length_ratio":
             cls = "pos" if (d > 0) != better_low else "neg"
         rows.append(
-            f"<tr><td>{_e(METRIC_LABELS.get(metric, metric))}</td><td class=num>{_fmt(metric, base)}</td>"
-            f"<td class=num>{_fmt(metric, tuned)}</td><td class='num {cls}'>{_fmt(metric, d)}</td>"
+            f"<tr><td>{_e(METRIC_LABELS.get(metric, metric))}</td><td class=num>{format_metric(metric, base)}</td>"
+            f"<td class=num>{format_metric(metric, tuned)}</td><td class='num {cls}'>{format_metric(metric, d)}</td>"
             f"<td class=num>{ci}</td></tr>"
         )
     return (
@@ -203,7 +195,7 @@ def _examples_section(rows: Sequence[dict[str, Any]], limit: int = 20) -> str:
         em_t = r.get("tuned_scores", {}).get("exact_match")
         out.append(
             f"<tr><td>{_e(r.get('prompt'))}</td><td>{_e(r.get('reference'))}</td><td>{_e(r.get('base'))}</td>"
-            f"<td>{_e(r.get('tuned'))}</td><td class=num>{_fmt('exact_match', em_b)} → {_fmt('exact_match', em_t)}</td></tr>"
+            f"<td>{_e(r.get('tuned'))}</td><td class=num>{format_metric('exact_match', em_b)} → {format_metric('exact_match', em_t)}</td></tr>"
         )
     out.append("</table>")
     return "".join(out)

@@ -25,20 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.evaluation.metrics import METRIC_LABELS
+from core.evaluation.metrics import METRIC_LABELS, format_metric
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ID_ROLE = Qt.ItemDataRole.UserRole + 2
 _GOOD = QColor("#1a7f37")
 _BAD = QColor("#c62828")
-
-
-def format_metric(metric: str, value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if metric in ("bleu", "perplexity", "length_ratio"):
-        return f"{value:.2f}"
-    return f"{value:.3f}"
 
 
 def _short(text: str, limit: int = 160) -> str:
