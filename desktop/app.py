@@ -8,7 +8,8 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+from core.errors import WhetstoneError
+from core.resources import resource_path
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -20,12 +21,15 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationName("Whetstone")
     from PySide6.QtGui import QIcon
 
-    icon = RESOURCES / "whetstone.svg"
-    if icon.exists():
-        app.setWindowIcon(QIcon(str(icon)))
-    qss = RESOURCES / "style.qss"
-    if qss.exists():
-        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+    # A broken install loses the icon or the style, not the app: one line on stderr says which file.
+    try:
+        app.setWindowIcon(QIcon(str(resource_path("whetstone.svg"))))
+    except WhetstoneError as exc:
+        print(f"note: {exc}", file=sys.stderr)
+    try:
+        app.setStyleSheet(resource_path("style.qss").read_text(encoding="utf-8"))
+    except WhetstoneError as exc:
+        print(f"note: {exc}", file=sys.stderr)
     return app
 
 

@@ -24,8 +24,7 @@ import orjson
 from core.errors import UserError
 from core.evaluation.generate import Answer, PromptItem
 from core.evaluation.metrics import is_json, normalize_text
-
-GENERAL_PROMPTS = Path(__file__).resolve().parents[2] / "resources" / "general_prompts.jsonl"
+from core.resources import resource_path
 
 _STOPWORDS = {
     "en": {"the", "and", "is", "are", "of", "to", "in", "it", "you", "that", "with", "for", "this", "on"},
@@ -35,7 +34,10 @@ _STOPWORDS = {
 }
 
 
-def load_general_prompts(path: Path = GENERAL_PROMPTS) -> list[PromptItem]:
+def load_general_prompts(path: Path | None = None) -> list[PromptItem]:
+    """The bundled general prompt set, or the JSONL file at `path`."""
+    if path is None:
+        path = resource_path("general_prompts.jsonl")
     if not path.exists():
         raise UserError(f"General prompt set not found: {path}")
     items = []

@@ -40,6 +40,7 @@ from core.data.example import SPLITS, Example
 from core.data.formats import FORMATS, RecordError
 from core.data.workspace import DatasetWorkspace, Operation
 from core.errors import WhetstoneError
+from core.resources import resource_path
 from desktop.context import AppContext
 from desktop.widgets.data_editor import ExampleEditor
 from desktop.widgets.data_panels import IssuesPanel, LengthHistogram, SplitsPanel, TemplatePreviewView
@@ -48,8 +49,6 @@ from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.undo import add_undo_redo
 from desktop.workers import JobRunner
 
-RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
-SAMPLE_DATASET = RESOURCES / "sample_dataset.jsonl"
 OPEN_FILTER = "Datasets (*.jsonl *.json *.csv *.parquet *.wsdb);;All files (*)"
 EXPORT_FILTERS = {
     ".jsonl": "JSON Lines (*.jsonl)",
@@ -351,7 +350,12 @@ class DataPage(QWidget):
             self.open_path(path)
 
     def load_sample(self) -> None:
-        self.open_path(str(SAMPLE_DATASET))
+        try:
+            sample = resource_path("sample_dataset.jsonl")
+        except WhetstoneError as exc:
+            QMessageBox.warning(self, "Whetstone", str(exc))
+            return
+        self.open_path(str(sample))
 
     def open_path(self, path: str) -> None:
         if not self.can_close():

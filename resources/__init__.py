@@ -1,0 +1,1 @@
+"""Installed as the package `whetstone_resources` (pyproject.toml); read through core/resources.py."""
