@@ -12,8 +12,14 @@ check this).
 
 from __future__ import annotations
 
+import gc
+import os
 import re
-from collections.abc import Sequence
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -24,6 +30,19 @@ from core.progress import ProgressFn, StopFn, check_stop, no_progress
 
 _OPEN, _CLOSE = "\ue000", "\ue001"  # private-use characters mark placeholder contents
 Messages = Sequence[dict[str, Any]]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Counting builds millions of short-lived strings held in lists; the cyclic garbage collector would
+    scan them over and over (measured: a third of the counting time) although they hold no cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def load_tokenizer(model: str | Path, progress: ProgressFn = no_progress) -> Any:
@@ -70,27 +89,69 @@ class TokenCounter:
     def __init__(self, tokenizer: Any, name: str = "") -> None:
         self.tokenizer = tokenizer
         self.name = name or getattr(tokenizer, "name_or_path", "")
+        added = [t for t in tokenizer.get_added_vocab() if t]
+        decoder = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+        # Added tokens that strip neighbouring spaces would make pieces depend on each other: count whole.
+        strips = any(getattr(t, "lstrip", False) or getattr(t, "rstrip", False) for t in decoder.values())
+        self._setup(added, not strips, getattr(tokenizer, "backend_tokenizer", None))
+
+    def _setup(self, added: list[str], piecewise: bool, backend: Any) -> None:
         self._shapes: dict[tuple[str, ...], list[str] | None] = {}
         self._piece_counts: dict[str, int] = {}
-        added = [t for t in tokenizer.get_added_vocab() if t]
         specials = sorted(added, key=len, reverse=True)
         self._split_re = (
             re.compile("(" + "|".join(re.escape(s) for s in specials) + ")") if specials else None
         )
         self._specials = set(specials)
-        decoder = getattr(tokenizer, "added_tokens_decoder", {}) or {}
-        # Added tokens that strip neighbouring spaces would make pieces depend on each other: count whole.
-        self._piecewise = self._split_re is not None and not any(
-            getattr(t, "lstrip", False) or getattr(t, "rstrip", False) for t in decoder.values()
-        )
-        self._backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._piecewise = self._split_re is not None and piecewise
+        self._backend = backend
         self._word_re = _word_splitter(self._backend)
         self._word_counts: dict[str, int] = {}
         self._bpe = getattr(self._backend, "model", None) if self._word_re is not None else None
         if not hasattr(self._bpe, "tokenize"):
             self._bpe = None
         self._word_checked = 0
+        self._chunks_exact = self._word_re is not None and _chunking_is_exact(self._word_re)
+        self._first_chunks: dict[str, int] = {}
+        self._rest_chunks: dict[str, int] = {}
         self._plans: dict[tuple[str, ...], tuple[int, list[list[str | int]]] | None] = {}
+
+    # --- a second process ----------------------------------------------------------------------------
+    def helper_state(self) -> dict[str, Any] | None:
+        """What a helper process needs to count the conversation shapes seen so far, without transformers
+        or the chat template (None: this counter cannot be shared)."""
+        if self._backend is None or not self._piecewise or not self._plans:
+            return None
+        plans = [[list(k), v[0], v[1]] for k, v in self._plans.items() if v is not None]
+        return {
+            "tokenizer": self._backend.to_str(),
+            "added": sorted(self._specials),
+            "plans": plans,
+        }
+
+    @classmethod
+    def from_helper_state(cls, state: dict[str, Any]) -> TokenCounter:
+        from tokenizers import Tokenizer
+
+        counter = cls.__new__(cls)
+        counter.tokenizer = None
+        counter.name = ""
+        counter._setup(list(state["added"]), True, Tokenizer.from_str(state["tokenizer"]))
+        counter._plans = {tuple(roles): (fixed, slots) for roles, fixed, slots in state["plans"]}
+        return counter
+
+    def has_plan(self, messages: Messages) -> bool:
+        """Whether `count` can count this conversation from a known shape (a helper process counts only
+        those; contents holding special tokens need the template)."""
+        if not all(len(m) == 2 and "role" in m and "content" in m for m in messages):
+            return False
+        plan = self._plans.get(tuple(str(m["role"]) for m in messages))
+        if plan is None:
+            return False
+        return (
+            self._split_re is None
+            or self._split_re.search("\x00".join(m["content"] or "" for m in messages)) is None
+        )
 
     @classmethod
     def for_model(cls, model: str | Path, progress: ProgressFn = no_progress) -> TokenCounter:
@@ -150,15 +211,32 @@ class TokenCounter:
 
     def _piece_lengths(self, pieces: list[str]) -> list[int]:
         """Token counts of text pieces (no added tokens inside). With a byte-level BPE whose pre-tokenizer is
-        a plain regex, a piece's count is the sum of its words' counts: each distinct word is encoded once."""
+        a plain regex, a piece's count is the sum of its words' counts (each distinct word encoded once),
+        and, where spaces are word boundaries, the sum of its space-separated chunks' counts (each distinct
+        chunk split into words once): no regex runs over text already seen."""
         if self._word_re is None or not pieces:
             return self._encode_lengths(pieces)
+        out = self._chunk_lengths(pieces) if self._chunks_exact else self._word_lengths(pieces)
+        if out is None:
+            return self._encode_lengths(pieces)
+        if self._word_checked < 500:
+            # Check the first pieces against whole-piece encoding; on any difference stop using words.
+            sample = pieces[: 500 - self._word_checked]
+            if self._encode_lengths(sample) != out[: len(sample)]:
+                self._word_re = self._bpe = None
+                return self._encode_lengths(pieces)
+            self._word_checked += len(sample)
+        return out
+
+    def _word_lengths(self, pieces: list[str]) -> list[int] | None:
+        """Counts as sums of regex words (None: the regex does not cover some piece)."""
+        assert self._word_re is not None
         findall = self._word_re.findall
         words = self._word_counts
         split = [findall(piece) for piece in pieces]
         # Matches never overlap, so equal total length means every piece is fully covered by its words.
         if sum(map(len, chain.from_iterable(split))) != sum(map(len, pieces)):
-            return self._encode_lengths(pieces)
+            return None
         new = list(set(chain.from_iterable(split)).difference(words))
         if self._bpe is not None:
             # Straight to the BPE model (bytes mapped as ByteLevel does): far cheaper per word than encode.
@@ -168,17 +246,43 @@ class TokenCounter:
         else:
             for w, n in zip(new, self._encode_lengths(new), strict=True):
                 words[w] = n
-        get = words.__getitem__
-        out = [sum(map(get, parts)) for parts in split]
-        if self._word_checked < 500:
-            # Check the first pieces against whole-piece encoding; on any difference stop using words.
-            sample = pieces[: 500 - self._word_checked]
-            if self._encode_lengths(sample) != out[: len(sample)]:
-                self._word_re = self._bpe = None
-                return self._encode_lengths(pieces)
-            self._word_checked += len(sample)
         if len(words) > 500_000:
             words.clear()
+        get = words.__getitem__
+        return [sum(map(get, parts)) for parts in split]
+
+    def _chunk_lengths(self, pieces: list[str]) -> list[int] | None:
+        """Counts as sums of space-separated chunks: the first chunk of a piece as it is, every later one
+        with the space before it. Exact because a single space between two non-space characters always
+        starts a new word (checked for this tokenizer's regex by `_chunking_is_exact`); a chunk that is
+        empty or has whitespace at an edge (runs of spaces, newlines before a space) is marked with
+        `_UNSAFE` and its piece is split into words instead."""
+        first, rest = self._first_chunks, self._rest_chunks
+        split = [piece.split(" ") for piece in pieces]
+        new_first = {s[0] for s in split}.difference(first)
+        new_rest = set(chain.from_iterable(split)).difference(rest)
+        if new_first or new_rest:
+            safe_first = [c for c in new_first if c and not c[-1].isspace()]
+            safe_rest = [c for c in new_rest if c and not c[0].isspace() and not c[-1].isspace()]
+            lengths = self._word_lengths(safe_first + [" " + c for c in safe_rest])
+            if lengths is None:
+                return None
+            first.update(dict.fromkeys(new_first, _UNSAFE))
+            rest.update(dict.fromkeys(new_rest, _UNSAFE))
+            first.update(zip(safe_first, lengths[: len(safe_first)], strict=True))
+            rest.update(zip(safe_rest, lengths[len(safe_first) :], strict=True))
+        get_first, get_rest = first.__getitem__, rest.__getitem__
+        out = [get_first(s[0]) + sum(map(get_rest, s)) - get_rest(s[0]) for s in split]
+        redo = [i for i, n in enumerate(out) if n >= _UNSAFE]
+        if redo:
+            again = self._word_lengths([pieces[i] for i in redo])
+            if again is None:
+                return None
+            for i, n in zip(redo, again, strict=True):
+                out[i] = n
+        if len(first) + len(rest) > 1_000_000:
+            first.clear()
+            rest.clear()
         return out
 
     def _plan(self, messages: Messages) -> tuple[int, list[list[str | int]]] | None:
@@ -227,6 +331,16 @@ class TokenCounter:
         batch_size: int = 4096,
     ) -> list[int]:
         """Token count of each conversation rendered through the chat template."""
+        with _gc_paused():
+            return self._count(conversations, progress, should_stop, batch_size)
+
+    def _count(
+        self,
+        conversations: Sequence[Messages],
+        progress: ProgressFn,
+        should_stop: StopFn | None,
+        batch_size: int,
+    ) -> list[int]:
         total = len(conversations)
         out: list[int] = []
         cache = self._piece_counts
@@ -329,6 +443,9 @@ def length_stats(counts: Sequence[int], max_length: int | None = None) -> dict[s
     return stats
 
 
+PARALLEL_MIN_EXAMPLES = 20_000  # below this a second process costs more than it saves
+
+
 def count_workspace(
     workspace: Any,
     counter: TokenCounter,
@@ -336,31 +453,170 @@ def count_workspace(
     should_stop: StopFn | None = None,
     store: bool = True,
     chunk: int = 8192,
+    processes: int | None = None,
 ) -> dict[str, int]:
-    """Count every live example of a DatasetWorkspace (reading messages in chunks); store the counts."""
+    """Count every live example of a DatasetWorkspace (reading messages in chunks); store the counts.
+
+    With two or more CPUs and at least PARALLEL_MIN_EXAMPLES examples, a helper process (`python -m
+    core.data.tokens`) counts the last part of the workspace from its own read-only connection while this
+    process counts the rest (counting is pure Python, so a thread would not run in parallel). Examples the
+    helper cannot count (a conversation shape it was not given) and everything, should it fail, are
+    counted here. `processes=1` keeps it to this process."""
     import orjson
 
     ids = list(workspace.ids())
     counts: dict[str, int] = {}
+    if processes is None:
+        processes = 2 if (os.cpu_count() or 1) >= 2 and len(ids) >= PARALLEL_MIN_EXAMPLES else 1
+    with _gc_paused():  # the parsed conversations are many small containers; see _gc_paused
+        helper: _CountHelper | None = None
+        mine = ids
+        try:
+            if processes > 1 and len(ids) > 1:
+                # Count a first slice here so the helper gets the conversation shapes, then split the rest.
+                # The helper starts later (a new Python process), so it takes a little less than half.
+                first = ids[: min(len(ids) // 4, 1024)]
+                _count_chunks(
+                    workspace, counter, first, counts, no_progress, should_stop, chunk, orjson.loads
+                )
+                rest = ids[len(first) :]
+                share = int(len(rest) * 0.46)
+                state = counter.helper_state()
+                if state is not None and share > 0:
+                    helper = _CountHelper(state, Path(workspace.path), rest[len(rest) - share :])
+                    mine = rest[: len(rest) - share]
+                else:
+                    mine = rest
+            total = max(1, len(ids))
+            done = len(ids) - len(mine) if helper is None else len(ids) - len(mine) - len(helper.ids)
+
+            def mine_progress(fraction: float, message: str) -> None:
+                part = (done + fraction * len(mine)) / total if helper is None else fraction * 0.98
+                progress(min(1.0, part), f"{int(part * len(ids)):,} of {len(ids):,}")
+
+            _count_chunks(workspace, counter, mine, counts, mine_progress, should_stop, chunk, orjson.loads)
+            if helper is not None:
+                found = helper.result(should_stop)
+                left = [i for i in helper.ids if found.get(i) is None]
+                counts.update((i, n) for i, n in found.items() if n is not None)
+                helper = None
+                _count_chunks(workspace, counter, left, counts, no_progress, should_stop, chunk, orjson.loads)
+        finally:
+            if helper is not None:
+                helper.kill()
+    progress(1.0, f"{len(ids):,} of {len(ids):,}")
+    if store:
+        workspace.set_token_counts(counts, counter.name)
+    return counts
+
+
+def _count_chunks(
+    workspace: Any,
+    counter: TokenCounter,
+    ids: list[str],
+    counts: dict[str, int],
+    progress: ProgressFn,
+    should_stop: StopFn | None,
+    chunk: int,
+    loads: Any,
+) -> None:
     for start in range(0, len(ids), chunk):
         check_stop(should_stop)
         part = ids[start : start + chunk]
-        marks = ",".join("?" * len(part))
-        rows = dict(
-            workspace.conn.execute(
-                "SELECT e.id, c.messages FROM examples e JOIN contents c ON c.rowid = e.rowid"
-                f" WHERE e.id IN ({marks})",
-                part,
-            ).fetchall()
-        )
-        convs = [orjson.loads(rows[i]) for i in part if i in rows]
+        rows = _read_messages(workspace.conn, part)
+        convs = [loads(rows[i]) for i in part if i in rows]
         present = [i for i in part if i in rows]
         for id_, n in zip(present, counter.count(convs, should_stop=should_stop), strict=True):
             counts[id_] = n
         progress(min(1.0, (start + len(part)) / max(1, len(ids))), f"{start + len(part):,} of {len(ids):,}")
-    if store:
-        workspace.set_token_counts(counts, counter.name)
-    return counts
+
+
+def _read_messages(conn: Any, ids: list[str]) -> dict[str, bytes]:
+    marks = ",".join("?" * len(ids))
+    return dict(
+        conn.execute(
+            "SELECT e.id, c.messages FROM examples e JOIN contents c ON c.rowid = e.rowid"
+            f" WHERE e.id IN ({marks})",
+            ids,
+        ).fetchall()
+    )
+
+
+class _CountHelper:
+    """A `python -m core.data.tokens` process counting some examples of a workspace file."""
+
+    def __init__(self, state: dict[str, Any], workspace: Path, ids: list[str]) -> None:
+        import orjson
+
+        self.ids = ids
+        self._job = tempfile.NamedTemporaryFile(prefix="whetstone-count-", suffix=".json", delete=False)
+        with self._job:
+            self._job.write(orjson.dumps({"state": state, "workspace": str(workspace), "ids": ids}))
+        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-m", "core.data.tokens", self._job.name],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+
+    def result(self, should_stop: StopFn | None) -> dict[str, int | None]:
+        """The helper's counts by id (None where it could not count); {} if the helper failed."""
+        import orjson
+
+        proc = self._proc
+        assert proc is not None
+        while True:
+            check_stop(should_stop)
+            try:
+                out, _err = proc.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self._cleanup()
+        try:
+            values = orjson.loads(out) if proc.returncode == 0 else None
+        except orjson.JSONDecodeError:
+            values = None
+        if not isinstance(values, list) or len(values) != len(self.ids):
+            return {}
+        return dict(zip(self.ids, values, strict=True))
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.communicate()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        self._proc = None if self._proc is None or self._proc.poll() is not None else self._proc
+        Path(self._job.name).unlink(missing_ok=True)
+
+
+def _helper_main(job_file: str) -> None:
+    """Count the examples a parent process handed over: a JSON list on stdout, null where not countable."""
+    import sqlite3
+
+    import orjson
+
+    job = orjson.loads(Path(job_file).read_bytes())
+    counter = TokenCounter.from_helper_state(job["state"])
+    conn = sqlite3.connect(f"file:{job['workspace']}?mode=ro", uri=True)
+    ids: list[str] = job["ids"]
+    out: list[int | None] = []
+    with _gc_paused():
+        for start in range(0, len(ids), 8192):
+            part = ids[start : start + 8192]
+            rows = _read_messages(conn, part)
+            convs: list[Messages] = [orjson.loads(rows[i]) if i in rows else [] for i in part]
+            ok = [k for k, m in enumerate(convs) if m and counter.has_plan(m)]
+            counted = counter.count([convs[k] for k in ok])
+            values: list[int | None] = [None] * len(part)
+            for k, n in zip(ok, counted, strict=True):
+                values[k] = n
+            out.extend(values)
+    conn.close()
+    sys.stdout.buffer.write(orjson.dumps(out))
 
 
 class _DigitsThenRegex:
@@ -381,6 +637,40 @@ class _DigitsThenRegex:
             elif segment:
                 out.extend(self._words(segment))
         return out
+
+
+_UNSAFE = 1 << 40  # chunk count marking "split this piece into words instead"
+_MISSING = 1 << 50  # a chunk not counted yet
+
+
+def _chunking_is_exact(words: Any, trials: int = 400) -> bool:
+    """Whether splitting text at single spaces between non-space characters, and splitting each chunk
+    (with its leading space) into words, gives exactly the words of the whole text, for this word regex.
+    Checked on seeded random text over letters, digits, punctuation, apostrophes, other whitespace and
+    non-Latin scripts."""
+    import random
+
+    rng = random.Random(1234)
+    alphabet = list("abzAZ09.,;:!?'\"-_/#()$%&*+=<>@[]\\^`{|}~\n\t\r\u00a0\u3000éß日本🙂ا٣\u200b")
+    alphabet += ["'s", "'t", "'re", "'ll", "'S", "\r\n", "\n\n", "123", "4567", "ab", "Hello", "..."]
+    try:
+        for _ in range(trials):
+            chunks = []
+            for _ in range(rng.randint(1, 8)):
+                chunk = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6)))
+                if not chunk[0].isspace() and not chunk[-1].isspace():
+                    chunks.append(chunk)
+            if not chunks:
+                continue
+            expected = words.findall(" ".join(chunks))
+            got = list(words.findall(chunks[0]))
+            for chunk in chunks[1:]:
+                got.extend(words.findall(" " + chunk))
+            if got != expected:
+                return False
+    except Exception:  # a splitter that cannot run on some text: do not chunk
+        return False
+    return True
 
 
 _GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -458,3 +748,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 _BYTE_TABLE = str.maketrans({chr(b): c for b, c in _bytes_to_unicode().items()})
+
+
+if __name__ == "__main__":
+    _helper_main(sys.argv[1])

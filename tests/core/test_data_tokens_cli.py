@@ -46,6 +46,7 @@ def test_word_level_counting_is_exact_on_varied_text(smollm2_dir: Path) -> None:
 
     counter = TokenCounter.for_model(smollm2_dir)
     assert counter._word_re is not None  # SmolLM2 is byte-level BPE: counted word by word
+    assert counter._chunks_exact  # ... and space-separated chunks are cached
     rng = random.Random(0)
     alphabet = list("abcXYZ 019\n\t  .,;:!?'\"-_/#()[]{}<>|@€éüß日本語🙂ا\u200b") + [
         " 's",
@@ -88,6 +89,102 @@ def test_count_workspace_stores_counts(counter: TokenCounter, sample_data: Path,
         stats = length_stats(list(counts.values()), 55)
         assert stats["n"] == 120 and stats["min"] <= stats["median"] <= stats["max"]
         assert ws.filter(has_issues=True, max_length=55) != []
+
+
+def test_chunking_check_rejects_a_regex_whose_words_cross_spaces() -> None:
+    import regex
+
+    from core.data.tokens import _GPT2_PATTERN, _chunking_is_exact
+
+    assert _chunking_is_exact(regex.compile(_GPT2_PATTERN))
+    assert not _chunking_is_exact(regex.compile(r"\S+ \S+|\S+|\s+"))  # pairs of words: chunks would be wrong
+
+
+def _mixed_workspace(sample_data: Path, path: Path) -> DatasetWorkspace:
+    """The sample set, plus at its end conversation shapes the first examples never have (only a helper
+    process's share holds them) and a content holding a special token."""
+    lines = sample_data.read_text(encoding="utf-8").splitlines()
+    for i in range(30):
+        turns = [{"role": "user", "content": f"question {i}  with  spaces\n\tand tabs"}]
+        turns.append(
+            {"role": "assistant", "content": f"answer {i} <|im_end|> inside" if i == 7 else f"a {i}"}
+        )
+        if i % 2:
+            turns += [{"role": "user", "content": "more?"}, {"role": "assistant", "content": "no."}]
+        lines.append(json.dumps({"messages": turns}))
+    data = path.parent / "mixed.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return DatasetWorkspace.create_from_file(data, path)
+
+
+def test_count_workspace_in_two_processes_equals_one(
+    counter: TokenCounter, sample_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.data.tokens as tokens
+
+    from_helper: list[dict] = []
+    real_result = tokens._CountHelper.result
+
+    def spy(self: tokens._CountHelper, should_stop: object) -> dict:
+        found = real_result(self, should_stop)  # type: ignore[arg-type]
+        from_helper.append(found)
+        return found
+
+    monkeypatch.setattr(tokens._CountHelper, "result", spy)
+    with _mixed_workspace(sample_data, tmp_path / "w.wsdb") as ws:
+        single = count_workspace(ws, TokenCounter(counter.tokenizer), store=False, processes=1)
+        seen: list[float] = []
+        double = count_workspace(
+            ws,
+            TokenCounter(counter.tokenizer),
+            progress=lambda f, m: seen.append(f),
+            store=False,
+            processes=2,
+        )
+        assert len(single) == ws.count() == 150
+        assert double == single
+        # The helper process really counted part of it, and left the shapes it was not given to us.
+        (found,) = from_helper
+        assert sum(n is not None for n in found.values()) >= 15
+        assert any(n is None for n in found.values())
+        assert seen == sorted(seen) and seen[-1] == 1.0
+        reference = {i: _reference(counter, [m.to_dict() for m in ws.get(i).messages]) for i in ws.ids()}
+        assert single == reference
+
+
+def test_count_workspace_survives_a_failed_helper(
+    counter: TokenCounter, sample_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.data.tokens as tokens
+
+    with _mixed_workspace(sample_data, tmp_path / "w.wsdb") as ws:
+        expected = count_workspace(ws, TokenCounter(counter.tokenizer), store=False, processes=1)
+        monkeypatch.setattr(tokens.sys, "executable", "/bin/false")  # the helper exits at once, non-zero
+        assert count_workspace(ws, TokenCounter(counter.tokenizer), store=False, processes=2) == expected
+
+
+def test_count_workspace_stop_ends_the_helper(
+    counter: TokenCounter, sample_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.data.tokens as tokens
+    from core.errors import Cancelled
+
+    started: list[tokens._CountHelper] = []
+    real_init = tokens._CountHelper.__init__
+
+    def spy(self: tokens._CountHelper, *args: object) -> None:
+        real_init(self, *args)  # type: ignore[arg-type]
+        started.append(self)
+
+    monkeypatch.setattr(tokens._CountHelper, "__init__", spy)
+    with _mixed_workspace(sample_data, tmp_path / "w.wsdb") as ws:
+        with pytest.raises(Cancelled):
+            count_workspace(
+                ws, TokenCounter(counter.tokenizer), should_stop=lambda: bool(started), processes=2
+            )
+    (helper,) = started
+    assert helper._proc is None and not Path(helper._job.name).exists()  # killed, reaped, job file gone
+    # (conftest also fails any test that leaves a child process running)
 
 
 def test_data_check_exit_codes(tmp_path: Path, sample_data: Path) -> None:
