@@ -15,6 +15,7 @@ class AppContext(QObject):
 
     workspaceChanged = Signal(str)  # path of the opened workspace
     workspaceEdited = Signal(str)  # a page other than Data changed rows of the open workspace (its name)
+    workspaceBusy = Signal(str)  # what a background change is doing to the workspace; "" once it has landed
     openWorkspaceRequested = Signal(str)  # a data file or workspace path the user asked to open
     runChanged = Signal(str)  # run folder now selected (Train -> Evaluate/Export)
     showExampleRequested = Signal(str)  # example id to show on the Data page

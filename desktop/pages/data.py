@@ -839,6 +839,7 @@ class DataPage(QWidget):
         self.bulk_label.show()
         self.bulk_bar.show()
         self.ctx.status(text)
+        self.ctx.workspaceBusy.emit(text)  # other pages hold their edits meanwhile
         self._track(runner)
         runner.start()
 
@@ -853,6 +854,7 @@ class DataPage(QWidget):
     ) -> None:
         job.finish()  # the workspace adopts the new row summaries: no reload on this thread
         self._bulk = None
+        self.ctx.workspaceBusy.emit("")
         self.bulk_label.hide()
         self.bulk_bar.hide()
         self._set_editing(True)

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.errors import WhetstoneError
 from desktop.context import AppContext
 from desktop.widgets.dedup_diff import DedupDiffView
 from desktop.widgets.empty_state import EmptyState
@@ -120,6 +121,7 @@ class DedupPage(QWidget):
         self.stack.addWidget(self.main)
         self._build_main()
         ctx.workspaceChanged.connect(self._on_workspace_changed)
+        ctx.workspaceBusy.connect(self._on_workspace_busy)
         self._on_workspace_changed()
 
     # --- layout ------------------------------------------------------------------------------------------
@@ -653,9 +655,20 @@ class DedupPage(QWidget):
         self.ctx.workspaceEdited.emit("dedup")
         self.recluster()
 
+    def _on_workspace_busy(self, text: str) -> None:
+        """The Data page is changing many rows in the background: removals and undo wait for it."""
+        busy = bool(text)
+        self.undo_action.setEnabled(not busy and self.undo_stack.canUndo())
+        self.redo_action.setEnabled(not busy and self.undo_stack.canRedo())
+
     def _remove(self, rows: list[int], description: str) -> None:
         ws = self.workspace
         if ws is None or self.run is None or not rows:
+            return
+        if getattr(ws, "busy", None):
+            self.ctx.status(
+                f"The workspace is busy ({ws.busy}); remove the duplicates when that has finished."
+            )
             return
         ids = [self.run.ids[i] for i in rows]
         try:
@@ -664,6 +677,9 @@ class DedupPage(QWidget):
             inverse = ws.apply(SetDeleted(description, ids, True))
         except ImportError:  # a workspace without operations: its delete() returns the inverse
             inverse = ws.delete(ids)
+        except WhetstoneError as exc:
+            QMessageBox.warning(self, "Whetstone", str(exc))
+            return
         self.undo_stack.push(_RemoveRows(self, description, inverse))
         self._after_edit()
         self.ctx.status(f"{description}: {len(ids)} example(s) moved to the bin (Ctrl+Z brings them back)")

@@ -202,3 +202,31 @@ def test_failure_is_one_line(qtbot, workspace: DatasetWorkspace, monkeypatch) ->
     run_search(qtbot, page)
     assert shown == ["Embedding model folder not found: /nowhere"]
     assert "Failed" in page.progress.format()
+
+
+def test_removals_and_undo_wait_while_the_data_page_changes_rows(qtbot, workspace: DatasetWorkspace) -> None:
+    ctx = AppContext()
+    ctx.set_workspace(workspace.path, workspace)
+    page = _page(qtbot, ctx)
+    page.slider.setValue(900)
+    run_search(qtbot, page)
+    page.cluster_list.setCurrentRow(0)
+    page.keep_one("longest")  # something to undo
+    live = workspace.count()
+    assert page.undo_action.isEnabled()
+    messages: list[str] = []
+    ctx.statusMessage.connect(lambda text, _ms: messages.append(text))
+
+    workspace._busy = "Assigning splits"  # as a BackgroundChange on the Data page sets it
+    ctx.workspaceBusy.emit("Assigning splits…")
+    assert not page.undo_action.isEnabled()
+    page.cluster_list.setCurrentRow(0)
+    page.keep_one("first")
+    assert workspace.count() == live  # nothing removed, no traceback
+    assert any("busy" in m for m in messages)
+
+    workspace._busy = None
+    ctx.workspaceBusy.emit("")
+    assert page.undo_action.isEnabled()
+    page.undo_stack.undo()
+    assert workspace.count() > live
