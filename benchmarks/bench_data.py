@@ -10,6 +10,7 @@ workspace would see them.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -44,10 +46,12 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_dataset(path: Path, rows: int, seed: int = 0) -> None:
+def make_dataset(path: Path, rows: int, seed: int = 0, words: Any = None) -> None:
+    """`words(rng, k)` returns k words (default: the 100-word support vocabulary above)."""
     import orjson
 
     rng = random.Random(seed)
+    words = words or (lambda r, k: r.choices(WORDS, k=k))
     with open(path, "wb") as handle:
         for i in range(rows):
             # Mixed lengths: mostly short chats, some long documents, a few multi-turn conversations.
@@ -60,12 +64,38 @@ def make_dataset(path: Path, rows: int, seed: int = 0) -> None:
                 n_user, n_asst, turns = rng.randint(40, 150), rng.randint(40, 150), rng.randint(2, 4)
             messages = [{"role": "system", "content": "You are a careful support assistant."}]
             for _ in range(turns):
-                messages.append(
-                    {"role": "user", "content": " ".join(rng.choices(WORDS, k=n_user)) + f" #{i}"}
-                )
-                messages.append({"role": "assistant", "content": " ".join(rng.choices(WORDS, k=n_asst))})
+                messages.append({"role": "user", "content": " ".join(words(rng, n_user)) + f" #{i}"})
+                messages.append({"role": "assistant", "content": " ".join(words(rng, n_asst))})
             record = {"messages": messages, "tags": [rng.choice(["billing", "technical", "account"])]}
             handle.write(orjson.dumps(record) + b"\n")
+
+
+def natural_words(tokenizer: Any) -> Any:
+    """A sampler of text closer to real prose than WORDS: ~27k distinct words (the tokenizer's alphabetic
+    vocabulary) drawn with Zipf weights (1/rank), some capitalised, 6% followed by a comma, 4% by a full
+    stop, 1% replaced by a number."""
+    vocab = sorted(
+        {
+            w.strip().lower()
+            for w in (tokenizer.convert_tokens_to_string([t]) for t in tokenizer.get_vocab())
+            if w.strip().isalpha() and len(w.strip()) > 1
+        }
+    )
+    random.Random(7).shuffle(vocab)
+    cum = list(itertools.accumulate(1 / (rank + 1) for rank in range(len(vocab))))
+
+    def sample(rng: random.Random, k: int) -> list[str]:
+        out = []
+        for j, w in enumerate(rng.choices(vocab, cum_weights=cum, k=k)):
+            if j == 0 or rng.random() < 0.05:
+                w = w.capitalize()
+            r = rng.random()
+            out.append(
+                w + "," if r < 0.06 else w + "." if r < 0.1 else str(rng.randint(1, 9999)) if r < 0.11 else w
+            )
+        return out
+
+    return sample
 
 
 def child(workspace: str, tokenizer: str) -> None:
@@ -287,6 +317,23 @@ def main() -> None:
         f"token counting (support chats, every user turn distinct): {len(short) / dt:8,.0f} examples/s "
         f"(mean {sum(short) / len(short):.0f} tokens/example; {dc:.1f} s CPU over {dt:.1f} s wall)"
     )
+    natural = folder / f"natural-{args.rows}.jsonl"
+    if not natural.exists():
+        make_dataset(natural, args.rows, seed=1, words=natural_words(counter.tokenizer))
+    natural_ws = folder / "natural.wsdb"
+    if not natural_ws.exists():
+        DatasetWorkspace.create_from_file(natural, natural_ws).close()
+    for processes, label in ((1, "one process"), (None, "default")):
+        fresh = TokenCounter(counter.tokenizer)
+        with DatasetWorkspace.open(natural_ws) as reader:
+            t = time.perf_counter()
+            counts = count_workspace(reader, fresh, store=False, processes=processes)
+            dt = time.perf_counter() - t
+        print(
+            f"token counting (natural-like text, 27k-word Zipf vocabulary, {natural.stat().st_size / 1e6:.0f} MB, {label}): "
+            f"{len(counts) / dt:8,.0f} examples/s ({sum(counts.values()) / dt:,.0f} tokens/s, "
+            f"mean {sum(counts.values()) / len(counts):.0f} tokens/example)"
+        )
     print(f"peak RSS (parent):          {peak_mb():6.0f} MB")
 
 

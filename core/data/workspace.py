@@ -17,14 +17,12 @@ own connection, while this one keeps answering reads (and refuses changes until 
 from __future__ import annotations
 
 import bisect
-import gc
 import hashlib
 import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -45,6 +43,7 @@ from core.data.formats import (
     write_dataset,
 )
 from core.errors import UserError
+from core.gcpause import cyclic_gc_paused
 from core.progress import ProgressFn, StopFn, check_stop, no_progress
 
 SUFFIX = ".wsdb"
@@ -1182,7 +1181,7 @@ class BackgroundChange:
 
     def run(self, progress: ProgressFn = no_progress, should_stop: StopFn | None = None) -> Operation:
         """Make the change through a second handle; return its inverse operation. Safe in a worker thread."""
-        with _cycle_collector_paused():
+        with cyclic_gc_paused():
             return self._run(progress, should_stop)
 
     def _run(self, progress: ProgressFn, should_stop: StopFn | None) -> Operation:
@@ -1229,20 +1228,6 @@ class BackgroundChange:
                     ws._search.pop(id_)
                 else:
                     ws._search[id_] = text
-
-
-@contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """A change of 100k rows makes ~1M small objects; each full pass of the cyclic collector they trigger
-    holds the GIL 60-170 ms (measured with gc.callbacks), and the UI thread waits for it. Reference counting
-    still frees what the change makes; the collector resumes after."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _file_stamp(path: Path) -> str:
