@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -430,6 +431,7 @@ def length_stats(counts: Sequence[int], max_length: int | None = None) -> dict[s
 
 
 PARALLEL_MIN_EXAMPLES = 20_000  # below this a second process costs more than it saves
+_SLICE = 2048  # examples per slice: the two processes meet within one slice
 
 
 def count_workspace(
@@ -444,52 +446,50 @@ def count_workspace(
     """Count every live example of a DatasetWorkspace (reading messages in chunks); store the counts.
 
     With two or more CPUs and at least PARALLEL_MIN_EXAMPLES examples, a helper process (`python -m
-    core.data.tokens`) counts the last part of the workspace from its own read-only connection while this
-    process counts the rest (counting is pure Python, so a thread would not run in parallel). Examples the
-    helper cannot count (a conversation shape it was not given) and everything, should it fail, are
-    counted here. `processes=1` keeps it to this process."""
+    core.data.tokens`) counts from the end of the workspace backwards, through its own read-only
+    connection, while this process counts from the front; they stop where they meet, so a helper slowed by
+    a busy machine (or one that fails) costs little: this process simply counts more. Counting is pure
+    Python, so a thread would not run in parallel. Examples the helper cannot count (a conversation shape it
+    was not given) are counted here. `processes=1` keeps it to this process."""
     import orjson
 
     ids = list(workspace.ids())
     counts: dict[str, int] = {}
     if processes is None:
         processes = 2 if (os.cpu_count() or 1) >= 2 and len(ids) >= PARALLEL_MIN_EXAMPLES else 1
+    total = max(1, len(ids))
     with cyclic_gc_paused():  # the parsed conversations are many small containers
-        helper: _CountHelper | None = None
-        mine = ids
-        try:
-            if processes > 1 and len(ids) > 1:
-                # Count a first slice here so the helper gets the conversation shapes, then split the rest.
-                # The helper starts later (a new Python process), so it takes a little less than half.
-                first = ids[: min(len(ids) // 4, 1024)]
-                _count_chunks(
-                    workspace, counter, first, counts, no_progress, should_stop, chunk, orjson.loads
-                )
-                rest = ids[len(first) :]
-                share = int(len(rest) * 0.46)
-                state = counter.helper_state()
-                if state is not None and share > 0:
-                    helper = _CountHelper(state, Path(workspace.path), rest[len(rest) - share :])
-                    mine = rest[: len(rest) - share]
-                else:
-                    mine = rest
-            total = max(1, len(ids))
-            done = len(ids) - len(mine) if helper is None else len(ids) - len(mine) - len(helper.ids)
-
-            def mine_progress(fraction: float, message: str) -> None:
-                part = (done + fraction * len(mine)) / total if helper is None else fraction * 0.98
-                progress(min(1.0, part), f"{int(part * len(ids)):,} of {len(ids):,}")
-
-            _count_chunks(workspace, counter, mine, counts, mine_progress, should_stop, chunk, orjson.loads)
-            if helper is not None:
-                found = helper.result(should_stop)
-                left = [i for i in helper.ids if found.get(i) is None]
-                counts.update((i, n) for i, n in found.items() if n is not None)
-                helper = None
-                _count_chunks(workspace, counter, left, counts, no_progress, should_stop, chunk, orjson.loads)
-        finally:
-            if helper is not None:
-                helper.kill()
+        if processes < 2 or len(ids) < 2 * _SLICE:
+            _count_chunks(workspace, counter, ids, counts, progress, should_stop, chunk, orjson.loads)
+        else:
+            # A first slice here teaches the counter the conversation shapes the helper will need.
+            front = _SLICE
+            _count_chunks(
+                workspace, counter, ids[:front], counts, no_progress, should_stop, chunk, orjson.loads
+            )
+            state = counter.helper_state()
+            helper = _CountHelper(state, Path(workspace.path), ids) if state is not None else None
+            try:
+                low = len(ids)  # the helper has counted ids[low:]
+                while True:
+                    if helper is not None:
+                        low = helper.collect(counts)
+                    if front >= low:
+                        break
+                    check_stop(should_stop)
+                    end = min(front + _SLICE, low)
+                    part = ids[front:end]
+                    _count_chunks(
+                        workspace, counter, part, counts, no_progress, should_stop, chunk, orjson.loads
+                    )
+                    front = end
+                    done = front + len(ids) - low
+                    progress(min(0.99, done / total), f"{done:,} of {len(ids):,}")
+            finally:
+                if helper is not None:
+                    helper.stop()
+            left = [i for i in ids if i not in counts]  # shapes the helper was not given
+            _count_chunks(workspace, counter, left, counts, no_progress, should_stop, chunk, orjson.loads)
     progress(1.0, f"{len(ids):,} of {len(ids):,}")
     if store:
         workspace.set_token_counts(counts, counter.name)
@@ -529,58 +529,73 @@ def _read_messages(conn: Any, ids: list[str]) -> dict[str, bytes]:
 
 
 class _CountHelper:
-    """A `python -m core.data.tokens` process counting some examples of a workspace file."""
+    """A `python -m core.data.tokens` process counting a workspace's examples from the last slice backwards;
+    a reader thread collects each slice's counts as the helper prints them (one JSON line a slice)."""
 
     def __init__(self, state: dict[str, Any], workspace: Path, ids: list[str]) -> None:
         import orjson
 
         self.ids = ids
+        self.low = len(ids)  # ids[low:] are counted by the helper
+        self._lines: list[bytes] = []
+        self._lock = threading.Lock()
         self._job = tempfile.NamedTemporaryFile(prefix="whetstone-count-", suffix=".json", delete=False)
         with self._job:
-            self._job.write(orjson.dumps({"state": state, "workspace": str(workspace), "ids": ids}))
+            job = {"state": state, "workspace": str(workspace), "ids": ids, "slice": _SLICE}
+            self._job.write(orjson.dumps(job))
         self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
             [sys.executable, "-m", "core.data.tokens", self._job.name],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             cwd=str(Path(__file__).resolve().parents[2]),
         )
+        self._reader = threading.Thread(target=self._read, args=(self._proc,), daemon=True)
+        self._reader.start()
 
-    def result(self, should_stop: StopFn | None) -> dict[str, int | None]:
-        """The helper's counts by id (None where it could not count); {} if the helper failed."""
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with self._lock:
+                self._lines.append(line)
+
+    def collect(self, counts: dict[str, int]) -> int:
+        """Add the slices counted so far to `counts` (not the examples the helper could not count); return
+        the index from which on everything has been counted by the helper."""
         import orjson
 
-        proc = self._proc
-        assert proc is not None
-        while True:
-            check_stop(should_stop)
+        with self._lock:
+            lines, self._lines = self._lines, []
+        for line in lines:
             try:
-                out, _err = proc.communicate(timeout=0.2)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self._cleanup()
-        try:
-            values = orjson.loads(out) if proc.returncode == 0 else None
-        except orjson.JSONDecodeError:
-            values = None
-        if not isinstance(values, list) or len(values) != len(self.ids):
-            return {}
-        return dict(zip(self.ids, values, strict=True))
+                message = orjson.loads(line)
+                start, values = int(message["start"]), message["counts"]
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue  # not ours (a stray print): ignore
+            if start != self.low - len(values) or start < 0:
+                continue  # out of order: never produced by _helper_main; ignore rather than trust it
+            for id_, n in zip(self.ids[start : self.low], values, strict=True):
+                if n is not None:
+                    counts[id_] = n
+            self.low = start
+        return self.low
 
-    def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.communicate()
-        self._cleanup()
-
-    def _cleanup(self) -> None:
-        self._proc = None if self._proc is None or self._proc.poll() is not None else self._proc
+    def stop(self) -> None:
+        """End the helper (it may be counting a slice this process has already done) and reap it."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
+            self._proc = None
+        self._reader.join(5)
         Path(self._job.name).unlink(missing_ok=True)
 
 
 def _helper_main(job_file: str) -> None:
-    """Count the examples a parent process handed over: a JSON list on stdout, null where not countable."""
+    """Count the examples a parent process handed over, slice by slice from the end: one JSON line per slice,
+    `{"start": index, "counts": [n or null, ...]}` (null where the conversation shape is not known here)."""
     import sqlite3
 
     import orjson
@@ -589,10 +604,13 @@ def _helper_main(job_file: str) -> None:
     counter = TokenCounter.from_helper_state(job["state"])
     conn = sqlite3.connect(f"file:{job['workspace']}?mode=ro", uri=True)
     ids: list[str] = job["ids"]
-    out: list[int | None] = []
+    size = int(job.get("slice", _SLICE))
+    out = sys.stdout.buffer
     with cyclic_gc_paused():
-        for start in range(0, len(ids), 8192):
-            part = ids[start : start + 8192]
+        end = len(ids)
+        while end > 0:
+            start = max(0, end - size)
+            part = ids[start:end]
             rows = _read_messages(conn, part)
             convs: list[Messages] = [orjson.loads(rows[i]) if i in rows else [] for i in part]
             ok = [k for k, m in enumerate(convs) if m and counter.has_plan(m)]
@@ -600,9 +618,10 @@ def _helper_main(job_file: str) -> None:
             values: list[int | None] = [None] * len(part)
             for k, n in zip(ok, counted, strict=True):
                 values[k] = n
-            out.extend(values)
+            out.write(orjson.dumps({"start": start, "counts": values}) + b"\n")
+            out.flush()
+            end = start
     conn.close()
-    sys.stdout.buffer.write(orjson.dumps(out))
 
 
 class _DigitsThenRegex:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import orjson
@@ -122,15 +123,36 @@ def test_count_workspace_in_two_processes_equals_one(
 ) -> None:
     import core.data.tokens as tokens
 
-    from_helper: list[dict] = []
-    real_result = tokens._CountHelper.result
+    monkeypatch.setattr(tokens, "_SLICE", 8)  # small slices: the two processes meet in the middle
+    from_helper: list[int] = []
+    real_collect = tokens._CountHelper.collect
 
-    def spy(self: tokens._CountHelper, should_stop: object) -> dict:
-        found = real_result(self, should_stop)  # type: ignore[arg-type]
-        from_helper.append(found)
-        return found
+    def spy(self: tokens._CountHelper, counts: dict[str, int]) -> int:
+        before = len(counts)
+        low = real_collect(self, counts)
+        from_helper.append(len(counts) - before)
+        return low
 
-    monkeypatch.setattr(tokens._CountHelper, "result", spy)
+    monkeypatch.setattr(tokens._CountHelper, "collect", spy)
+    started: list[tokens._CountHelper] = []
+    real_init = tokens._CountHelper.__init__
+
+    def spy_init(self: tokens._CountHelper, *args: object) -> None:
+        real_init(self, *args)  # type: ignore[arg-type]
+        started.append(self)
+
+    monkeypatch.setattr(tokens._CountHelper, "__init__", spy_init)
+
+    def wait_for_the_helper_once() -> bool:
+        # 150 rows take this process milliseconds, less than a new Python needs to start: let the helper
+        # print its first slice before going on, so the two really share the work.
+        if started and not hasattr(started[0], "waited"):
+            started[0].waited = True  # type: ignore[attr-defined]
+            deadline = time.monotonic() + 60
+            while not started[0]._lines and started[0]._reader.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return False
+
     with _mixed_workspace(sample_data, tmp_path / "w.wsdb") as ws:
         single = count_workspace(ws, TokenCounter(counter.tokenizer), store=False, processes=1)
         seen: list[float] = []
@@ -138,18 +160,16 @@ def test_count_workspace_in_two_processes_equals_one(
             ws,
             TokenCounter(counter.tokenizer),
             progress=lambda f, m: seen.append(f),
+            should_stop=wait_for_the_helper_once,
             store=False,
             processes=2,
         )
         assert len(single) == ws.count() == 150
         assert double == single
-        # The helper process really counted part of it, and left the shapes it was not given to us.
-        (found,) = from_helper
-        assert sum(n is not None for n in found.values()) >= 15
-        assert any(n is None for n in found.values())
         assert seen == sorted(seen) and seen[-1] == 1.0
         reference = {i: _reference(counter, [m.to_dict() for m in ws.get(i).messages]) for i in ws.ids()}
         assert single == reference
+    assert sum(from_helper) > 0  # the helper process really counted part of it
 
 
 def test_count_workspace_survives_a_failed_helper(
@@ -159,6 +179,7 @@ def test_count_workspace_survives_a_failed_helper(
 
     with _mixed_workspace(sample_data, tmp_path / "w.wsdb") as ws:
         expected = count_workspace(ws, TokenCounter(counter.tokenizer), store=False, processes=1)
+        monkeypatch.setattr(tokens, "_SLICE", 8)
         monkeypatch.setattr(tokens.sys, "executable", "/bin/false")  # the helper exits at once, non-zero
         assert count_workspace(ws, TokenCounter(counter.tokenizer), store=False, processes=2) == expected
 
@@ -177,6 +198,7 @@ def test_count_workspace_stop_ends_the_helper(
         started.append(self)
 
     monkeypatch.setattr(tokens._CountHelper, "__init__", spy)
+    monkeypatch.setattr(tokens, "_SLICE", 8)
     with _mixed_workspace(sample_data, tmp_path / "w.wsdb") as ws:
         with pytest.raises(Cancelled):
             count_workspace(
@@ -184,6 +206,7 @@ def test_count_workspace_stop_ends_the_helper(
             )
     (helper,) = started
     assert helper._proc is None and not Path(helper._job.name).exists()  # killed, reaped, job file gone
+    assert not helper._reader.is_alive()
     # (conftest also fails any test that leaves a child process running)
 
 
