@@ -118,8 +118,28 @@ def _mixed_workspace(sample_data: Path, path: Path) -> DatasetWorkspace:
     return DatasetWorkspace.create_from_file(data, path)
 
 
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The token-counting helper processes started during the test (their _CountHelper objects)."""
+    import core.data.tokens as tokens
+
+    helpers: list[tokens._CountHelper] = []
+    real_init = tokens._CountHelper.__init__
+
+    def spy(self: tokens._CountHelper, *args: object) -> None:
+        real_init(self, *args)  # type: ignore[arg-type]
+        helpers.append(self)
+
+    monkeypatch.setattr(tokens._CountHelper, "__init__", spy)
+    return helpers
+
+
 def test_count_workspace_in_two_processes_equals_one(
-    counter: TokenCounter, sample_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    counter: TokenCounter,
+    sample_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    started: list,
 ) -> None:
     import core.data.tokens as tokens
 
@@ -134,14 +154,6 @@ def test_count_workspace_in_two_processes_equals_one(
         return low
 
     monkeypatch.setattr(tokens._CountHelper, "collect", spy)
-    started: list[tokens._CountHelper] = []
-    real_init = tokens._CountHelper.__init__
-
-    def spy_init(self: tokens._CountHelper, *args: object) -> None:
-        real_init(self, *args)  # type: ignore[arg-type]
-        started.append(self)
-
-    monkeypatch.setattr(tokens._CountHelper, "__init__", spy_init)
 
     def wait_for_the_helper_once() -> bool:
         # 150 rows take this process milliseconds, less than a new Python needs to start: let the helper
@@ -185,19 +197,15 @@ def test_count_workspace_survives_a_failed_helper(
 
 
 def test_count_workspace_stop_ends_the_helper(
-    counter: TokenCounter, sample_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    counter: TokenCounter,
+    sample_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    started: list,
 ) -> None:
     import core.data.tokens as tokens
     from core.errors import Cancelled
 
-    started: list[tokens._CountHelper] = []
-    real_init = tokens._CountHelper.__init__
-
-    def spy(self: tokens._CountHelper, *args: object) -> None:
-        real_init(self, *args)  # type: ignore[arg-type]
-        started.append(self)
-
-    monkeypatch.setattr(tokens._CountHelper, "__init__", spy)
     monkeypatch.setattr(tokens, "_SLICE", 8)
     with _mixed_workspace(sample_data, tmp_path / "w.wsdb") as ws:
         with pytest.raises(Cancelled):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE_DATA, run_cli
+from tests.conftest import SAMPLE_DATA, run_cli, save_tiny_llama
 
 pytestmark = pytest.mark.gpu
 
@@ -20,7 +20,6 @@ pytestmark = pytest.mark.gpu
 @pytest.fixture(scope="module")
 def gpu_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     if not torch.cuda.is_available():
         pytest.fail("this test needs a CUDA GPU (run it with -m gpu on the GPU machine)")
@@ -28,23 +27,7 @@ def gpu_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not tokenizer_dir:
         pytest.fail("set WHETSTONE_GPU_TOKENIZER to a folder with a tokenizer and chat template")
     root = tmp_path_factory.mktemp("gpu-export")
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=256,
-        intermediate_size=512,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(root / "base")
-    tokenizer.save_pretrained(root / "base")
+    save_tiny_llama(root / "base", Path(tokenizer_dir), hidden=256, dtype=torch.bfloat16)
     run = root / "run"
     proc = run_cli(
         "train", "--data", str(SAMPLE_DATA), "--run-dir", str(run), "--model", str(root / "base"),
