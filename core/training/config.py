@@ -7,7 +7,7 @@ config.yaml shape (the run folder's contract; Evaluate/Export read `model.name`)
     lora:  {r, alpha, dropout, target_modules}
     train: {learning_rate, lr_scheduler, warmup_ratio, epochs, max_steps, micro_batch_size, grad_accum,
             max_length, packing, assistant_only_loss, gradient_checkpointing, liger, seed, eval_steps,
-            save_steps, logging_steps, weight_decay, max_grad_norm}
+            save_steps, logging_steps, weight_decay, max_grad_norm, sample_prompts, sample_max_new_tokens}
     data:  {source, val_ratio, test_ratio, split_seed}
 
 Field titles and descriptions are the form's labels and help text (desktop/pages/train.py builds the form
@@ -256,6 +256,25 @@ class TrainSection(_Section):
         description="Steps between loss reports.",
         json_schema_extra=ADV,
     )
+    sample_prompts: int = Field(
+        default=3,
+        ge=0,
+        le=16,
+        title="Sample answers",
+        description="At each validation the model answers this many fixed validation prompts (greedy), shown "
+        "in the Samples tab next to the reference answers; a red flag is raised when the answers get much "
+        "longer or shorter than the references or stop ending. 0 = off.",
+        json_schema_extra=ADV,
+    )
+    sample_max_new_tokens: int = Field(
+        default=256,
+        ge=8,
+        le=4096,
+        title="Sample answer limit (tokens)",
+        description="The longest a sample answer may get. Answers are also cut at 1.5× the longest reference "
+        "answer of the sampled prompts, so short answers cost little time.",
+        json_schema_extra=ADV,
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainSection:
@@ -423,6 +442,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "warmup_ratio": 0.05,
             "eval_steps": 0.25,
             "save_steps": 0.5,
+            "sample_prompts": 2,
+            "sample_max_new_tokens": 64,
         },
     },
     "QLoRA 7–8B on 24 GB": {
@@ -437,6 +458,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "max_length": 2048,
             "packing": True,
             "gradient_checkpointing": True,
+            "sample_prompts": 3,
+            "sample_max_new_tokens": 256,
         },
     },
     "LoRA ≤ 3B on 24 GB": {
@@ -452,6 +475,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "max_length": 2048,
             "packing": True,
             "gradient_checkpointing": True,
+            "sample_prompts": 3,
+            "sample_max_new_tokens": 256,
         },
     },
 }

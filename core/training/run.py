@@ -26,6 +26,19 @@ import orjson
 from core.errors import UserError
 
 EVENT_TYPES = ("step", "eval", "log", "checkpoint", "done", "error")
+# red flags ("flag" on log events, "flags" in summary.json) in words for the run summary
+FLAG_LABELS = {
+    "overfitting": "overfitting",
+    "nan": "loss became NaN",
+    "exploding": "loss exploding",
+    "length_drift": "answer length drifting",
+}
+
+
+def flag_label(flag: str) -> str:
+    return FLAG_LABELS.get(flag, flag.replace("_", " "))
+
+
 EVENT_FIELDS = (
     "type",
     "step",
@@ -243,15 +256,32 @@ class RunFolder:
         """All events in order, with the steps a resume re-ran replaced by their re-run."""
         return fold_resumed(self.read_events()[0])
 
+    def samples(self) -> list[dict[str, Any]]:
+        """The sample answers of each evaluation, oldest first: the "log" events that carry "samples" (a list of
+        {id, prompt, context_turns, reference, answer, tokens, reference_tokens, hit_max}) and "sample_stats"
+        ({max_new_tokens, mean_tokens, reference_mean_tokens, hit_max, drift, seconds}); one per step."""
+        by_step: dict[int, dict[str, Any]] = {}
+        for event in self.curve():
+            if event.get("type") == "log" and isinstance(event.get("samples"), list):
+                by_step[int(event.get("step") or 0)] = event
+        return [by_step[k] for k in sorted(by_step)]
+
+    def latest_samples(self) -> dict[str, Any] | None:
+        found = self.samples()
+        return found[-1] if found else None
+
 
 def fold_resumed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A resume starts again at its checkpoint's step: drop earlier step/eval events after that step."""
+    """A resume starts again at its checkpoint's step: drop earlier step/eval events (and sample answers) after
+    that step."""
     out: list[dict[str, Any]] = []
     for event in events:
         if event.get("type") == "log" and event.get("resumed_from") is not None:
             start = int(event["resumed_from"])
-            out = [
-                e for e in out if e.get("type") not in ("step", "eval") or int(e.get("step") or 0) <= start
-            ]
+            out = [e for e in out if not _rerun(e) or int(e.get("step") or 0) <= start]
         out.append(event)
     return out
+
+
+def _rerun(event: dict[str, Any]) -> bool:
+    return event.get("type") in ("step", "eval") or (event.get("type") == "log" and "samples" in event)

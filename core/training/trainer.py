@@ -72,12 +72,18 @@ class RunState:
     best_step: int | None = None
     eval_history: list[tuple[int, float, float | None]] = field(default_factory=list)
     train_ema: float | None = None
+    drift_history: list[str | None] = field(default_factory=list)  # length drift at each sampled evaluation
+    last_sample_stats: dict[str, Any] | None = None
     flags: list[str] = field(default_factory=list)
     stopped: bool = False
     nan: bool = False
 
 
-def make_callback(run: RunFolder, emit: EmitFn, cfg: TrainingConfig, token_counter: list[int]) -> Any:
+def make_callback(
+    run: RunFolder, emit: EmitFn, cfg: TrainingConfig, token_counter: list[int], sampler: Any = None
+) -> Any:
+    """The EventsCallback. `sampler` (a samples.ValidationSampler, or anything with `active` and
+    `sample(model, autocast_dtype)`) answers the fixed validation prompts after each evaluation."""
     from transformers import TrainerCallback
 
     class EventsCallback(TrainerCallback):  # type: ignore[misc]
@@ -220,6 +226,69 @@ def make_callback(run: RunFolder, emit: EmitFn, cfg: TrainingConfig, token_count
                             f"checkpoint is step {s.best_step} (validation loss {s.best_eval:.4f}).",
                         }
                     )
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+            if sampler is None or not sampler.active or model is None:
+                return
+            self._sample(args, state, model, emit)
+
+        def _sample(self, args: Any, state: Any, model: Any, emit: EmitFn) -> None:
+            from core.training.samples import samples_message
+
+            step = state.global_step
+            dtype = None
+            if getattr(args, "bf16", False) or getattr(args, "fp16", False):
+                dtype = _dtype("bfloat16" if args.bf16 else "float16")
+            try:
+                samples, stats, check = sampler.sample(model, dtype)
+            except Exception as exc:  # noqa: BLE001 - samples are a view on training; never end the run
+                import sys
+                import traceback
+
+                sampler.active = False
+                traceback.print_exc(file=sys.stderr)  # the parent keeps stderr in logs/worker.log
+                try:
+                    import torch
+
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                except Exception:  # noqa: BLE001
+                    pass
+                first = (str(exc).strip().splitlines() or [""])[0][:200]
+                emit(
+                    {
+                        "type": "log",
+                        "step": step,
+                        "message": f"Sample answers failed at step {step} ({type(exc).__name__}: {first}); "
+                        "training goes on without them.",
+                    }
+                )
+                return
+            self.state.last_sample_stats = {"step": step, **stats}
+            emit(
+                {
+                    "type": "log",
+                    "step": step,
+                    "epoch": round(float(state.epoch or 0), 4),
+                    "message": samples_message(step, stats),
+                    "samples": samples,
+                    "sample_stats": stats,
+                }
+            )
+            self._red_flag_length(check.drift, check.message, step, emit)
+
+        def _red_flag_length(self, drift: str | None, message: str, step: int, emit: EmitFn) -> None:
+            """Raised once, when two sampled evaluations in a row drift (one early evaluation of a model that
+            has barely trained is no trend)."""
+            from core.training.samples import DRIFT_FLAG
+
+            s = self.state
+            s.drift_history.append(drift)
+            if DRIFT_FLAG in s.flags or drift is None:
+                return
+            if len(s.drift_history) >= 2 and s.drift_history[-2] is not None:
+                s.flags.append(DRIFT_FLAG)
+                emit({"type": "log", "step": step, "flag": DRIFT_FLAG, "message": message})
 
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             step = state.global_step
@@ -385,7 +454,23 @@ def build_trainer(
     lora = lora_config(rc)
     sft_args = sft_config(resolved, hw, str(run.checkpoints_dir), has_eval=val_ds is not None)
     token_counter = [0]
-    callback = make_callback(run, emit, rc, token_counter)
+    sampler = None
+    if val_ds is not None and t.sample_prompts > 0:
+        from core.training.samples import ValidationSampler
+
+        sampler = ValidationSampler.from_rows(
+            tokenizer, rows, t.sample_prompts, t.sample_max_new_tokens, t.max_length
+        )
+        if sampler is not None:
+            emit(
+                {
+                    "type": "log",
+                    "step": 0,
+                    "message": f"At each validation the model answers {len(sampler.prompts)} fixed validation "
+                    f"prompts (up to {sampler.max_new_tokens} tokens each; Samples tab).",
+                }
+            )
+    callback = make_callback(run, emit, rc, token_counter, sampler)
     import warnings
 
     with warnings.catch_warnings():
@@ -409,5 +494,5 @@ def build_trainer(
         return inner(features)
 
     trainer.data_collator = counting
-    info = {"resolved": resolved, "stats": stats, "tokenizer": tokenizer, "hardware": hw}
+    info = {"resolved": resolved, "stats": stats, "tokenizer": tokenizer, "hardware": hw, "sampler": sampler}
     return trainer, callback, info

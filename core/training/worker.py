@@ -6,9 +6,11 @@ RUN_DIR/logs/worker.log); a full traceback of any failure lands in logs/ as well
 `done` event (status finished|stopped) or one-line `error` event, and a summary.json.
 
 Events carry the ARCHITECTURE.md fields plus a few optional extras: "time" (epoch seconds), "max_steps" (step),
-"best" (eval/checkpoint: best validation loss so far), "flag" (log: overfitting|nan|exploding), "resumed_from"
-(log: a resume restarts after this step; readers drop later steps, see run.fold_resumed), "status" (done:
-finished|stopped), "exit_code" (error), "cancelled" (error written by a Cancel).
+"best" (eval/checkpoint: best validation loss so far), "flag" (log: overfitting|nan|exploding|length_drift),
+"resumed_from" (log: a resume restarts after this step; readers drop later steps, see run.fold_resumed),
+"samples" and "sample_stats" (log: sample answers on fixed validation prompts after an evaluation, see
+core/training/samples.py), "status" (done: finished|stopped), "exit_code" (error), "cancelled" (error written
+by a Cancel).
 
 Exit codes: 0 finished or stopped, 2 bad input (config, data, model), 1 the job failed (OOM, disk full, ...).
 """
@@ -173,6 +175,7 @@ def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
         "best_step": state.best_step,
         "best_eval_loss": state.best_eval,
         "flags": state.flags,
+        "sample_lengths": state.last_sample_stats,
         "adapter": str(run.adapter_dir),
         "dataset_sha256": run.dataset_sha256(),
         "finished_at": time.time(),
@@ -210,11 +213,16 @@ def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
 
 
 def _restore_callback_state(run: RunFolder, callback: Any, step: int) -> None:
-    """Carry the red-flag state (first loss, best validation loss) across a resume."""
+    """Carry the red-flag state (first loss, best validation loss, flags raised, length drift) across a resume."""
     s = callback.state
     for event in run.curve():
         if int(event.get("step") or 0) > step:
             continue
+        if event.get("type") == "log" and event.get("flag") and event["flag"] not in s.flags:
+            s.flags.append(str(event["flag"]))
+        if event.get("type") == "log" and isinstance(event.get("sample_stats"), dict):
+            s.drift_history.append(event["sample_stats"].get("drift"))
+            s.last_sample_stats = {"step": int(event.get("step") or 0), **event["sample_stats"]}
         if event.get("type") == "step" and event.get("loss") is not None:
             s.first_loss = s.first_loss if s.first_loss is not None else event["loss"]
             s.last_loss = event["loss"]

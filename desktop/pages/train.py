@@ -29,11 +29,12 @@ from PySide6.QtWidgets import (
 
 from core.errors import UserError
 from core.training.config import PRESETS, Hardware, TrainingConfig, preset_config
-from core.training.run import RunFolder
+from core.training.run import RunFolder, flag_label
 from desktop.context import AppContext
 from desktop.widgets.train_form import ConfigForm
 from desktop.widgets.train_plot import TrainingPlot
 from desktop.widgets.train_runs import CompareDialog, RunsList
+from desktop.widgets.train_samples import SamplesPanel
 from desktop.widgets.train_watcher import RunEnded, TrainEvent, TrainingWatcher, WatcherHandle
 
 DATA_FILTER = "Datasets (*.jsonl *.json *.csv *.parquet *.wsdb);;All files (*)"
@@ -249,7 +250,10 @@ class TrainPage(QWidget):
         self.messages.setWordWrap(True)
         self.messages.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.runs = RunsList()
+        self.samples = SamplesPanel()
+        self.samples.setObjectName("trainSamples")
         self.tabs.addTab(self.messages, "Messages")
+        self.tabs.addTab(self.samples, "Samples")
         self.tabs.addTab(self.runs, "Runs")
         right_layout.addWidget(self.tabs, 2)
         splitter.addWidget(right)
@@ -487,6 +491,7 @@ class TrainPage(QWidget):
         self.run = RunFolder(target)
         self.plot.clear()
         self.messages.clear()
+        self.samples.reset(enabled=cfg.train.sample_prompts > 0)
         self._launch(TrainingWatcher(target, prepare=lambda: prepare_run(cfg, cfg.data.source, target)))
         return True
 
@@ -580,6 +585,8 @@ class TrainPage(QWidget):
         elif ev.type == "log":
             if ev.resumed_from is not None:
                 self.plot.truncate(ev.resumed_from)
+            if ev.samples is not None:
+                self.samples.add(ev.step, list(ev.samples), dict(ev.sample_stats or {}))
             self._message(ev.message, flag=bool(ev.flag))
         elif ev.type == "checkpoint":
             self._message(f"Checkpoint at step {ev.step}" + (" (best so far)" if ev.best else ""))
@@ -620,12 +627,7 @@ class TrainPage(QWidget):
         else:
             text = f"Failed · {ended.run_dir}"
             self._show_error(self._last_error or f"Training failed; see {run.logs_dir / 'worker.log'}")
-        flags = summary.get("flags") or []
-        if summary.get("best_step") is not None and summary.get("best_eval_loss") is not None:
-            text += f" · best checkpoint: step {summary['best_step']} (val {summary['best_eval_loss']:.4f})"
-        if flags:
-            text += " · red flags: " + ", ".join(flags)
-        self.run_label.setText(text)
+        self.run_label.setText(text + _flags_text(summary))
         self._last_error = ""
         self.runs.refresh()
         self.runs.select_run(ended.run_dir)
@@ -638,6 +640,7 @@ class TrainPage(QWidget):
     # --- runs ------------------------------------------------------------------------------------------
     def _load_curve(self, run: RunFolder) -> None:
         self.plot.load_events(run.curve())
+        self.samples.load(run.samples(), enabled=_sampling_enabled(run))
 
     def show_run(self, run_dir: str) -> None:
         if self.is_training():
@@ -652,7 +655,7 @@ class TrainPage(QWidget):
         from core.training.launch import run_summary
 
         s = run_summary(run)
-        self.run_label.setText(f"{s['status'].capitalize()} · {run_dir}")
+        self.run_label.setText(f"{s['status'].capitalize()} · {run_dir}" + _flags_text(run.read_summary()))
         steps = [e for e in run.curve() if e.get("type") == "step"]
         if steps:
             last = steps[-1]
@@ -726,6 +729,27 @@ class TrainPage(QWidget):
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         self.shutdown()
         super().closeEvent(event)
+
+
+def _flags_text(summary: dict[str, Any]) -> str:
+    """The run summary's best checkpoint and red flags, for the run label."""
+    text = ""
+    best, best_loss = summary.get("best_step"), summary.get("best_eval_loss")
+    if best is not None and isinstance(best_loss, (int, float)):
+        text += f" · best checkpoint: step {best} (val {best_loss:.4f})"
+    flags = summary.get("flags") or []
+    if flags:
+        text += " · red flags: " + ", ".join(flag_label(str(f)) for f in flags)
+    return text
+
+
+def _sampling_enabled(run: RunFolder) -> bool:
+    """Whether the run samples answers at each validation (runs from before sampling existed did not)."""
+    try:
+        train = run.read_config().get("train") or {}
+        return int(train.get("sample_prompts", 0) or 0) > 0
+    except (UserError, AttributeError, TypeError, ValueError):
+        return False
 
 
 def _num(value: Any) -> str:

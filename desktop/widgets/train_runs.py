@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.training.launch import list_runs, run_summary
-from core.training.run import RunFolder
+from core.training.run import RunFolder, flag_label
 from desktop.widgets.train_plot import TrainingPlot
 
 COLUMNS = ["Run", "Status", "Model", "Steps", "Train loss", "Val loss", "Flags", "Dataset"]
@@ -90,7 +90,7 @@ class RunsList(QWidget):
                 s["steps"],
                 s["final_loss"],
                 s["final_eval_loss"],
-                ", ".join(s["flags"]),
+                ", ".join(flag_label(f) for f in s["flags"]),
                 (s["dataset_sha256"] or "")[:8],
             ]
             for col, value in enumerate(values):

@@ -39,6 +39,8 @@ class TrainEvent:
     best: bool | None = None
     resumed_from: int | None = None
     cancelled: bool | None = None
+    samples: list[dict[str, Any]] | None = None  # log: sample answers after an evaluation
+    sample_stats: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainEvent:

@@ -63,6 +63,7 @@ def test_tiny_llama_trains_saves_and_reloads(
     assert (run.adapter_dir / "tokenizer_config.json").exists()
     summary = run_summary(run)
     assert summary["status"] == "finished" and summary["steps"] == 6 and summary["adapter"]
+    _check_sample_answers(run, events)
 
     import torch
     from peft import PeftModel
@@ -76,6 +77,29 @@ def test_tiny_llama_trains_saves_and_reloads(
         with tuned.disable_adapter():
             b = tuned(ids).logits
     assert not torch.allclose(a, b)
+
+
+def _check_sample_answers(run: RunFolder, events: list[dict]) -> None:
+    """After each evaluation the worker answers the same 3 validation prompts (greedy); the run reader returns
+    them; the random-weight model never ends an answer, so two evaluations in a row raise the length flag."""
+    sampled = run.samples()
+    assert [e["step"] for e in sampled] == [e["step"] for e in events if e["type"] == "eval"] == [3, 6]
+    validation = {r["id"]: r for r in run.dataset_records() if r["split"] == "validation"}
+    for event in sampled:
+        assert [s["id"] for s in event["samples"]] == [s["id"] for s in sampled[0]["samples"]]  # same prompts
+        assert len(event["samples"]) == 3 and "Sample answers at step" in event["message"]
+        for s in event["samples"]:
+            row = validation[s["id"]]
+            assert s["reference"] == row["messages"][-1]["content"]
+            assert s["prompt"] == row["messages"][-2]["content"]
+            assert 0 < s["tokens"] <= event["sample_stats"]["max_new_tokens"] and s["reference_tokens"] > 0
+        assert event["sample_stats"]["hit_max"] == 3 and event["sample_stats"]["drift"] == "rambling"
+    assert run.latest_samples() == sampled[-1]
+    flags = [e for e in events if e.get("flag") == "length_drift"]
+    assert len(flags) == 1 and flags[0]["step"] == 6 and "not ending its answers" in flags[0]["message"]
+    summary = run.read_summary()
+    assert summary["flags"] == ["length_drift"] and summary["sample_lengths"]["step"] == 6
+    assert run_summary(run)["flags"] == ["length_drift"]
 
 
 def test_stop_then_resume_continues_the_run(tiny_llama_dir: Path, sample_data: Path, tmp_path: Path) -> None:
