@@ -14,8 +14,9 @@ import core.data.splits
 from core.data.tokens import TokenCounter
 from core.data.workspace import DatasetWorkspace
 from core.errors import UserError
-from desktop.context import AppContext
 from desktop.pages.data import DataPage
+from tests.desktop.test_data_page import _page as open_page
+from tests.desktop.test_data_page import _wait_idle
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
@@ -57,16 +58,8 @@ def held_assignment(monkeypatch: pytest.MonkeyPatch):
 
 
 def _page(qtbot, path: Path) -> DataPage:
-    ctx = AppContext()
-    page = DataPage(ctx)
-    qtbot.addWidget(page)
-    page.resize(1300, 800)
-    with qtbot.waitActive(page):
-        page.show()
-        page.activateWindow()
-    with qtbot.waitSignal(ctx.workspaceChanged, timeout=30000):
-        ctx.openWorkspaceRequested.emit(str(path))
-    qtbot.waitUntil(lambda: not page._jobs, timeout=60000)  # the text index builds in the background
+    page = open_page(qtbot, path)
+    _wait_idle(qtbot, page)  # the text index builds in the background
     return page
 
 
