@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,9 @@ def make_callback(
             self._start_step = state.global_step
             self._t_last = self._t_step = time.perf_counter()
             self._tokens_last = token_counter[0]
+            # Speed over the last 8 logged steps: the data loader collates one batch ahead, so a single
+            # step's token count is shifted by a batch and reads 0 at the end of each epoch.
+            self._speed_window: deque[tuple[float, int]] = deque([(self._t_last, token_counter[0])], maxlen=9)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             now = time.perf_counter()
@@ -133,9 +137,14 @@ def make_callback(
             if "loss" in logs:
                 loss = float(logs["loss"])
                 now = time.perf_counter()
-                tokens = token_counter[0] - self._tokens_last
-                elapsed = max(1e-9, now - self._t_last)
                 self._t_last, self._tokens_last = now, token_counter[0]
+                window = getattr(self, "_speed_window", None)
+                if window is None:
+                    window = self._speed_window = deque([(now, token_counter[0])], maxlen=9)
+                else:
+                    window.append((now, token_counter[0]))
+                tokens = window[-1][1] - window[0][1]
+                elapsed = max(1e-9, window[-1][0] - window[0][0])
                 avg = sum(self._step_times) / max(1, len(self._step_times))
                 eta = max(0, state.max_steps - step) * avg if state.max_steps else None
                 vram = None

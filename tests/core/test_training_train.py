@@ -55,6 +55,7 @@ def test_tiny_llama_trains_saves_and_reloads(
     evals = [e for e in events if e["type"] == "eval"]
     assert [e["step"] for e in steps] == [1, 2, 3, 4, 5, 6]
     assert all(k in steps[-1] for k in ("loss", "lr", "grad_norm", "tokens_per_s", "eta_s", "epoch"))
+    assert all(e["tokens_per_s"] > 0 for e in steps)  # also at the end of an epoch
     assert evals[-1]["eval_loss"] < evals[0]["eval_loss"]  # the held-out loss falls
     assert run.events_file.read_text().count("\n") == len(events)  # stdout and events.jsonl agree
     env = json.loads(run.env_file.read_text())
