@@ -273,8 +273,8 @@ def _max_tokens_warning(rows: list[dict[str, Any]], max_new_tokens: int) -> str 
         return None
     return (
         f"{len(hit_tuned)} tuned and {len(hit_base)} base answer(s) stopped at the limit of {max_new_tokens} "
-        f"new tokens and are cut off ({_ids_text(hit_tuned or hit_base)}); raise --max-new-tokens if the "
-        "references are longer."
+        f"new tokens and are cut off ({_ids_text(hit_tuned or hit_base)}); raise the limit (Max new tokens; "
+        "--max-new-tokens on the command line) if the references are longer."
     )
 
 
