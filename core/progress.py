@@ -21,6 +21,15 @@ def no_progress(fraction: float, message: str = "") -> None:
     """A progress callback that ignores updates."""
 
 
+def sub_progress(progress: ProgressFn, lo: float, hi: float) -> ProgressFn:
+    """A progress callback for one stage of a job: its 0..1 maps onto lo..hi of `progress`."""
+
+    def report(fraction: float, message: str = "") -> None:
+        progress(lo + (hi - lo) * min(max(fraction, 0.0), 1.0), message)
+
+    return report
+
+
 def never_stop() -> bool:
     return False
 

@@ -33,7 +33,7 @@ from core.evaluation.generate import (
     open_cache,
     split_conversation,
 )
-from core.progress import ProgressFn, StopFn, check_stop, no_progress
+from core.progress import ProgressFn, StopFn, check_stop, no_progress, sub_progress
 from core.training.run import RunFolder
 
 PERPLEXITY_MAX_EXAMPLES = 200
@@ -306,22 +306,16 @@ def evaluate_run(
         progress(0.03, "loading the base model and adapter")
         return ModelPair(base_dir, run.adapter_dir)
 
-    def sub(lo: float, hi: float) -> ProgressFn:
-        def report(fraction: float, message: str = "") -> None:
-            progress(lo + (hi - lo) * fraction, message)
-
-        return report
+    def answer(prompts: Any, lo: float, hi: float) -> Any:
+        """Both models' answers to `prompts` (cached), loading the pair once for the whole job."""
+        answers, holder["pair"] = generate_answers(
+            holder["pair"], cache, prompts, options.decoding, load_pair=load_pair,
+            progress=sub_progress(progress, lo, hi), should_stop=should_stop,
+        )  # fmt: skip
+        return answers
 
     try:
-        answers, holder["pair"] = generate_answers(
-            holder["pair"],
-            cache,
-            items,
-            options.decoding,
-            load_pair=load_pair,
-            progress=sub(0.05, 0.75),
-            should_stop=should_stop,
-        )
+        answers = answer(items, 0.05, 0.75)
     except Cancelled:
         from core.evaluation.generate import cached_answers
 
@@ -342,7 +336,9 @@ def evaluate_run(
         summary = _summary(run, options, rows, warnings, cache, base_name)
         _write_results(run, summary, rows)  # keep the task results even if a later stage is cancelled
         if options.perplexity:
-            ppl, note = _perplexity(run, holder, load_pair, cache, sub(0.75, 0.85), should_stop)
+            ppl, note = _perplexity(
+                run, holder, load_pair, cache, sub_progress(progress, 0.75, 0.85), should_stop
+            )
             if note:
                 summary["warnings"].append(note)
             if ppl is not None:
@@ -353,15 +349,7 @@ def evaluate_run(
         if options.forgetting:
             check_stop(should_stop)
             general = load_general_prompts()
-            gen_answers, holder["pair"] = generate_answers(
-                holder["pair"],
-                cache,
-                general,
-                options.decoding,
-                load_pair=load_pair,
-                progress=sub(0.85, 0.99),
-                should_stop=should_stop,
-            )
+            gen_answers = answer(general, 0.85, 0.99)
             task_refs = [it.reference for it in items]
             if run.dataset_file.exists():
                 for rec in run.dataset_records():

@@ -21,19 +21,12 @@ from core.export.formats import (
     ExportResult,
     llama_cpp_available,
 )
-from core.progress import ProgressFn, StopFn, check_stop, no_progress
+from core.progress import ProgressFn, StopFn, check_stop, no_progress, sub_progress
 from core.training.run import RunFolder
 
 GREEDY_TOKENS = 12
 VERIFY_PROMPTS = 4
 _DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-
-
-def _sub(progress: ProgressFn, lo: float, hi: float) -> ProgressFn:
-    def report(fraction: float, message: str = "") -> None:
-        progress(lo + (hi - lo) * min(max(fraction, 0.0), 1.0), message)
-
-    return report
 
 
 def parameter_count(model_dir: Path) -> int:
@@ -151,7 +144,7 @@ def export_run(
         if fmt == "adapter":
             from core.export.adapter import export_adapter
 
-            export_adapter(run, tmp, progress=_sub(progress, 0.0, 0.95), should_stop=should_stop)
+            export_adapter(run, tmp, progress=sub_progress(progress, 0.0, 0.95), should_stop=should_stop)
         else:
             _export_model(
                 run, fmt, tmp, target, quant, verify, device, keep_merged, result, progress, should_stop
@@ -203,7 +196,7 @@ def _export_model(
     except ImportError:  # pragma: no cover
         pass
     progress(0.01, "Locating the base model")
-    base_dir = base_model_dir(run, progress=_sub(progress, 0.0, 0.05))
+    base_dir = base_model_dir(run, progress=sub_progress(progress, 0.0, 0.05))
     save_dtype = base_save_dtype(base_dir) or str(compute_dtype(device)).replace("torch.", "")
     needed = space_needed(fmt, parameter_count(base_dir), save_dtype, quant)
     check_disk_space(target.parent, needed)
@@ -230,7 +223,7 @@ def _export_model(
             merged_dir,
             device=device,
             save_dtype=save_dtype,
-            progress=_sub(progress, 0.08, 0.4),
+            progress=sub_progress(progress, 0.08, 0.4),
             should_stop=should_stop,
             peft_model=peft_model,
         )
@@ -335,7 +328,7 @@ def _write_gguf(
     exporter = GgufExporter(merged_dir, name=f"{run.path.name} ({run.base_model()})")
     if quant in K_QUANTS:
         f16 = tmp / ".intermediate-f16.gguf"
-        summary = exporter.write(f16, "f16", _sub(progress, 0.5, 0.7), should_stop)
+        summary = exporter.write(f16, "f16", sub_progress(progress, 0.5, 0.7), should_stop)
         check_stop(should_stop)
         progress(0.72, f"Quantizing to {quant.upper()} with llama.cpp")
         try:
@@ -353,7 +346,7 @@ def _write_gguf(
                 "(their rows are not a multiple of 256, which K-quants need)"
             )
     else:
-        summary = exporter.write(gguf_path, quant, _sub(progress, 0.5, 0.8), should_stop)
+        summary = exporter.write(gguf_path, quant, sub_progress(progress, 0.5, 0.8), should_stop)
     result.notes.extend(summary.get("notes", []))
     result.timings["gguf_write"] = round(time.perf_counter() - t0, 2)
     result.gguf = {k: summary.get(k) for k in ("architecture", "tokenizer", "special_tokens", "tensor_types")}
