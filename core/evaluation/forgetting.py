@@ -167,3 +167,12 @@ def forgetting_report(
         "newly_broken": newly_broken,
         "items": rows,
     }
+
+
+def forgetting_sentence(forgetting: dict[str, Any]) -> str:
+    """The forgetting check in one sentence, for the report and the Evaluate page."""
+    return (
+        f"{forgetting['changed']} of {forgetting['prompts']} general prompts got a different answer after "
+        "tuning. Broken-looking answers (empty, repetitive, wrong language, the task's answer leaking in): "
+        f"base {forgetting['broken_base']}, tuned {forgetting['broken_tuned']}."
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_write_text
+from core.evaluation.forgetting import forgetting_sentence
 from core.evaluation.metrics import METRIC_LABELS, format_metric
 from core.training.run import RunFolder
 
@@ -255,12 +256,7 @@ def build_report(
             parts.append(f"<div class=warn>{_e(warning)}</div>")
         forgetting = summary.get("forgetting")
         if forgetting:
-            parts.append(
-                f"<h2>Forgetting check</h2><p>{forgetting['changed']} of {forgetting['prompts']} general prompts "
-                f"got a different answer after tuning. Broken-looking answers (empty, repetitive, wrong "
-                f"language, the task's answer leaking in): base {forgetting['broken_base']}, tuned "
-                f"{forgetting['broken_tuned']}.</p>"
-            )
+            parts.append(f"<h2>Forgetting check</h2><p>{_e(forgetting_sentence(forgetting))}</p>")
             parts.append(_forgetting_table(run))
     else:
         parts.append('<h2>Base vs tuned</h2><p class="muted">This run has not been evaluated yet.</p>')

@@ -477,17 +477,14 @@ class EvaluatePage(QWidget):
 
     def _show_forgetting(self) -> None:
         from core.evaluation.evaluate import load_forgetting_items
+        from core.evaluation.forgetting import forgetting_sentence
 
         forgetting = (self.summary or {}).get("forgetting")
         items = load_forgetting_items(self.run_dir()) if self.run_dir() is not None and forgetting else []
         if not forgetting:
             self.forgetting_label.setText("Run the evaluation to compare answers to general prompts.")
         else:
-            self.forgetting_label.setText(
-                f"{forgetting['changed']} of {forgetting['prompts']} general-prompt answers changed after tuning. "
-                f"Broken-looking answers (empty, repetitive, wrong language, the task's answer leaking in): base {forgetting['broken_base']}, "
-                f"tuned {forgetting['broken_tuned']}."
-            )
+            self.forgetting_label.setText(forgetting_sentence(forgetting))
         self.forgetting_table.setRowCount(len(items))
         for r, item in enumerate(items):
             flags = []
