@@ -255,13 +255,14 @@ class DedupPage(QWidget):
         self.not_dup_button.clicked.connect(self.not_duplicate)
         self.show_button = QPushButton("Show in Data")
         self.show_button.clicked.connect(self._show_in_data)
-        for b in (
+        self._decision_buttons = (
             self.keep_longest_button,
             self.keep_first_button,
             self.keep_selected_button,
             self.keep_all_button,
             self.not_dup_button,
-        ):
+        )
+        for b in self._decision_buttons:
             actions.addWidget(b)
         actions.addStretch(1)
         actions.addWidget(self.show_button)
@@ -549,14 +550,7 @@ class DedupPage(QWidget):
         self._set_cluster_actions_enabled(False)
 
     def _set_cluster_actions_enabled(self, on: bool) -> None:
-        for b in (
-            self.keep_longest_button,
-            self.keep_first_button,
-            self.keep_selected_button,
-            self.keep_all_button,
-            self.not_dup_button,
-            self.show_button,
-        ):
+        for b in (*self._decision_buttons, self.show_button):
             b.setEnabled(on)
 
     def _row_label(self, i: int) -> str:
