@@ -173,28 +173,11 @@ def test_report_is_self_contained(fake_run_dir: Path, tmp_path: Path) -> None:
 
     summary = evaluate_run(fake_run_dir, _opts(limit=2))
     _, rows = load_results(fake_run_dir)
+    votes = dict(votes=2, tuned_wins=2, base_wins=0, ties=0, both_bad=0, win_rate=1.0, p_value=0.5)
     review = {
         "items": 2,
-        "overall": {
-            "votes": 2,
-            "tuned_wins": 2,
-            "base_wins": 0,
-            "ties": 0,
-            "both_bad": 0,
-            "win_rate": 1.0,
-            "p_value": 0.5,
-        },
-        "reviewers": {
-            "alice <b>": {
-                "votes": 2,
-                "tuned_wins": 2,
-                "base_wins": 0,
-                "ties": 0,
-                "both_bad": 0,
-                "win_rate": 1.0,
-                "p_value": 0.5,
-            }
-        },
+        "overall": votes,
+        "reviewers": {"alice <b>": dict(votes)},
         "agreement": [],
         "notes": [
             {"reviewer": "alice", "example_id": "ex0", "outcome": "tuned", "note": "<script>x</script>"}

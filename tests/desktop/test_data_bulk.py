@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QInputDialog, QMessageBox
+from PySide6.QtWidgets import QInputDialog
 
 import core.data.splits
 from core.data.tokens import TokenCounter
@@ -21,14 +21,6 @@ from tests.desktop.test_data_page import _wait_idle
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
 ROWS = 2 * DataPage.BACKGROUND_ROWS  # a workspace whose assign-splits takes the background path
-
-
-@pytest.fixture
-def messages(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *a, **k: seen.append(text))
-    monkeypatch.setattr(QMessageBox, "information", lambda _p, _t, text, *a, **k: seen.append(text))
-    return seen
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog, QMessageBox
+from PySide6.QtWidgets import QInputDialog
 
 from core.data.workspace import DatasetWorkspace
 from desktop.context import AppContext
@@ -18,14 +18,6 @@ from desktop.widgets.data_table import COL_ISSUES, COL_SPLIT, COL_TOKENS, FETCH_
 
 # The offscreen platform cannot pass size hints on to a window; harmless, and not a warning on a desktop.
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
-
-@pytest.fixture
-def messages(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *a, **k: seen.append(text))
-    monkeypatch.setattr(QMessageBox, "information", lambda _p, _t, text, *a, **k: seen.append(text))
-    return seen
 
 
 def _page(qtbot, path: Path | None = None) -> DataPage:
