@@ -128,17 +128,26 @@ class TokenCounter:
         return counter
 
     def has_plan(self, messages: Messages) -> bool:
-        """Whether `count` can count this conversation from a known shape (a helper process counts only
-        those; contents holding special tokens need the template)."""
-        if not all(len(m) == 2 and "role" in m and "content" in m for m in messages):
-            return False
-        plan = self._plans.get(tuple(str(m["role"]) for m in messages))
-        if plan is None:
-            return False
-        return (
-            self._split_re is None
-            or self._split_re.search("\x00".join(m["content"] or "" for m in messages)) is None
+        """Whether this conversation can be counted from a shape already planned (a helper process, which
+        has no chat template, counts only those)."""
+        return self._planned(messages, known_only=True) is not None
+
+    def _planned(
+        self, messages: Messages, known_only: bool = False
+    ) -> tuple[tuple[int, list[list[str | int]]], list[str]] | None:
+        """(the shape's plan, the contents) when the conversation can be counted from its shape: turns of
+        role + content only, no special token inside a content. None: render it through the template."""
+        if not self._piecewise or not all(len(m) == 2 and "role" in m and "content" in m for m in messages):
+            return None
+        plan = (
+            self._plans.get(tuple(str(m["role"]) for m in messages)) if known_only else self._plan(messages)
         )
+        if plan is None:
+            return None
+        contents = [m["content"] or "" for m in messages]
+        if self._split_re is not None and self._split_re.search("\x00".join(contents)) is not None:
+            return None
+        return plan, contents
 
     @classmethod
     def for_model(cls, model: str | Path, progress: ProgressFn = no_progress) -> TokenCounter:
@@ -331,23 +340,19 @@ class TokenCounter:
         total = len(conversations)
         out: list[int] = []
         cache = self._piece_counts
-        special = self._split_re.search if self._split_re is not None else None
         for start in range(0, total, batch_size):
             check_stop(should_stop)
             per_text: list[tuple[int, list[str]]] = []
             todo: dict[str, None] = {}
             for messages in conversations[start : start + batch_size]:
-                plain = self._piecewise and all(len(m) == 2 for m in messages)  # role + content only
-                plan = self._plan(messages) if plain else None
-                contents = [m["content"] or "" for m in messages] if plan is not None else []
-                if plan is not None and special is not None and special("\x00".join(contents)) is None:
-                    fixed, slots = plan
+                planned = self._planned(messages)
+                if planned is not None:
+                    (fixed, slots), contents = planned
                     pieces = [
                         "".join([x if isinstance(x, str) else contents[x] for x in items]) for items in slots
                     ]
-                elif self._piecewise and special is not None:
+                elif self._split_re is not None and self._piecewise:
                     fixed, pieces = 0, []
-                    assert self._split_re is not None
                     for bit in self._split_re.split(self.render(messages)):
                         if bit in self._specials:
                             fixed += 1
