@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,30 +14,67 @@ from core.errors import UserError
 FORMAT_CHOICES = ["alpaca", "sharegpt", "messages", "prompt-completion"]
 
 
-def _load(path: Path, fmt: str | None = None) -> tuple[str, list[Example], list[dict[str, Any]]]:
+def _read(path: Path, fmt: str | None, map_text: str | None) -> Any:
+    """The ReadResult of a data file, read through `--map` when given."""
+    from core.data.formats import read_dataset
+
+    if not map_text:
+        return read_dataset(path, fmt)
+    from core.data.mapping import ColumnMapping, read_mapped
+
+    if fmt:
+        raise UserError("Give either --format or --map, not both (--map reads the file's own columns).")
+    return read_mapped(path, ColumnMapping.parse(map_text))
+
+
+def _unmapped_hint(path: Path, result: Any) -> str:
+    """When no row fits a known format, a `--map` to try (from the file's own column names)."""
+    if result.examples or path.suffix == ".wsdb":
+        return ""
+    from core.data.mapping import propose_mapping, sample_file
+
+    try:
+        sample = sample_file(path)
+    except UserError:
+        return ""
+    if sample.known_format or not sample.columns:
+        return ""
+    columns = ", ".join(f"'{c}'" for c in sample.columns[:12])
+    guess = propose_mapping(sample)
+    hint = f"its columns are {columns}; read them with --map"
+    if guess is not None:
+        hint += f" '{guess.to_text()}'"
+    else:
+        hint += " 'prompt=COLUMN,completion=COLUMN'"
+    return hint
+
+
+def _load(
+    path: Path, fmt: str | None = None, map_text: str | None = None
+) -> tuple[str, list[Example], list[dict[str, Any]]]:
     """Examples of a data file or a workspace (.wsdb), with the file's bad lines."""
     if path.suffix == ".wsdb":
+        if map_text:
+            raise UserError("--map reads a data file's columns; a workspace has its examples already.")
         from core.data.workspace import DatasetWorkspace
 
         with DatasetWorkspace.open(path) as ws:
             return ws.source_format, ws.examples(), [e.public() for e in ws.import_errors()]
-    from core.data.formats import read_dataset
-
-    result = read_dataset(path, fmt)
+    result = _read(path, fmt, map_text)
     return result.format, result.examples, [e.public() for e in result.errors]
 
 
 def _check(args: argparse.Namespace) -> int:
-    from core.data.formats import read_dataset
-
     path = existing_file(args.file)
+    hint = ""
     if path.suffix == ".wsdb":
-        fmt, examples, errors = _load(path)
+        fmt, examples, errors = _load(path, map_text=args.map)
         doc: dict[str, Any] = {"format": fmt, "examples": len(examples), "errors": errors}
         confidence = 1.0
     else:
-        result = read_dataset(path, args.format)
+        result = _read(path, args.format, args.map)
         confidence = result.confidence
+        hint = "" if args.map else _unmapped_hint(path, result)
         doc = {
             "format": result.format,
             "examples": len(result.examples),
@@ -52,8 +90,12 @@ def _check(args: argparse.Namespace) -> int:
             f"{args.file}: {doc['format']} (confidence {confidence:.0%}), {doc['examples']} examples, "
             f"{len(doc['errors'])} bad lines"
         )
-        for e in doc["errors"]:
+        for e in doc["errors"][:50]:
             print(f"  line {e['line']}: {e['message']}")
+        if len(doc["errors"]) > 50:
+            print(f"  … {len(doc['errors']) - 50} more (use --json for all)")
+    if hint:
+        print(f"note: no row is alpaca, sharegpt, messages or prompt-completion; {hint}", file=sys.stderr)
     return 0
 
 
@@ -64,7 +106,7 @@ def _convert(args: argparse.Namespace) -> int:
     out = Path(args.output).expanduser()
     if out.resolve() == src.resolve():
         raise UserError("The output file must differ from the input file.")
-    fmt, examples, errors = _load(src, args.format)
+    fmt, examples, errors = _load(src, args.format, args.map)
     result = write_dataset(examples, out, args.to)
     doc = {
         "input": str(src),
@@ -124,7 +166,7 @@ def _stats(args: argparse.Namespace) -> int:
     src = existing_file(args.file)
     if args.max_length <= 0:
         raise UserError("--max-length must be a positive number of tokens.")
-    fmt, examples, errors = _load(src)
+    fmt, examples, errors = _load(src, map_text=args.map)
     progress = console_progress(args, "tokens")
     counter = TokenCounter.for_model(args.model, progress=lambda f, m: None)
     counts = counter.count([e.messages_dicts() for e in examples], progress=progress)
@@ -164,12 +206,20 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+MAP_HELP = (
+    "read a spreadsheet's own columns: 'prompt=COLUMN,completion=COLUMN[,system=COLUMN,id=COLUMN,"
+    "tags=COLUMN,conversation=COLUMN]' (quote it; rows sharing a conversation id become one multi-turn "
+    "example, in file order)"
+)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="check, convert, split and count datasets")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     check = dsub.add_parser("check", help="validate a data file; bad lines are listed, never dropped")
     check.add_argument("file")
     check.add_argument("--format", choices=FORMAT_CHOICES, help="override the detected format")
+    check.add_argument("--map", metavar="FIELD=COLUMN,...", help=MAP_HELP)
     add_json_flag(check)
     check.set_defaults(handler=_check)
     convert = dsub.add_parser("convert", help="convert between formats (.jsonl/.json/.csv/.parquet)")
@@ -177,6 +227,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     convert.add_argument("output")
     convert.add_argument("--to", required=True, choices=FORMAT_CHOICES)
     convert.add_argument("--format", choices=FORMAT_CHOICES, help="the input's format (default: detect)")
+    convert.add_argument("--map", metavar="FIELD=COLUMN,...", help=MAP_HELP)
     add_json_flag(convert)
     convert.set_defaults(handler=_convert)
     split = dsub.add_parser("split", help="seeded train/validation/test split")
@@ -191,6 +242,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     stats.add_argument("file")
     stats.add_argument("--model", default="smollm2-135m-instruct")
     stats.add_argument("--max-length", type=int, default=2048)
+    stats.add_argument("--map", metavar="FIELD=COLUMN,...", help=MAP_HELP)
     stats.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_flag(stats)
     stats.set_defaults(handler=_stats)

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -45,6 +45,9 @@ from core.data.formats import (
 from core.errors import UserError
 from core.gcpause import cyclic_gc_paused
 from core.progress import ProgressFn, StopFn, check_stop, no_progress
+
+if TYPE_CHECKING:
+    from core.data.mapping import ColumnMapping
 
 SUFFIX = ".wsdb"
 SCHEMA_VERSION = 2
@@ -354,15 +357,26 @@ class DatasetWorkspace:
         fmt: str | None = None,
         progress: ProgressFn = no_progress,
         should_stop: StopFn | None = None,
+        mapping: ColumnMapping | None = None,
     ) -> DatasetWorkspace:
-        """Import a data file into a new workspace (replacing one at `workspace_path`)."""
+        """Import a data file into a new workspace (replacing one at `workspace_path`); with `mapping`, the
+        file's own columns are read through it (core.data.mapping)."""
         progress(0.0, "Reading")
-        result, examples = stream_dataset(data_file, fmt)
+        if mapping is not None:
+            from core.data.mapping import read_mapped
+
+            result = read_mapped(data_file, mapping)
+            examples: Iterable[Example] = result.examples
+            result.examples = []
+        else:
+            result, examples = stream_dataset(data_file, fmt)
         target = Path(workspace_path) if workspace_path else workspace_path_for(data_file)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.importing")
         ws = cls.create(tmp)
         try:
             ws._import(result, examples, Path(data_file), progress, should_stop)
+            if mapping is not None:
+                ws.set_meta("mapping", mapping.to_text())
             ws.conn.close()
             for extra in ("-wal", "-shm"):
                 Path(str(target) + extra).unlink(missing_ok=True)
