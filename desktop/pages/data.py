@@ -206,6 +206,14 @@ class DataPage(QWidget):
         self.export_button.clicked.connect(self.export_dialog)
         top.addWidget(self.export_button)
         layout.addLayout(top)
+        # Says when the workspace is read-only (made by a newer Whetstone) or was just upgraded (and where the
+        # copy of the file as it was is kept).
+        self.notice = QLabel("")
+        self.notice.setObjectName("workspaceNotice")
+        self.notice.setWordWrap(True)
+        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notice.hide()
+        layout.addWidget(self.notice)
 
         filters = QHBoxLayout()
         self.search = QLineEdit()
@@ -461,6 +469,7 @@ class DataPage(QWidget):
             self.select_row(0)
         self._seen_edit = self._last_edit()
         self.ctx.set_workspace(workspace.path, workspace)
+        self._show_notice(workspace)
         if workspace.source_changed:
             self.ctx.status(
                 f"{self.title.text()} changed on disk after it was imported; this workspace keeps its own copy "
@@ -471,6 +480,18 @@ class DataPage(QWidget):
             self.ctx.status(f"Opened {workspace.count():,} examples ({workspace.source_format})")
         if not workspace.search_ready:
             self._build_index_in_background()
+
+    def _show_notice(self, workspace: DatasetWorkspace) -> None:
+        if workspace.read_only:
+            self.notice.setText(workspace.read_only)
+        elif workspace.upgraded_from is not None:
+            self.notice.setText(
+                f"This workspace was upgraded from an older Whetstone (version {workspace.upgraded_from}); "
+                f"the file as it was is kept at {workspace.backup_path} (remove it when you no longer need it)."
+            )
+        self.notice.setVisible(bool(workspace.read_only or workspace.upgraded_from is not None))
+        self._set_editing(workspace.read_only is None)
+        self.open_button.setEnabled(True)  # another file can always be opened
 
     def _build_index_in_background(self) -> None:
         from core.data.workspace import read_search_texts
@@ -757,6 +778,9 @@ class DataPage(QWidget):
         once it has. Returns False when the change was refused or failed at once."""
         ws = self.workspace
         if ws is None or self._refuse_while_busy():
+            return False
+        if ws.read_only:
+            QMessageBox.warning(self, "Whetstone", ws.read_only)
             return False
 
         def landed(inverse: Operation) -> None:

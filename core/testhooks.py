@@ -1,0 +1,25 @@
+"""Pause points for crash tests: a test makes a child process stop at a named place and kills it there.
+
+`pause_point("migration")` does nothing unless the environment names that point in WHETSTONE_TEST_PAUSE_AT;
+then it creates the file named by WHETSTONE_TEST_PAUSE_FLAG (so the test knows the child got there) and
+sleeps until it is killed. Only tests set these variables.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+PAUSE_AT = "WHETSTONE_TEST_PAUSE_AT"
+PAUSE_FLAG = "WHETSTONE_TEST_PAUSE_FLAG"
+
+
+def pause_point(name: str) -> None:
+    if os.environ.get(PAUSE_AT) != name:
+        return
+    flag = os.environ.get(PAUSE_FLAG)
+    if flag:
+        Path(flag).write_text(str(os.getpid()), encoding="utf-8")
+    while True:  # until the test kills this process
+        time.sleep(3600)
