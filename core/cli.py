@@ -78,6 +78,17 @@ def _cmd_models_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from core.doctor import format_report, run_doctor
+
+    report = run_doctor()
+    if args.json:
+        emit_json(report)
+    else:
+        print(format_report(report))
+    return 0 if report["ok"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="whetstone", description="Fine-tune open LLMs on your own machine, fully offline.")
     parser.add_argument("--version", action="version", version=f"whetstone {core.__version__}")
@@ -111,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     mprep.add_argument("--quiet", action="store_true")
     add_json_flag(mprep)
     mprep.set_defaults(handler=_cmd_models_prepare)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="self-check: Python, torch/CUDA, GPUs, bitsandbytes, llama.cpp, models, folders, offline",
+    )
+    add_json_flag(doctor)
+    doctor.set_defaults(handler=_cmd_doctor)
 
     from core.data import cli as data_cli
     from core.dedup import cli as dedup_cli

@@ -25,6 +25,8 @@ OFFLINE_ENV: dict[str, str] = {
 }
 
 BLOCKED_MARKER = "whetstone: network access blocked"
+# Every connect the guard refused in this process (addresses as text); `whetstone doctor` reports them.
+blocked_attempts: list[str] = []
 
 
 class NetworkBlockedError(OSError):
@@ -52,6 +54,7 @@ def block_sockets() -> None:
     def guarded_connect(self: socket.socket, address: object) -> None:
         if self.family == getattr(socket, "AF_UNIX", None) or _is_local(address):
             return _original_connect(self, address)  # type: ignore[arg-type]
+        blocked_attempts.append(repr(address))
         sys.stderr.write(f"{BLOCKED_MARKER}: connect to {address!r}\n")
         raise NetworkBlockedError(f"network access blocked: {address!r}")
 
@@ -59,5 +62,11 @@ def block_sockets() -> None:
         guarded_connect(self, address)
         return 0
 
+    guarded_connect.whetstone_guard = True  # type: ignore[attr-defined]
     socket.socket.connect = guarded_connect  # type: ignore[method-assign,assignment]
     socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign,assignment]
+
+
+def sockets_blocked() -> bool:
+    """Whether `block_sockets()` is in force in this process."""
+    return bool(getattr(socket.socket.connect, "whetstone_guard", False))

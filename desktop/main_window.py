@@ -145,6 +145,9 @@ class MainWindow(QMainWindow):
             go_menu.addAction(action)
 
         help_menu = bar.addMenu("&Help")
+        diagnostics = QAction("&Diagnostics…", self)
+        diagnostics.triggered.connect(self.show_diagnostics)
+        help_menu.addAction(diagnostics)
         about = QAction("&About Whetstone", self)
         about.triggered.connect(self.show_about)
         help_menu.addAction(about)
@@ -171,6 +174,16 @@ class MainWindow(QMainWindow):
 
     def _on_workspace_changed(self, path: str) -> None:
         self.setWindowTitle(f"Whetstone — {Path(path).name}")
+
+    def show_diagnostics(self) -> None:
+        """Help > Diagnostics: the `whetstone doctor` self-check, with a Copy to clipboard button."""
+        from desktop.diagnostics import DiagnosticsDialog
+
+        dialog = DiagnosticsDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.diagnostics_dialog = dialog
+        dialog.show()
+        dialog.start()
 
     def show_about(self) -> None:
         from desktop.about import about_text
