@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.progress import StopFn, check_stop
+
 LONG_RATIO = 2.0  # answers this many times longer than the references drift long
 SHORT_RATIO = 0.5  # ... this fraction of the references or less drift short
 MIN_GAP_TOKENS = (
@@ -220,13 +222,19 @@ class ValidationSampler:
         prompts = pick_prompts(tokenizer, rows, count, max_length)
         return cls(tokenizer, prompts, cap) if prompts else None
 
-    def generate(self, model: Any, autocast_dtype: Any = None) -> list[tuple[str, int, bool]]:
-        """(answer text, tokens before the end of the answer, ran into the limit) for each prompt."""
+    def generate(
+        self, model: Any, autocast_dtype: Any = None, should_stop: StopFn | None = None
+    ) -> list[tuple[str, int, bool]]:
+        """(answer text, tokens before the end of the answer, ran into the limit) for each prompt. Raises
+        Cancelled within one generated token once `should_stop()` turns true."""
         import contextlib
 
         import torch
         from transformers import GenerationConfig
 
+        from core.stopping import stop_criteria
+
+        check_stop(should_stop)
         tok = self.tokenizer
         stop = _stop_token_ids(tok, model)
         device = next(model.parameters()).device
@@ -254,11 +262,14 @@ class ValidationSampler:
             )
             enc = {k: v.to(device) for k, v in enc.items()}
             with torch.no_grad(), autocast:
-                out = model.generate(**enc, generation_config=config)
+                out = model.generate(
+                    **enc, generation_config=config, stopping_criteria=stop_criteria(should_stop)
+                )
         finally:
             tok.padding_side = padding_side
             if was_training:
                 model.train()
+        check_stop(should_stop)
         new = out[:, enc["input_ids"].shape[1] :].tolist()
         stop_set = set(stop)
         answers = []
@@ -270,11 +281,11 @@ class ValidationSampler:
         return answers
 
     def sample(
-        self, model: Any, autocast_dtype: Any = None
+        self, model: Any, autocast_dtype: Any = None, should_stop: StopFn | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, Any], LengthCheck]:
         """The event fields ("samples", "sample_stats") and the length check for one evaluation."""
         t0 = time.perf_counter()
-        answers = self.generate(model, autocast_dtype)
+        answers = self.generate(model, autocast_dtype, should_stop)
         seconds = time.perf_counter() - t0
         samples = [
             {

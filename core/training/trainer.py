@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import UserError
+from core.errors import Cancelled, UserError
 from core.training.config import Hardware, Resolved, TrainingConfig, config_from_dict, resolve_for_hardware
 from core.training.run import RunFolder
 
@@ -80,6 +80,34 @@ class RunState:
     nan: bool = False
 
 
+class StopDuringEvaluation(Exception):
+    """Raised from the callback to end a validation pass when Stop is pressed; the worker then saves the
+    checkpoint of the finished step (`save_stopped_checkpoint`)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"stop requested during validation at step {step}")
+        self.step = step
+
+
+def stop_requested(run: RunFolder) -> bool:
+    """Whether the run's control file asks to stop (an unreadable control file counts as a stop)."""
+    if not run.control_file.exists():
+        return False
+    import json
+
+    try:
+        return json.loads(run.control_file.read_text(encoding="utf-8")).get("action") == "stop"
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
+def save_stopped_checkpoint(trainer: Any) -> None:
+    """After StopDuringEvaluation: save the checkpoint of the last finished step, as the Trainer would have."""
+    trainer.model.train()
+    trainer._save_checkpoint(trainer.model, None)  # noqa: SLF001 - the Trainer's own checkpoint layout
+    trainer.control = trainer.callback_handler.on_save(trainer.args, trainer.state, trainer.control)
+
+
 def make_callback(
     run: RunFolder, emit: EmitFn, cfg: TrainingConfig, token_counter: list[int], sampler: Any = None
 ) -> Any:
@@ -109,25 +137,33 @@ def make_callback(
             self._step_times.append(now - self._t_step)
             self._step_times = self._step_times[-20:]
             self._t_step = now
-            if run.control_file.exists():
-                try:
-                    import json
+            if stop_requested(run):
+                self._stop(state, control)
 
-                    action = json.loads(run.control_file.read_text(encoding="utf-8")).get("action")
-                except (OSError, ValueError):
-                    action = "stop"
-                if action == "stop":
-                    self.state.stopped = True
-                    control.should_save = True
-                    control.should_training_stop = True
-                    emit(
-                        {
-                            "type": "log",
-                            "step": state.global_step,
-                            "epoch": state.epoch,
-                            "message": f"Stop requested: saving a checkpoint at step {state.global_step}",
-                        }
-                    )
+        def _stop(self, state: Any, control: Any) -> None:
+            """Save a checkpoint at this step boundary and end; a validation (and its sample answers) that was
+            due now is skipped: Stop must take seconds, not minutes."""
+            control.should_save = True
+            control.should_training_stop = True
+            control.should_evaluate = False
+            if self.state.stopped:
+                return
+            self.state.stopped = True
+            emit(
+                {
+                    "type": "log",
+                    "step": state.global_step,
+                    "epoch": state.epoch,
+                    "message": f"Stop requested: saving a checkpoint at step {state.global_step}",
+                }
+            )
+
+        def on_prediction_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            # A Stop during a validation pass ends it after the current batch (the worker saves the checkpoint
+            # of the step just finished): a big validation split must not hold a Stop for minutes.
+            if stop_requested(run):
+                self._stop(state, control)
+                raise StopDuringEvaluation(state.global_step)
 
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
@@ -237,9 +273,10 @@ def make_callback(
                     )
 
         def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
-            if sampler is None or not sampler.active or model is None:
-                return
-            self._sample(args, state, model, emit)
+            if sampler is not None and sampler.active and model is not None and not stop_requested(run):
+                self._sample(args, state, model, emit)
+            if stop_requested(run):  # asked while validating or sampling: save this step now and end
+                self._stop(state, control)
 
         def _sample(self, args: Any, state: Any, model: Any, emit: EmitFn) -> None:
             from core.training.samples import samples_message
@@ -249,7 +286,9 @@ def make_callback(
             if getattr(args, "bf16", False) or getattr(args, "fp16", False):
                 dtype = _dtype("bfloat16" if args.bf16 else "float16")
             try:
-                samples, stats, check = sampler.sample(model, dtype)
+                samples, stats, check = sampler.sample(model, dtype, should_stop=lambda: stop_requested(run))
+            except Cancelled:
+                return  # Stop was pressed while answering: the cut answers are not shown
             except Exception as exc:  # noqa: BLE001 - samples are a view on training; never end the run
                 import sys
                 import traceback

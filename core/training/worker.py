@@ -157,7 +157,12 @@ def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
         step = int(checkpoint.name.split("-")[1])
         emit({"type": "log", "step": step, "resumed_from": step, "message": f"Resuming from step {step}"})
         _restore_callback_state(run, callback, step)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    from core.training.trainer import StopDuringEvaluation, save_stopped_checkpoint
+
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except StopDuringEvaluation:
+        save_stopped_checkpoint(trainer)
     state = callback.state
     tokenizer = info["tokenizer"]
     run.adapter_dir.mkdir(parents=True, exist_ok=True)

@@ -268,3 +268,72 @@ def test_cpu_machine_starts_from_the_cpu_preset(sample_data, tmp_path) -> None:
     assert "starting from the 'Quick test (CPU)' preset" in proc.stderr
     assert proc.returncode == 2  # the flags still win over the preset: 0 steps and 0 epochs is refused
     assert "either Epochs" in proc.stderr or "Epochs" in proc.stderr
+
+
+def test_stop_skips_the_validation_that_was_due_and_resumes(
+    tiny_llama_dir: Path, sample_data: Path, tmp_path: Path
+) -> None:
+    """Validation + sample answers are due at every step; Stop saves the checkpoint without running them."""
+    cfg = _tiny_config(
+        tiny_llama_dir, **{"quant.mode": "none", "train.save_steps": 100, "train.eval_steps": 1}
+    )
+    run = prepare_run(cfg, sample_data, tmp_path / "run")
+    proc = start_worker(run)
+    assert proc.stdout is not None
+    seen = []
+    for raw in proc.stdout:
+        event = json.loads(raw)
+        seen.append(event)
+        if event["type"] == "step" and event["step"] == 2:
+            run.request_stop()
+    proc.wait(timeout=120)
+    assert proc.returncode == 0
+    done = seen[-1]
+    assert done["type"] == "done" and done["status"] == "stopped"
+    stopped_at = done["step"]
+    assert 2 <= stopped_at <= 3
+    assert run.last_checkpoint() is not None and run.last_checkpoint().name == f"checkpoint-{stopped_at}"
+    # nothing was validated or sampled after the Stop: not at the stop step, not later
+    assert not [e for e in seen if e["type"] == "eval" and e["step"] > 2]
+    assert not [e for e in run.samples() if e["step"] >= stopped_at]
+    assert any(e["type"] == "checkpoint" and e["step"] == stopped_at for e in seen)
+
+    resumed = _run_worker(run, resume=True)
+    assert [e["step"] for e in resumed if e["type"] == "step"] == list(range(stopped_at + 1, 7))
+    assert run_summary(run)["status"] == "finished"
+
+
+def test_stop_during_validation_or_sampling_ends_it(tmp_path: Path) -> None:
+    """The callback ends a validation pass at the next batch, and sample answers within a token, on Stop."""
+    from types import SimpleNamespace
+
+    from core.errors import Cancelled
+    from core.training.trainer import StopDuringEvaluation, make_callback
+
+    run = RunFolder.open(tmp_path / "run", must_exist=False).ensure()
+    events: list[dict] = []
+    calls: list[bool] = []
+
+    class Sampler:
+        active = True
+
+        def sample(self, model: object, dtype: object, should_stop=None):  # noqa: ANN001
+            calls.append(should_stop())
+            raise Cancelled("stopped")
+
+    callback = make_callback(run, events.append, TrainingConfig(), [0], Sampler())
+    state = SimpleNamespace(global_step=4, epoch=0.5, max_steps=10)
+    args = SimpleNamespace(bf16=False, fp16=False)
+    control = SimpleNamespace(should_save=False, should_training_stop=False, should_evaluate=True)
+    callback.on_prediction_step(args, state, control)  # no stop asked: nothing happens
+    assert not control.should_training_stop
+    run.request_stop()
+    with pytest.raises(StopDuringEvaluation):
+        callback.on_prediction_step(args, state, control)
+    assert control.should_save and control.should_training_stop and callback.state.stopped
+    callback.on_evaluate(args, state, control, model=object())
+    assert calls == []  # no sampling starts once Stop is asked
+    run.control_file.unlink()
+    callback.on_evaluate(args, state, control, model=object())
+    assert calls == [False] and not [e for e in events if "samples" in e]
+    assert sum("Stop requested" in e.get("message", "") for e in events) == 1
