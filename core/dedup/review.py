@@ -131,3 +131,44 @@ def leakage(pairs: Iterable[Any], splits: Sequence[str | None]) -> list[Leak]:
         if "test" in (sa, sb):
             out.append(Leak(p.a, p.b, float(p.score), (str(sa), str(sb))))
     return out
+
+
+# --- what a non-expert is told before rows move -------------------------------------------------------------
+CONFIRM_FRACTION = 0.05  # a removal of more than this share of the set asks first, naming the number
+_ROLE_WORDS = {
+    "system": "system prompt",
+    "user": "questions (user turns)",
+    "assistant": "answers (assistant turns)",
+    "tool": "tool results",
+}
+
+
+def needs_confirmation(moved: int, total: int, fraction: float = CONFIRM_FRACTION) -> bool:
+    """True when moving `moved` of `total` rows is more than `fraction` of the set."""
+    return moved > 0 and moved > fraction * max(total, 0)
+
+
+def share(moved: int, total: int) -> str:
+    """`"80 of 297 examples (27%)"`."""
+    pct = 100.0 * moved / max(total, 1)
+    text = f"{pct:.0f}%" if pct >= 1 or moved == 0 else "<1%"
+    return f"{moved:,} of {total:,} examples ({text})"
+
+
+def compared_sentence(roles: Sequence[str]) -> str:
+    """What the duplicate search compares, in plain words (and what that choice means)."""
+    chosen = [r for r in ("system", "user", "assistant", "tool") if r in roles]
+    if not chosen:
+        return "Nothing is compared: tick at least one kind of turn."
+    parts = [_ROLE_WORDS[r] for r in chosen]
+    what = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    text = f"Compares the {what} of every example, all turns of a conversation together."
+    if set(chosen) == {"assistant"}:
+        text += " Answers alone: different questions that got the same canned reply count as duplicates."
+    elif "user" in chosen and "assistant" in chosen:
+        text += " Rows that share only a canned reply stay apart, because their questions differ."
+    elif set(chosen) == {"user"}:
+        text += " Questions alone: the same question with different answers counts as a duplicate."
+    if "system" not in chosen:
+        text += " The system prompt is left out (it is usually the same in every row)."
+    return text

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from core.errors import WhetstoneError
 from desktop.context import AppContext
 from desktop.widgets.dedup_diff import DedupDiffView
+from desktop.widgets.dedup_preview import ClusterSample, RemovalPreviewDialog
 from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.undo import add_undo_redo
 from desktop.workers import JobRunner
@@ -60,6 +61,7 @@ class DedupRun:
     result: Any  # core.dedup.search.DedupResult
     ignored: set[tuple[str, str]] = field(default_factory=set)
     path: str = ""
+    roles: tuple[str, ...] = ("user", "assistant")
 
 
 @dataclass
@@ -104,6 +106,7 @@ class DedupPage(QWidget):
         self.embedder_factory: Callable[[str], Any] | None = None
         self.undo_stack = QUndoStack(self)
         self._alive: set[str] = set()
+        self.preview_dialog: RemovalPreviewDialog | None = None  # open while a large removal is asked
 
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
@@ -150,6 +153,7 @@ class DedupPage(QWidget):
         for role in ("system", "user", "assistant"):
             box = QCheckBox(role.capitalize())
             box.setChecked(role != "system")
+            box.toggled.connect(self._update_compare_label)
             self.role_boxes[role] = box
             controls.addWidget(box)
         self.typos_box = QCheckBox("Catch typo variants")
@@ -165,6 +169,10 @@ class DedupPage(QWidget):
         controls.addWidget(self.find_button)
         controls.addStretch(1)
         layout.addLayout(controls)
+        self.compare_label = QLabel("")
+        self.compare_label.setWordWrap(True)
+        self.compare_label.setObjectName("muted")
+        layout.addWidget(self.compare_label)
 
         progress_row = QHBoxLayout()
         self.progress = QProgressBar()
@@ -286,6 +294,7 @@ class DedupPage(QWidget):
         split.setSizes([300, 900])
         layout.addWidget(split, 1)
         self._set_cluster_actions_enabled(False)
+        self._update_compare_label()
         self.bulk_button.setEnabled(False)
 
     # --- workspace --------------------------------------------------------------------------------------
@@ -331,6 +340,20 @@ class DedupPage(QWidget):
     def roles(self) -> tuple[str, ...]:
         return tuple(role for role, box in self.role_boxes.items() if box.isChecked())
 
+    def _update_compare_label(self, *_: object) -> None:
+        """Say in plain words what is compared, and what the threshold means."""
+        from core.dedup.review import compared_sentence
+
+        roles = self.roles()
+        text = compared_sentence(roles)
+        text += (
+            f" Two examples are grouped when their similarity is at least {self.threshold():.3f} "
+            "(1.000 = the same text; names and numbers that differ lower it only a little)."
+        )
+        if self.run is not None and tuple(self.run.roles) != roles:
+            text += " The clusters below still compare the turns of the last search: press Find duplicates."
+        self.compare_label.setText(text)
+
     # --- running ----------------------------------------------------------------------------------------
     def _embedder(self, model: str) -> Any:
         if model not in self._embedders:
@@ -375,7 +398,13 @@ class DedupPage(QWidget):
             finally:
                 own.close()
             return DedupRun(
-                [e.id for e in examples], texts, [e.split for e in examples], result, ignored, str(path)
+                [e.id for e in examples],
+                texts,
+                [e.split for e in examples],
+                result,
+                ignored,
+                str(path),
+                roles,
             )
 
         self.runner = JobRunner(job, self)
@@ -407,6 +436,7 @@ class DedupPage(QWidget):
         self.run = run
         self.undo_stack.clear()
         self._sync_alive()
+        self._update_compare_label()
         result = run.result
         self.progress.setValue(1000)
         source = f"{result.cached:,} from cache" if result.cached else "none cached"
@@ -445,6 +475,7 @@ class DedupPage(QWidget):
 
     def _on_threshold(self, value: int) -> None:
         self.threshold_label.setText(f"{value / 1000:.3f}")
+        self._update_compare_label()
         if self.run is not None:
             self.recluster()
 
@@ -516,15 +547,21 @@ class DedupPage(QWidget):
             text = f"#{k}  ·  {len(v.rows)} examples  ·  best {v.best:.3f}"
             if tags:
                 text += "\n" + "  ·  ".join(tags)
+            text += "\n" + _snippet(run.texts[v.rows[0]], 70)
             item = QListWidgetItem(text)
             if v.leaks:
                 item.setForeground(LEAK_COLOR)
             self.cluster_list.addItem(item)
         self.cluster_list.blockSignals(False)
+        from core.dedup.review import share
+
         removable = sum(len(v.rows) - 1 for v in views if v.decision is None)
         self.summary.setText(
             f"{len(views):,} clusters · {sum(len(v.rows) for v in views):,} examples in clusters · "
-            f"{removable:,} would go with “keep one per cluster”"
+            f"“Keep one per cluster” would move {share(removable, len(self._alive))} to the bin"
+        )
+        self.bulk_button.setText(
+            f"Keep one per cluster ({removable:,} to the bin)" if removable else "Keep one per cluster"
         )
         self.leak_label.setText(
             f"⚠ {len(leaks)} near-duplicate pair(s) across train and test" if leaks else ""
@@ -595,6 +632,11 @@ class DedupPage(QWidget):
         self.right_box.setCurrentIndex(1 if len(view.rows) > 1 else 0)
         self.members.selectRow(0)
         self._set_cluster_actions_enabled(True)
+        moves = f" ({len(view.rows) - 1:,} to the bin)"
+        self.keep_longest_button.setText("Keep longest" + moves)
+        self.keep_first_button.setText("Keep first" + moves)
+        self.keep_selected_button.setText("Keep selected" + moves)
+        self.keep_all_button.setText("Keep all (none moved)")
         self._show_diff()
 
     def _on_member_selected(self) -> None:
@@ -655,6 +697,29 @@ class DedupPage(QWidget):
         self.undo_action.setEnabled(not busy and self.undo_stack.canUndo())
         self.redo_action.setEnabled(not busy and self.undo_stack.canRedo())
 
+    def _confirmed(self, action: str, rows: list[int], samples: list[ClusterSample]) -> bool:
+        """Large removals (more than a few percent of the set) are previewed and asked first."""
+        from core.dedup.review import needs_confirmation
+
+        total = len(self._alive) or (self.workspace.count() if self.workspace is not None else 0)
+        if not needs_confirmation(len(rows), total):
+            return True
+        dialog = RemovalPreviewDialog(action, len(rows), total, samples, self)
+        self.preview_dialog = dialog
+        try:
+            accepted = dialog.exec() == RemovalPreviewDialog.DialogCode.Accepted
+        finally:
+            self.preview_dialog = None
+            dialog.deleteLater()
+        if not accepted:
+            self.ctx.status("Nothing was moved to the bin")
+        return accepted
+
+    def _sample(self, number: int, rows: list[int], keep: int) -> ClusterSample:
+        assert self.run is not None
+        moved = [r for r in rows if r != keep]
+        return ClusterSample(number, keep, moved, self.run.texts[keep], self.run.texts[moved[0]])
+
     def _remove(self, rows: list[int], description: str) -> None:
         ws = self.workspace
         if ws is None or self.run is None or not rows:
@@ -691,7 +756,13 @@ class DedupPage(QWidget):
                 return
         else:
             keep = choose_keeper(view.rows, self.run.texts, strategy)
-        self._remove([r for r in view.rows if r != keep], f"Keep row {keep + 1} of a duplicate cluster")
+        rows = [r for r in view.rows if r != keep]
+        number = self.cluster_list.currentRow() + 1
+        if len(rows) > 10 and not self._confirmed(
+            f"Keep row {keep + 1}", rows, [self._sample(number, view.rows, keep)]
+        ):
+            return
+        self._remove(rows, f"Keep row {keep + 1} of a duplicate cluster")
 
     def keep_one_per_cluster(self) -> None:
         from core.dedup.review import choose_keeper
@@ -700,11 +771,15 @@ class DedupPage(QWidget):
             return
         strategy = str(self.strategy_box.currentData())
         rows: list[int] = []
-        for view in self.views:
+        samples: list[ClusterSample] = []
+        for number, view in enumerate(self.views, 1):
             if view.decision is not None:
                 continue
             keep = choose_keeper(view.rows, self.run.texts, strategy)
             rows += [r for r in view.rows if r != keep]
+            samples.append(self._sample(number, view.rows, keep))
+        if not self._confirmed(f"Keep one per cluster ({self.strategy_box.currentText()})", rows, samples):
+            return
         self._remove(sorted(rows), f"Keep {strategy} of every duplicate cluster")
 
     def _decide(self, decision: str) -> None:
@@ -749,3 +824,8 @@ class DedupPage(QWidget):
         if self.runner is not None:
             self.runner.cancel()
             self.runner.wait(30000)
+
+
+def _snippet(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from core.data.workspace import DatasetWorkspace
 from desktop.context import AppContext
 from desktop.pages.dedup import DedupPage
+from desktop.widgets.dedup_preview import RemovalPreviewDialog
 from tests.core.dedup_helpers import FakeEmbedder
 
 # the offscreen platform warns when a shown top-level widget has size constraints; harmless
@@ -61,9 +62,9 @@ def _started(page: DedupPage):
     return page.runner
 
 
-def run_search(qtbot, page: DedupPage) -> None:
+def run_search(qtbot, page: DedupPage, timeout_ms: int = 30000) -> None:
     runner = _started(page)
-    with qtbot.waitSignal(runner.done, timeout=30000):
+    with qtbot.waitSignal(runner.done, timeout=timeout_ms):
         pass
     qtbot.waitUntil(lambda: page.runner is None)
 
@@ -79,7 +80,28 @@ def test_empty_state_without_workspace(qtbot) -> None:
     assert blocker.args == ["data"]
 
 
-def test_find_review_undo_and_leakage(qtbot, workspace: DatasetWorkspace) -> None:
+class Previews:
+    """Removal previews the page opened (never shown); each is answered with `accept`."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[str, str, str]] = []  # (title, headline, samples as text)
+        self.accept = True
+
+
+@pytest.fixture
+def previews(monkeypatch: pytest.MonkeyPatch) -> Previews:
+    seen = Previews()
+
+    def fake_exec(dialog: RemovalPreviewDialog) -> int:
+        seen.shown.append((dialog.windowTitle(), dialog.headline.text(), dialog.samples.toHtml()))
+        code = RemovalPreviewDialog.DialogCode
+        return code.Accepted if seen.accept else code.Rejected
+
+    monkeypatch.setattr(RemovalPreviewDialog, "exec", fake_exec)
+    return seen
+
+
+def test_find_review_undo_and_leakage(qtbot, workspace: DatasetWorkspace, previews) -> None:
     ctx = AppContext()
     ctx.set_workspace(workspace.path, workspace)
     embedder = FakeEmbedder()
@@ -230,3 +252,113 @@ def test_removals_and_undo_wait_while_the_data_page_changes_rows(qtbot, workspac
     assert page.undo_action.isEnabled()
     page.undo_stack.undo()
     assert workspace.count() > live
+
+
+# --- a support team lead's data -----------------------------------------------------------------------------
+def _support_workspace(tmp_path: Path, rows: list[dict], name: str) -> DatasetWorkspace:
+    from tests.support_sets import write_jsonl
+
+    data = write_jsonl(tmp_path / f"{name}.jsonl", rows)
+    return DatasetWorkspace.create_from_file(data, tmp_path / f"{name}.wsdb")
+
+
+def test_large_removal_is_previewed_named_and_one_undo_restores_all(qtbot, tmp_path: Path, previews) -> None:
+    from tests.support_sets import ticket_rows
+
+    ws = _support_workspace(tmp_path, ticket_rows(), "tickets")  # 33 kinds x 9 customers = 297 rows
+    try:
+        ctx = AppContext()
+        ctx.set_workspace(ws.path, ws)
+        page = _page(qtbot, ctx)
+        page.slider.setValue(850)
+        run_search(qtbot, page)
+        total = ws.count()
+        assert total == 297
+        clusters = len(page.views)
+        would_go = sum(len(v.rows) - 1 for v in page.views)
+        assert clusters >= 20 and would_go > 0.05 * total  # same request, other names: clustered
+        # before anything moves, the page says how many rows each action would move
+        pct = f"{100 * would_go / total:.0f}%"
+        assert f"would move {would_go:,} of {total:,} examples ({pct})" in page.summary.text()
+        assert page.bulk_button.text() == f"Keep one per cluster ({would_go:,} to the bin)"
+        first = page.views[0]
+        assert page.keep_longest_button.text() == f"Keep longest ({len(first.rows) - 1} to the bin)"
+        assert "Hello" in page.cluster_list.item(0).text() or "Hi" in page.cluster_list.item(0).text()
+
+        # the bulk removal asks first, naming the number; cancelling moves nothing
+        previews.accept = False
+        page.bulk_button.click()
+        assert len(previews.shown) == 1
+        title, headline, samples = previews.shown[0]
+        assert title == f"Move {would_go:,} examples to the bin?"
+        assert f"would move {would_go:,} of {total:,} examples ({pct}) to the bin" in headline
+        assert f"{clusters} clusters" in headline
+        assert samples.count("Cluster #") == min(clusters, 60)
+        assert "#d4f4dd" in samples and "#fbd5d5" in samples  # what differs (names, ticket numbers) marked
+        assert ws.deleted_ids() == [] and page.undo_stack.count() == 0
+
+        # accepting moves them all in ONE undo step; one undo restores every row
+        previews.accept = True
+        page.bulk_button.click()
+        assert ws.count() == total - would_go and len(ws.deleted_ids()) == would_go
+        assert page.undo_stack.count() == 1 and page.views == []
+        page.undo_stack.undo()
+        assert ws.count() == total and ws.deleted_ids() == []
+        assert sum(len(v.rows) - 1 for v in page.views) == would_go
+    finally:
+        ws.close()
+
+
+def test_small_removal_needs_no_confirmation(qtbot, workspace: DatasetWorkspace, previews) -> None:
+    from core.dedup.review import needs_confirmation
+
+    assert not needs_confirmation(5, 100) and needs_confirmation(6, 100)
+    ctx = AppContext()
+    ctx.set_workspace(workspace.path, workspace)
+    page = _page(qtbot, ctx)
+    page.slider.setValue(900)
+    run_search(qtbot, page)
+    page.cluster_list.setCurrentRow(0)
+    page.keep_one("first")  # a cluster the user is looking at, 2 rows: no dialog
+    assert previews.shown == [] and len(workspace.deleted_ids()) == 2
+
+
+def test_page_says_what_is_compared(qtbot, workspace: DatasetWorkspace) -> None:
+    ctx = AppContext()
+    ctx.set_workspace(workspace.path, workspace)
+    page = _page(qtbot, ctx)
+    text = page.compare_label.text()
+    assert "questions (user turns) and answers (assistant turns)" in text
+    assert "share only a canned reply stay apart" in text and "system prompt is left out" in text
+    assert "at least 0.950" in text
+    page.role_boxes["user"].setChecked(False)
+    assert "Answers alone" in page.compare_label.text()
+    page.slider.setValue(900)
+    assert "at least 0.900" in page.compare_label.text()
+
+
+@pytest.mark.slow
+def test_distinct_questions_sharing_a_macro_answer_stay_apart(qtbot, tmp_path: Path, previews) -> None:
+    """The real embedding model (all-minilm-l6-v2): different questions answered with the same canned macro
+    are not duplicates at the default threshold, when questions and answers are compared (the default)."""
+    from tests.support_sets import macro_rows
+
+    ws = _support_workspace(tmp_path, macro_rows(), "macros")
+    try:
+        ctx = AppContext()
+        ctx.set_workspace(ws.path, ws)
+        page = DedupPage(ctx)
+        qtbot.addWidget(page)
+        assert page.threshold() == 0.95 and page.roles() == ("user", "assistant")
+        run_search(qtbot, page, timeout_ms=300_000)  # loads the model on a shared 2-core CPU
+        assert page.views == [] and "No duplicates" in page.cluster_title.text()
+        page.slider.setValue(850)  # even at the slider's lowest threshold
+        assert page.views == []
+        # comparing the answers alone groups them by macro, as the page's sentence warns
+        page.role_boxes["user"].setChecked(False)
+        assert "press Find duplicates" in page.compare_label.text()
+        run_search(qtbot, page, timeout_ms=300_000)
+        assert sorted(len(v.rows) for v in page.views) == [8, 8, 8]
+        assert ws.deleted_ids() == []
+    finally:
+        ws.close()
