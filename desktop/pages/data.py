@@ -123,6 +123,7 @@ class DataPage(QWidget):
         self._aggregates: dict[str, Any] | None = None
         self._panels_stale = True
         self.undo_stack = EditUndoStack(self)
+        self.mapping_dialog: Any = None  # the column mapping dialog while it is open
 
         root = QVBoxLayout(self)
         root.setContentsMargins(16, 12, 16, 8)
@@ -197,6 +198,8 @@ class DataPage(QWidget):
         format_menu = QMenu(self.format_button)
         for fmt in FORMATS:
             format_menu.addAction(f"Read as {fmt}", lambda f=fmt: self.reimport(f))
+        format_menu.addSeparator()
+        format_menu.addAction("Map columns…", self.map_columns)
         self.format_button.setMenu(format_menu)
         top.addWidget(self.format_button)
         self.open_button = QPushButton("Open…")
@@ -450,6 +453,91 @@ class DataPage(QWidget):
 
     def _on_opened(self, workspace: DatasetWorkspace) -> None:
         self.set_workspace(workspace)
+        self._offer_mapping(workspace)
+
+    # --- column mapping (a spreadsheet with its own columns) --------------------------------------------
+    def _offer_mapping(self, workspace: DatasetWorkspace, always: bool = False) -> None:
+        """A file none of whose rows is a known format: ask which column is which, and import through it."""
+        from core.data.mapping import ColumnMapping, propose_mapping, sample_file
+        from desktop.widgets.column_mapping import ColumnMappingDialog
+
+        source = workspace.meta("source")
+        if not source or not Path(source).exists():
+            if always:
+                QMessageBox.warning(
+                    self, "Whetstone", "The original data file is not available to read again."
+                )
+            return
+        if not always and (workspace.count() or workspace.meta("mapping")):
+            return
+        try:
+            sample = sample_file(source)
+        except WhetstoneError as exc:
+            if always:
+                QMessageBox.warning(self, "Whetstone", str(exc))
+            return
+        if len(sample.columns) < 2 or (sample.known_format and not always):
+            if always:
+                QMessageBox.information(self, "Whetstone", "This file has fewer than two columns to map.")
+            return
+        key = str(Path(source).resolve())
+        remembered = self.ctx.settings.extra.get("column_maps", {}).get(key) or workspace.meta("mapping")
+        proposal = None
+        if remembered:
+            try:
+                proposal = ColumnMapping.parse(remembered)
+            except WhetstoneError:
+                proposal = None
+        dialog = ColumnMappingDialog(
+            Path(source).name,
+            sample,
+            proposal or propose_mapping(sample),
+            self,
+            remembered=proposal is not None,
+        )
+        self.mapping_dialog = dialog
+        try:
+            accepted = dialog.exec() == ColumnMappingDialog.DialogCode.Accepted
+            mapping = dialog.mapping()
+        finally:
+            self.mapping_dialog = None
+            dialog.deleteLater()
+        if not accepted or mapping is None:
+            return
+        maps = dict(self.ctx.settings.extra.get("column_maps", {}))
+        maps[key] = mapping.to_text()
+        self.ctx.settings.extra["column_maps"] = maps
+        self.ctx.save_settings()
+        self.import_with_mapping(mapping)
+
+    def map_columns(self) -> None:
+        """Format > Map columns…: read the source file again through a column mapping."""
+        if self.workspace is None or self._refuse_while_busy():
+            return
+        if self._last_edit() > 0:
+            answer = QMessageBox.question(
+                self,
+                "Map columns",
+                "Reading the file again through a column mapping replaces this workspace and its edits. Continue?",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self._offer_mapping(self.workspace, always=True)
+
+    def import_with_mapping(self, mapping: Any) -> None:
+        ws = self.workspace
+        source = ws.meta("source") if ws is not None else None
+        if ws is None or not source:
+            return
+        target = ws.path
+        self.workspace = None
+        ws.close()
+        self._start_job(
+            f"Reading {Path(source).name} through its columns…",
+            lambda progress, should_stop: _import_mapped(source, target, mapping, progress),
+            self.set_workspace,
+            cancellable=False,
+        )
 
     def set_workspace(self, workspace: DatasetWorkspace) -> None:
         """Show a workspace (the page takes ownership and closes the previous one)."""
@@ -1250,6 +1338,12 @@ def _open_and_load(path: str, progress: Any) -> DatasetWorkspace:
     from core.data.workspace import open_for_path
 
     workspace = open_for_path(path, progress=progress)
+    workspace.count()
+    return workspace
+
+
+def _import_mapped(source: str, target: Path, mapping: Any, progress: Any) -> DatasetWorkspace:
+    workspace = DatasetWorkspace.create_from_file(source, target, mapping=mapping, progress=progress)
     workspace.count()
     return workspace
 
