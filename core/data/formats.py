@@ -29,6 +29,7 @@ import orjson
 
 from core.atomic import atomic_open
 from core.data.example import ROLES, SPLITS, Example, Message
+from core.data.plain import plain_json_error
 from core.errors import UserError
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion")
@@ -300,8 +301,9 @@ def _raw_text(raw: bytes) -> str:
 def _json_error(exc: Exception, raw: bytes) -> str:
     text = str(exc)
     if len(raw) > 10_000 and ("unexpected end" in text.lower() or "eof" in text.lower()):
-        return f"invalid JSON: the record is cut off ({len(raw):,} bytes)"
-    return f"invalid JSON: {text.split(': line')[0]}"
+        return f"not valid JSON (the record is cut off after {len(raw):,} bytes)"
+    first = raw.lstrip()[:1].decode("utf-8", "replace")
+    return plain_json_error(text, getattr(exc, "colno", None), first)
 
 
 def _read_jsonl(data: bytes) -> tuple[list[tuple[int, Any]], list[LineError]]:
@@ -372,7 +374,8 @@ def _read_json_array(data: bytes, file: Path) -> tuple[list[tuple[int, Any]], li
             errors.append(
                 LineError(
                     line,
-                    f"invalid JSON: {exc.msg} (line {err_line}); the records after it cannot be read",
+                    f"{plain_json_error(exc.msg, exc.colno, '{')} on line {err_line}; the records after it "
+                    "cannot be read",
                     text[pos : pos + _RAW_KEEP],
                 )
             )
@@ -387,14 +390,15 @@ def _read_json_array(data: bytes, file: Path) -> tuple[list[tuple[int, Any]], li
         errors.append(
             LineError(
                 bisect.bisect_right(starts, min(pos, n - 1) if n else 0),
-                "invalid JSON: expected ',' or ']' after a record; the records after it cannot be read"
+                "not valid JSON (a comma or the closing ] is missing after a record); the records after it "
+                "cannot be read"
                 if pos < n
-                else "invalid JSON: the array is cut off (no closing ']')",
+                else "not valid JSON (the list of records is cut off: no closing ])",
                 text[pos : pos + _MAX_REPORTED_RAW],
             )
         )
         return records, errors
-    errors.append(LineError(len(starts), "invalid JSON: the array is cut off (no closing ']')", ""))
+    errors.append(LineError(len(starts), "not valid JSON (the list of records is cut off: no closing ])", ""))
     return records, errors
 
 
@@ -456,7 +460,13 @@ def _read_csv(data: bytes, file: Path) -> tuple[list[tuple[int, Any]], list[Line
                     continue  # an empty cell of an optional column: the record did not have it
                 record[key] = _decode_cell(key, cell)
         except orjson.JSONDecodeError as exc:
-            errors.append(LineError(line, f"invalid JSON in column '{key}': {exc}", ",".join(row)))
+            errors.append(
+                LineError(
+                    line,
+                    f"column '{key}' should hold JSON but is {plain_json_error(str(exc), exc.colno)}",
+                    ",".join(row),
+                )
+            )
             continue
         records.append((line, record))
     return records, errors
@@ -496,7 +506,13 @@ def _read_parquet(file: Path) -> tuple[list[tuple[int, Any]], list[LineError]]:
                 else:
                     record[key] = _strip_nulls(value)
         except orjson.JSONDecodeError as exc:
-            errors.append(LineError(index, f"invalid JSON in column '{key}': {exc}", ""))
+            errors.append(
+                LineError(
+                    index,
+                    f"column '{key}' should hold JSON but is {plain_json_error(str(exc), exc.colno)}",
+                    "",
+                )
+            )
             continue
         records.append((index, record))
     return records, errors
@@ -549,10 +565,10 @@ def _examples_from(
             message = str(exc)
             rec_fmt = detect_record_format(rec)
             if rec_fmt is not None and rec_fmt != fmt:
-                message = f"mixed formats: this record is {rec_fmt}, the file is {fmt} ({message})"
+                message = f"mixed formats: this line is a {rec_fmt} record in a {fmt} file ({message})"
             elif rec_fmt is None and isinstance(rec, dict) and not (set(rec) & _known_keys(fmt)):
-                keys = ", ".join(sorted(map(str, rec))[:6]) or "none"
-                message = f"{message} (unrecognised record; its keys: {keys})"
+                keys = ", ".join(f"'{k}'" for k in sorted(map(str, rec))[:6]) or "none"
+                message = f"this line is not a {fmt} record: {message}; its fields are {keys}"
             result.errors.append(LineError(number, message, _dump_raw(rec)))
             continue
         example.line = number
@@ -707,7 +723,7 @@ def parse_fixed_line(text: str, fmt: str) -> Example:
     try:
         record = orjson.loads(text.encode("utf-8", "replace"))
     except orjson.JSONDecodeError as exc:
-        raise RecordError(f"invalid JSON: {exc}") from None
+        raise RecordError(_json_error(exc, text.encode("utf-8", "replace"))) from None
     rec_fmt = detect_record_format(record)
     return record_to_example(record, rec_fmt or fmt)
 

@@ -158,6 +158,16 @@ class Batch(Operation):
     operations: list[Operation] = field(default_factory=list)
 
 
+DISCARDED = ""  # bad_lines.fixed_id of a line the user discarded (the row stays, so undo lists it again)
+
+
+@dataclass
+class SetBadLines(Operation):
+    """Set bad lines' fixed_id, {rowid: value}: DISCARDED takes a line off the Issues list, None lists it."""
+
+    values: dict[int, str | None] = field(default_factory=dict)
+
+
 class NotAWorkspace(UserError):
     """The file is not a Whetstone workspace (or is damaged beyond reading its schema)."""
 
@@ -936,6 +946,17 @@ class DatasetWorkspace:
                 self.conn.execute("UPDATE bad_lines SET fixed_id=NULL WHERE rowid=?", (op.unfix_issue,))
             self._order = None
             return InsertExamples(op.description, examples, positions, op.unfix_issue)
+        if isinstance(op, SetBadLines):
+            old_ids: dict[int, str | None] = {}
+            for rowid in op.values:
+                found = self.conn.execute("SELECT fixed_id FROM bad_lines WHERE rowid=?", (rowid,)).fetchone()
+                if found is not None:
+                    old_ids[rowid] = found[0]
+            self.conn.executemany(
+                "UPDATE bad_lines SET fixed_id=? WHERE rowid=?",
+                [(value, rowid) for rowid, value in op.values.items() if rowid in old_ids],
+            )
+            return SetBadLines(op.description, old_ids)
         if isinstance(op, SetTestLock):
             was = self.test_locked
             self.set_meta("test_locked", "1" if op.locked else "0")
@@ -1124,6 +1145,52 @@ class DatasetWorkspace:
         if self.test_locked and example.split == "test":
             example.split = None
         return self.apply(InsertExamples(f"Fix line {line}", [example], [line - 0.5], rowid))
+
+    def discard_bad_lines(self, rowids: Iterable[int]) -> Operation:
+        """Take bad lines off the Issues list (undoable: the inverse lists them again)."""
+        chosen = list(rowids)
+        plural = "s" if len(chosen) != 1 else ""
+        return self.apply(
+            SetBadLines(f"Discard {len(chosen):,} bad line{plural}", dict.fromkeys(chosen, DISCARDED))
+        )
+
+    def convertible_bad_lines(self) -> list[tuple[BadLine, Example]]:
+        """Bad lines that are valid records of another supported format (e.g. an alpaca line in a messages
+        file), each with the example it becomes."""
+        out: list[tuple[BadLine, Example]] = []
+        fmt = self.source_format
+        for bad in self.bad_lines():
+            if not bad.raw.lstrip().startswith("{"):
+                continue
+            try:
+                example = parse_fixed_line(bad.raw, fmt)
+            except (RecordError, UserError):
+                continue
+            out.append((bad, example))
+        return out
+
+    def add_convertible_bad_lines(self) -> tuple[Operation, int]:
+        """Add every bad line that is a record of another supported format, at its place in the file, in one
+        undoable step; returns (inverse, lines added)."""
+        self._check_idle()
+        found = self.convertible_bad_lines()
+        if not found:
+            raise UserError("No bad line is a record of another supported format.")
+        taken: set[str] = set()
+        ops: list[Operation] = []
+        for bad, example in found:
+            example.line = bad.line
+            exists = self.conn.execute("SELECT 1 FROM examples WHERE id=?", (example.id,)).fetchone()
+            if exists or example.id in taken:
+                example.id = self.new_id()
+                while example.id in taken:
+                    example.id = self.new_id()
+            taken.add(example.id)
+            if self.test_locked and example.split == "test":
+                example.split = None
+            ops.append(InsertExamples(f"Add line {bad.line}", [example], [bad.line - 0.5], bad.rowid))
+        plural = "s" if len(ops) != 1 else ""
+        return self.apply(Batch(f"Add {len(ops):,} line{plural} of another format", ops)), len(ops)
 
     def assign_splits(
         self,

@@ -44,6 +44,7 @@ from core.data.workspace import BackgroundChange, DatasetWorkspace, Operation
 from core.errors import WhetstoneError
 from core.resources import resource_path
 from desktop.context import AppContext
+from desktop.widgets.clearable_spin import ClearableSpinBox
 from desktop.widgets.data_editor import ExampleEditor
 from desktop.widgets.data_panels import IssuesPanel, LengthHistogram, SplitsPanel, TemplatePreviewView
 from desktop.widgets.data_table import COL_ASSISTANT, COL_TOKENS, COL_USER, ExampleTableModel
@@ -244,11 +245,11 @@ class DataPage(QWidget):
         self.tag_filter.currentIndexChanged.connect(lambda _i: self.apply_filters())
         filters.addWidget(self.tag_filter)
         filters.addWidget(QLabel("Tokens"))
-        self.min_tokens = QSpinBox()
+        self.min_tokens = ClearableSpinBox()
         self.min_tokens.setRange(0, 10_000_000)
         self.min_tokens.setSpecialValueText("min")
         self.min_tokens.valueChanged.connect(lambda _v: self._filter_timer.start())
-        self.max_tokens = QSpinBox()
+        self.max_tokens = ClearableSpinBox()
         self.max_tokens.setRange(0, 10_000_000)
         self.max_tokens.setSpecialValueText("max")
         self.max_tokens.valueChanged.connect(lambda _v: self._filter_timer.start())
@@ -349,6 +350,8 @@ class DataPage(QWidget):
         self.tabs.addTab(self.preview, "Template")
         self.issues = IssuesPanel()
         self.issues.fixRequested.connect(self.fix_bad_line)
+        self.issues.discardRequested.connect(self.discard_bad_lines)
+        self.issues.addAllRequested.connect(self.add_convertible_bad_lines)
         self.tabs.addTab(self.issues, "Issues")
         self.lengths = self._build_lengths_tab()
         self.tabs.addTab(self.lengths, "Lengths")
@@ -718,8 +721,9 @@ class DataPage(QWidget):
         self.tag_filter.blockSignals(False)
         bad = ws.bad_lines()
         self.issues.set_lines(bad)
+        self.issues.set_convertible(len(ws.convertible_bad_lines()) if bad else 0)
         if self._bulk is not None:
-            self.issues.fix_button.setEnabled(False)
+            self.issues.set_enabled(False)
         self.tabs.setTabText(2, f"Issues ({len(bad):,})" if bad else "Issues")
         self.splits.set_locked(ws.test_locked)
         deleted = ws.deleted_count()
@@ -834,6 +838,7 @@ class DataPage(QWidget):
         return inverse
 
     def _after_change(self, aggregates: dict[str, Any] | None = None) -> None:
+        self._recount_changed()
         self._refresh_side_panels(aggregates)
         self.apply_filters()
         self._load_current()
@@ -1012,7 +1017,7 @@ class DataPage(QWidget):
             widget.setEnabled(enabled)
         if not enabled:
             self.bin_button.setEnabled(False)
-            self.issues.fix_button.setEnabled(False)
+            self.issues.set_enabled(False)
         self._sync_undo_actions()
 
     def _keep_undo_off_while_busy(self, _can: bool) -> None:
@@ -1145,6 +1150,37 @@ class DataPage(QWidget):
         self._after_change()
         self.ctx.status("The fixed line was added to the dataset")
 
+    def discard_bad_lines(self, rowids: list[int]) -> None:
+        ws = self.workspace
+        if ws is None or not rowids or self._refuse_while_busy():
+            return
+        try:
+            inverse = ws.discard_bad_lines(rowids)
+        except WhetstoneError as exc:
+            self.issues.show_error(str(exc))
+            return
+        plural = "s" if len(rowids) != 1 else ""
+        self.undo_stack.push(WorkspaceCommand(self, f"Discard {len(rowids):,} bad line{plural}", inverse))
+        self._after_change()
+        n = len(rowids)
+        self.ctx.status(f"Discarded {n:,} bad line{'s' if n != 1 else ''} (Ctrl+Z lists them again)")
+
+    def add_convertible_bad_lines(self) -> None:
+        ws = self.workspace
+        if ws is None or self._refuse_while_busy():
+            return
+        try:
+            inverse, added = ws.add_convertible_bad_lines()
+        except WhetstoneError as exc:
+            self.issues.show_error(str(exc))
+            return
+        plural = "s" if added != 1 else ""
+        self.undo_stack.push(WorkspaceCommand(self, f"Add {added:,} line{plural} of another format", inverse))
+        self._after_change()
+        self.ctx.status(
+            f"Added {added:,} line{plural} of another format to the dataset (Ctrl+Z takes them out)"
+        )
+
     def assign_splits(self, ratios: tuple[float, float, float], seed: int, stratify: bool) -> None:
         ws = self.workspace
         if ws is None:
@@ -1204,6 +1240,29 @@ class DataPage(QWidget):
             loaded,
             cancellable=False,
         )
+
+    RECOUNT_ROWS = 500  # rows counted again at once after an edit (more: press Count tokens)
+
+    def _recount_changed(self) -> None:
+        """An edit clears the token count of the rows whose text changed: when the dataset was counted, count
+        those rows again with the same tokenizer (loaded in the background if needed)."""
+        ws = self.workspace
+        if ws is None or ws.busy or self._bulk is not None:
+            return
+        model = ws.meta("token_model")
+        if not model:
+            return
+        if self.counter is None or self._counter_model != model:
+            if self._model_id() == model and self._count_job is None and not self._jobs:
+                self._ensure_counter(self._recount_changed)
+            return
+        missing = [i for i in ws.ids() if ws.summary(i).tokens is None]
+        if not missing or len(missing) > self.RECOUNT_ROWS:
+            return
+        examples = ws.get_many(missing)
+        counts = self.counter.count([e.messages_dicts() for e in examples])
+        ws.set_token_counts(dict(zip(missing, counts, strict=True)), model)
+        self.model.layoutChanged.emit()
 
     def count_tokens(self) -> None:
         if self.workspace is None or self._busy_with_visible_job():

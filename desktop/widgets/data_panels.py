@@ -125,10 +125,19 @@ class LengthHistogram(QWidget):
         self.plot.setYRange(0, max(1, int(heights.max())) * 1.08, padding=0)
 
 
+def line_sentence(line: int, message: str) -> str:
+    """`"Line 12 is not valid JSON (it ends early; ...)"` / `"Line 3: no assistant turn"`."""
+    if message.startswith("not valid JSON"):
+        return f"Line {line} is {message}"
+    return f"Line {line}: {message}"
+
+
 class IssuesPanel(QWidget):
     """Bad lines from the imported file. Select one, fix its text, then 'Check and add'."""
 
     fixRequested = Signal(int, str)  # bad line rowid, edited text
+    discardRequested = Signal(list)  # bad line rowids to take off the list
+    addAllRequested = Signal()  # add every line that is a record of another supported format
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -148,6 +157,21 @@ class IssuesPanel(QWidget):
         self.editor.setPlaceholderText("Select a bad line to see and fix its text")
         layout.addWidget(self.editor, 1)
         row = QHBoxLayout()
+        self.discard_button = QPushButton("Discard")
+        self.discard_button.setToolTip("Take this line off the list; it is not added (Ctrl+Z lists it again)")
+        self.discard_button.clicked.connect(self._on_discard)
+        row.addWidget(self.discard_button)
+        self.discard_all_button = QPushButton("Discard all")
+        self.discard_all_button.setToolTip("Take every listed line off the list (Ctrl+Z lists them again)")
+        self.discard_all_button.clicked.connect(lambda: self.discardRequested.emit(list(self._lines)))
+        row.addWidget(self.discard_all_button)
+        self.add_all_button = QPushButton("Add all")
+        self.add_all_button.setToolTip(
+            "Add every line that is a valid record of another supported format (e.g. an alpaca line in a "
+            "messages file) as it is, in one step"
+        )
+        self.add_all_button.clicked.connect(self.addAllRequested.emit)
+        row.addWidget(self.add_all_button)
         row.addStretch(1)
         self.fix_button = QPushButton("Check and add")
         self.fix_button.setObjectName("primary")
@@ -156,6 +180,7 @@ class IssuesPanel(QWidget):
         row.addWidget(self.fix_button)
         layout.addLayout(row)
         self._lines: dict[int, BadLine] = {}
+        self._convertible = 0
         self.set_lines([])
 
     def set_lines(self, lines: Sequence[BadLine]) -> None:
@@ -164,7 +189,7 @@ class IssuesPanel(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for b in lines:
-            item = QListWidgetItem(f"line {b.line}: {b.message}")
+            item = QListWidgetItem(line_sentence(b.line, b.message))
             item.setData(Qt.ItemDataRole.UserRole, b.rowid)
             item.setToolTip(b.message)
             self.list.addItem(item)
@@ -175,7 +200,7 @@ class IssuesPanel(QWidget):
             if not n
             else f"{n:,} line{'s' if n != 1 else ''} of the file could not be read. Fix one and add it back."
         )
-        self.fix_button.setEnabled(bool(n))
+        self.set_enabled(True)
         if current is not None and current in self._lines:
             self.select(current)
         elif n:
@@ -183,6 +208,24 @@ class IssuesPanel(QWidget):
         else:
             self.editor.setPlainText("")
             self.reason.setText("")
+
+    def set_convertible(self, n: int) -> None:
+        """How many listed lines are valid records of another supported format ("Add all" adds them)."""
+        self._convertible = n
+        self.add_all_button.setText(f"Add all {n:,} of another format" if n else "Add all")
+        self.add_all_button.setEnabled(n > 0 and self.fix_button.isEnabled())
+
+    def set_enabled(self, on: bool) -> None:
+        """The actions that change the dataset (off while a change of many rows runs)."""
+        n = bool(self._lines) and on
+        for button in (self.fix_button, self.discard_button, self.discard_all_button):
+            button.setEnabled(n)
+        self.add_all_button.setEnabled(n and self._convertible > 0)
+
+    def _on_discard(self) -> None:
+        rowid = self.current_rowid()
+        if rowid is not None:
+            self.discardRequested.emit([rowid])
 
     def select(self, rowid: int) -> None:
         for i in range(self.list.count()):
@@ -198,7 +241,7 @@ class IssuesPanel(QWidget):
         if item is None:
             return
         bad = self._lines[int(item.data(Qt.ItemDataRole.UserRole))]
-        self.reason.setText(f"Line {bad.line}: {bad.message}")
+        self.reason.setText(line_sentence(bad.line, bad.message))
         self.editor.setPlainText(bad.raw)
 
     def show_error(self, message: str) -> None:

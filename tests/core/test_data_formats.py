@@ -110,7 +110,7 @@ def test_every_bad_line_is_reported_with_its_reason(tmp_path: Path) -> None:
     assert [e.line for e in result.examples] == [1, 11]
     reasons = {e.line: e.message for e in result.errors}
     assert sorted(reasons) == [2, 3, 4, 5, 7, 8, 9, 10]
-    assert reasons[2].startswith("invalid JSON")
+    assert reasons[2].startswith("not valid JSON")
     assert "unknown role 'wizard'" in reasons[3]
     assert "empty turn" in reasons[4]
     assert "wrong type" in reasons[5]
@@ -172,7 +172,7 @@ def test_ten_megabyte_single_line(tmp_path: Path) -> None:
     result = read_dataset(path)
     assert len(result.examples) == 1 and len(result.examples[0].messages[1].content) == len(big)
     assert [e.line for e in result.errors] == [2]
-    assert "cut off" in result.errors[0].message or "invalid JSON" in result.errors[0].message
+    assert "cut off" in result.errors[0].message or "not valid JSON" in result.errors[0].message
     assert len(result.errors[0].raw) <= 100_000
 
 
@@ -186,7 +186,7 @@ def test_json_array_lines_and_truncation(tmp_path: Path) -> None:
     text = path.read_text()
     path.write_text(text[: len(text) // 2 + 40], encoding="utf-8")
     cut = read_dataset(path)
-    assert cut.errors and "invalid JSON" in cut.errors[-1].message
+    assert cut.errors and "not valid JSON" in cut.errors[-1].message
     assert len(cut.examples) >= 1
     jsonl_as_json = tmp_path / "lines.json"
     jsonl_as_json.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
