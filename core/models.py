@@ -271,7 +271,12 @@ def _save_converted(model: Any, tokenizer: Any, target: Path, source: dict[str, 
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "whetstone_source.json").write_text(json.dumps(source) + "\n", encoding="utf-8")
-        tmp.rename(target)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not (target / "config.json").exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process converted it meanwhile: keep theirs
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

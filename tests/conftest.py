@@ -15,6 +15,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="whetstone-tests-"))
 os.environ["WHETSTONE_HOME"] = str(_SESSION_ROOT / "home")
 os.environ["WHETSTONE_CACHE_DIR"] = str(_SESSION_ROOT / "cache")
+# Converted models (the embedded SmolLM2 GGUF -> safetensors, ~20 s each time on 2 cores) are shared by the
+# test sessions of one machine: they depend only on the GGUF file and the converter version (both in the folder
+# name), and a conversion is written to a temp folder and renamed, so parallel sessions never see half of one.
+_SHARED_MODELS = Path(tempfile.gettempdir()) / f"whetstone-test-models-{os.getuid()}"
+_SHARED_MODELS.mkdir(exist_ok=True)
+(_SESSION_ROOT / "cache").mkdir()
+(_SESSION_ROOT / "cache" / "models").symlink_to(_SHARED_MODELS, target_is_directory=True)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO / "resources" / "sample_dataset.jsonl"
