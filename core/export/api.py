@@ -274,6 +274,7 @@ def _export_model(
             )  # fmt: skip
             if keep_merged:
                 shutil.copytree(merged_dir, tmp / "merged")
+            run_it = _run_it(result, target / str(card_extra["gguf"]), target / "Modelfile")
         if verify:
             verification["passed"] = all(
                 v.get("passed", True) for v in verification.values() if isinstance(v, dict)
@@ -282,10 +283,41 @@ def _export_model(
             card_extra["verification"] = json.dumps(
                 {k: _short(v) for k, v in verification.items() if isinstance(v, dict)}
             )
-        (tmp / "README.md").write_text(model_card(run, fmt, card_extra), encoding="utf-8")
+        card = model_card(run, fmt, card_extra)
+        if fmt == "gguf":
+            card = card.rstrip("\n") + "\n\n" + run_it
+        (tmp / "README.md").write_text(card, encoding="utf-8")
     finally:
         if merged_dir != tmp:
             shutil.rmtree(merged_dir, ignore_errors=True)
+
+
+def _run_it(result: ExportResult, gguf_path: Path, modelfile_path: Path) -> str:
+    """The commands to run the export (kept on the result for the Export page) and the README section."""
+    from core.export.modelfile import run_commands, run_section
+
+    system = result.system_prompt or {}
+    commands = run_commands(gguf_path, modelfile_path, system.get("text"))
+    result.commands = [{"label": label, "command": command} for label, command in commands]
+    lines = [run_section(commands)]
+    lines += ["### System prompt", "", str(system.get("sentence") or ""), ""]
+    if system.get("template_default") and not system.get("text"):
+        lines += [
+            "The base model's chat template adds its own system prompt to conversations without one "
+            f'("{system["template_default"]}"), so training saw it in front of these rows; the Modelfile '
+            "leaves it out. To reproduce that exactly, add it as a SYSTEM line.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _trained_system(run: RunFolder) -> Any:
+    from core.export.modelfile import TrainedSystemPrompt, trained_system_prompt
+
+    try:
+        return trained_system_prompt(run.dataset_records())
+    except (OSError, ValueError):
+        return TrainedSystemPrompt(None, 0, {})
 
 
 def _short(figures: dict[str, Any]) -> dict[str, Any]:
@@ -379,13 +411,22 @@ def _write_gguf(
         else:
             verification["llama_cpp"] = {"skipped": "llama-cpp-python is not installed"}
     special = summary.get("special_tokens", {})
+    trained = _trained_system(run)
     info = ollama_modelfile(
         name,
         tokenizer.chat_template,
         bos=_token_text(tokenizer, special.get("bos")),
         eos=_token_text(tokenizer, special.get("eos")),
         eot=_token_text(tokenizer, special.get("eot")) or None,
+        system=trained.text,
     )
+    result.system_prompt = {
+        "text": trained.text,
+        "sentence": trained.sentence(),
+        "rows": trained.rows,
+        "variants": len(trained.counts),
+        "template_default": info.default_system,
+    }
     (tmp / "Modelfile").write_text(info.text, encoding="utf-8")
     result.notes.append(
         f"Ollama Modelfile: template {'translated (' + info.style + ')' if info.style else 'not translated'}"

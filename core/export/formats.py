@@ -66,6 +66,9 @@ class ExportResult:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     gguf: dict[str, Any] | None = None
+    # gguf: the system prompt the Modelfile carries ({"text", "sentence", ...}) and the commands to run it
+    system_prompt: dict[str, Any] | None = None
+    commands: list[dict[str, str]] = field(default_factory=list)  # {"label", "command"}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,4 +82,6 @@ class ExportResult:
             "seconds": round(self.seconds, 2),
             "timings": self.timings,
             "gguf": self.gguf,
+            "system_prompt": self.system_prompt,
+            "commands": self.commands,
         }

@@ -3,8 +3,12 @@
 The Jinja chat template is translated to Ollama's Go template when it is a *per-message wrapper*
 template: every message renders as `prefix(role) + content + suffix(role)`, one after another, and the
 generation prompt is a fixed string. That covers ChatML (`<|im_start|>role ... <|im_end|>`: SmolLM2, Qwen2,
-many fine-tunes) and Llama-3 headers (`<|start_header_id|>role<|end_header_id|> ... <|eot_id|>`). A default
-system prompt the template inserts when there is none (SmolLM2 does) becomes the Modelfile's `SYSTEM`.
+many fine-tunes) and Llama-3 headers (`<|start_header_id|>role<|end_header_id|> ... <|eot_id|>`).
+
+The Modelfile's `SYSTEM` is the system prompt the training rows used (`trained_system_prompt` reads the run's
+dataset snapshot), never the base model's default (SmolLM2's template inserts "You are a helpful AI assistant
+named SmolLM..." when a conversation has none): Ollama sends SYSTEM with every chat, so a base default there
+would make `ollama run` answer under a prompt the fine-tune was not taught with.
 
 We find the wrappers by rendering the Jinja template on probe conversations and check that the pieces
 reproduce the template exactly on other conversations; when they do not (Llama 2 `[INST]`, Mistral,
@@ -14,7 +18,11 @@ Ollama then falls back to the template it detects in the GGUF itself.
 
 from __future__ import annotations
 
+import shlex
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SUPPORTED_TEMPLATE_STYLES = ("chatml", "llama3")
@@ -45,8 +53,9 @@ class ModelfileInfo:
     text: str
     style: str | None  # "chatml" | "llama3" | None (not translated)
     stop: list[str] = field(default_factory=list)
-    default_system: str | None = None
+    default_system: str | None = None  # the template's own default (reported, never written as SYSTEM)
     note: str | None = None
+    system: str | None = None  # the SYSTEM line written (the training rows' system prompt)
 
 
 def _jinja_render(template: str, messages: list[dict[str, str]], gen: bool, bos: str, eos: str) -> str:
@@ -192,8 +201,9 @@ def ollama_modelfile(
     eos: str = "",
     eot: str | None = None,
     extra_stops: list[str] | None = None,
+    system: str | None = None,
 ) -> ModelfileInfo:
-    """The Modelfile text for `FROM ./gguf_name`."""
+    """The Modelfile text for `FROM ./gguf_name`; `system` is the trained system prompt (None: no SYSTEM)."""
     stops: list[str] = []
     for token in (eot, eos, *(extra_stops or [])):
         if token and token not in stops:
@@ -207,8 +217,6 @@ def ollama_modelfile(
         if opener and opener not in stops:
             stops.append(opener)
         lines += ['TEMPLATE """' + go_template(pieces) + '"""', ""]
-        if pieces.default_system is not None:
-            lines += ['SYSTEM """' + pieces.default_system + '"""', ""]
     elif chat_template:
         note = (
             "This chat template is not a per-message ChatML/Llama-3 style template, so no TEMPLATE was written; "
@@ -218,6 +226,9 @@ def ollama_modelfile(
     else:
         note = "The model has no chat template; use it for plain completion."
         lines += ["# " + note, ""]
+    if system:
+        # Triple quotes keep a multi-line prompt as written; one holding three quotes itself is escaped instead.
+        lines += [f'SYSTEM """{system}"""' if '"""' not in system else f"SYSTEM {_quote(system)}", ""]
     for stop in stops:
         lines.append(f"PARAMETER stop {_quote(stop)}")
     return ModelfileInfo(
@@ -226,7 +237,119 @@ def ollama_modelfile(
         stops,
         pieces.default_system if pieces else None,
         note,
+        system or None,
     )
+
+
+# --- the system prompt the model was trained with -------------------------------------------------------
+MAJORITY = 0.5  # one system prompt (or none) used by more than half the training rows is the model's own
+
+
+@dataclass
+class TrainedSystemPrompt:
+    """Which system prompt the training rows used, and how uniformly."""
+
+    text: str | None  # what the Modelfile's SYSTEM carries (None: no SYSTEM line)
+    rows: int  # training rows looked at
+    counts: dict[str | None, int]  # system prompt (None = the row had none) -> rows
+
+    @property
+    def uniform(self) -> bool:
+        return len(self.counts) <= 1
+
+    def sentence(self) -> str:
+        """Plain words for the README and the Export page."""
+        if self.rows == 0:
+            return "The run's dataset snapshot could not be read, so the Modelfile has no SYSTEM line."
+        shown = _short_text(self.text) if self.text else ""
+        if self.uniform:
+            if self.text is None:
+                return (
+                    f"None of the {self.rows} training rows had a system prompt, so the Modelfile has no "
+                    "SYSTEM line (the base model's default system prompt is not added)."
+                )
+            return f"All {self.rows} training rows used the same system prompt; the Modelfile's SYSTEM is it: {shown}"
+        others = len(self.counts) - 1
+        used = self.counts.get(self.text, 0)
+        none = self.counts.get(None, 0)
+        mix = f"the training rows' system prompts differ ({len(self.counts)} variants"
+        mix += f", {none} rows without one)" if none else ")"
+        if self.text is not None:
+            return (
+                f"{used} of {self.rows} training rows used one system prompt, which the Modelfile's SYSTEM "
+                f"carries: {shown}. The other rows used {others} other variant(s) ({mix}); pass their system "
+                "prompt with each request when you need it."
+            )
+        if used * 1.0 > MAJORITY * self.rows:
+            return (
+                f"{used} of {self.rows} training rows had no system prompt, so the Modelfile has no SYSTEM "
+                f"line; {mix}. Pass a system prompt with each request when you need one."
+            )
+        return (
+            f"No single system prompt covers most of the {self.rows} training rows ({mix}), so the Modelfile "
+            "has no SYSTEM line. Pass the system prompt with each request."
+        )
+
+
+def _short_text(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return f'"{flat}"' if len(flat) <= limit else f'"{flat[: limit - 1]}…"'
+
+
+def trained_system_prompt(records: Iterable[dict[str, Any]]) -> TrainedSystemPrompt:
+    """The system prompt of the training rows (a run's dataset.jsonl snapshot rows).
+
+    Only the train split is counted (all rows when the snapshot has no train rows). A row's system prompt is
+    its leading system message; the one used by more than half of the rows is the model's (None when most
+    rows had none, or when no prompt has a majority).
+    """
+    rows = list(records)
+    train = [r for r in rows if str(r.get("split") or "train") == "train"] or rows
+    counts: Counter[str | None] = Counter()
+    for row in train:
+        messages = row.get("messages") or []
+        first = messages[0] if messages and isinstance(messages[0], dict) else {}
+        content = first.get("content") if first.get("role") == "system" else None
+        counts[content if isinstance(content, str) and content.strip() else None] += 1
+    text: str | None = None
+    if counts:
+        top, n = counts.most_common(1)[0]
+        if n > MAJORITY * len(train):
+            text = top
+    return TrainedSystemPrompt(text, len(train), dict(counts.most_common()))
+
+
+# --- the commands to run the export --------------------------------------------------------------------
+def ollama_model_name(gguf_name: str) -> str:
+    """A name `ollama create` accepts, from the GGUF file name (lower case, letters, digits, . _ -)."""
+    stem = gguf_name[: -len(".gguf")] if gguf_name.lower().endswith(".gguf") else gguf_name
+    name = "".join(c if c.isalnum() or c in "._-" else "-" for c in stem.lower()).strip("-._")
+    return name or "whetstone-model"
+
+
+def run_commands(gguf_path: Path, modelfile_path: Path, system: str | None) -> list[tuple[str, str]]:
+    """(what it does, the shell command) to run the exported model in Ollama and llama.cpp.
+
+    llama.cpp's `llama-cli` chats by default when the GGUF has a chat template (its old `-cnv` flag is gone
+    from the current CLI); the system prompt goes with `-sys`.
+    """
+    name = ollama_model_name(gguf_path.name)
+    llama = f"llama-cli -m {shlex.quote(str(gguf_path))}"
+    if system:
+        llama += f" -sys {shlex.quote(system)}"
+    return [
+        ("Create the Ollama model", f"ollama create {name} -f {shlex.quote(str(modelfile_path))}"),
+        ("Chat with it in Ollama", f"ollama run {name}"),
+        ("Chat with it in llama.cpp", llama),
+    ]
+
+
+def run_section(commands: list[tuple[str, str]]) -> str:
+    """The README's "Run it" section (Markdown)."""
+    lines = ["## Run it", ""]
+    for label, command in commands:
+        lines += [f"{label}:", "", "```sh", command, "```", ""]
+    return "\n".join(lines)
 
 
 def describe_support() -> dict[str, Any]:

@@ -41,6 +41,7 @@ from core.export.formats import (
 )
 from desktop.context import AppContext
 from desktop.widgets.empty_state import EmptyState
+from desktop.widgets.run_commands import RunCommands
 
 FORMAT_LABELS = {
     "adapter": (
@@ -254,6 +255,8 @@ class ExportPage(QWidget):
         self.notes_label.setWordWrap(True)
         self.notes_label.setStyleSheet("color: #555;")
         results_layout.addWidget(self.notes_label)
+        self.run_commands = RunCommands()
+        results_layout.addWidget(self.run_commands)
         open_row = QHBoxLayout()
         open_row.addStretch(1)
         self.open_button = QPushButton("Open folder")
@@ -506,6 +509,7 @@ class ExportPage(QWidget):
             table.setFixedHeight(min(height + 4, 260))
         self.notes_label.setText("\n".join(f"• {n}" for n in doc.get("notes") or []))
         self.notes_label.setVisible(bool(doc.get("notes")))
+        self.run_commands.show_commands(doc.get("commands") or [], doc.get("system_prompt"))
         self.results.setVisible(True)
 
     def open_folder(self) -> None:

@@ -137,7 +137,19 @@ def test_gguf_metadata_has_chat_template_special_tokens_and_types(tiny_exports: 
     assert f"FROM ./{gguf_file.name}" in modelfile
     assert 'PARAMETER stop "<|im_end|>"' in modelfile
     assert "TEMPLATE" in modelfile and "<|im_start|>" in modelfile
-    assert 'SYSTEM """You are a helpful AI assistant named SmolLM' in modelfile
+    # SYSTEM is the system prompt every training row used, not the base template's SmolLM default
+    assert 'SYSTEM """You triage customer support tickets. Answer with JSON only."""' in modelfile
+    assert "SmolLM" not in modelfile
+    result = tiny_exports["q8_0"]
+    out = Path(result.out_dir)  # type: ignore[attr-defined]
+    readme = (out / "README.md").read_text()
+    commands = [c["command"] for c in result.commands]  # type: ignore[attr-defined]
+    assert commands[0] == f"ollama create {gguf_file.stem.lower()} -f {out / 'Modelfile'}"
+    assert commands[1] == f"ollama run {gguf_file.stem.lower()}"
+    assert commands[2].startswith(f"llama-cli -m {gguf_file}") and "-sys 'You triage" in commands[2]
+    for command in commands:
+        assert command in readme
+    assert "All 96 training rows used the same system prompt" in readme
 
 
 @pytest.mark.slow

@@ -51,13 +51,14 @@ def test_llama3_translates_and_pieces_reproduce_jinja() -> None:
     assert "<|start_header_id|>" in info.text and 'PARAMETER stop "<|eot_id|>"' in info.text
 
 
-def test_default_system_prompt_becomes_system_line(tiny_llama_dir: Path) -> None:
+def test_template_default_system_prompt_is_found_but_never_written(tiny_llama_dir: Path) -> None:
     template = (tiny_llama_dir / "chat_template.jinja").read_text()
     info = ollama_modelfile("m.gguf", template, eos="<|im_end|>", eot="<|im_end|>")
     assert info.style == "chatml"
     assert info.default_system and info.default_system.startswith(
         "You are a helpful AI assistant named SmolLM"
     )
+    assert "SYSTEM" not in info.text and "SmolLM" not in info.text and info.system is None
 
 
 def test_unsupported_template_says_so() -> None:

@@ -115,3 +115,40 @@ def test_cancel_leaves_no_output(qtbot, fake_run_dir: Path, tmp_path: Path) -> N
     assert "cancelled" in page.status_label.text()
     assert not out.exists()
     assert not list((tmp_path / "exports").glob(".merged*"))
+
+
+def test_gguf_result_shows_run_commands_with_copy_buttons(qtbot, tmp_path: Path) -> None:
+    from PySide6.QtGui import QGuiApplication
+
+    from core.export.formats import ExportResult
+    from core.export.modelfile import run_commands
+
+    out = tmp_path / "gguf out"
+    gguf = out / "tickets-q8_0.gguf"
+    commands = run_commands(gguf, out / "Modelfile", "You triage tickets.")
+    result = ExportResult(
+        format="gguf",
+        out_dir=str(out),
+        quant="q8_0",
+        files=[{"path": str(gguf), "bytes": 1000}, {"path": str(out / "Modelfile"), "bytes": 10}],
+        system_prompt={
+            "text": "You triage tickets.",
+            "sentence": "All 96 training rows used the same system prompt",
+        },
+        commands=[{"label": label, "command": command} for label, command in commands],
+    )
+    page = _page(qtbot)
+    page.show_result(result)
+    box = page.run_commands
+    assert not box.isHidden()
+    shown = [f.text() for f in box.fields]
+    assert shown == [command for _label, command in commands]
+    assert shown[0] == f"ollama create tickets-q8_0 -f '{out}/Modelfile'"
+    assert shown[2] == f"llama-cli -m '{gguf}' -sys 'You triage tickets.'"
+    assert "All 96 training rows" in box.system_label.text()
+    box.copy_buttons[0].click()
+    assert QGuiApplication.clipboard().text() == shown[0]
+    assert box.copy_buttons[0].text() == "Copied"
+    # an adapter export has no commands: the box hides
+    page.show_result(ExportResult(format="adapter", out_dir=str(out)))
+    assert box.isHidden()
