@@ -108,6 +108,72 @@ def inspect_hf_folder(folder: Path, *, allow_pickle: bool = False, trust_remote_
             )
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "tiktoken.model")
+
+
+def check_base_model_folder(
+    folder: str | Path, *, allow_pickle: bool = False, trust_remote_code: bool = False
+) -> str:
+    """Check a folder chosen as a base model before anything uses it: config.json, weights, tokenizer.
+
+    Raises UserError with the reason in plain words (a folder with only a readme is not a model; a config.json
+    without weights is not one either); returns a one-line description ("llama, about 8.0B parameters").
+    """
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise UserError(f"Model folder not found: {path}")
+    files = sorted(p.name for p in path.iterdir() if p.is_file())
+    if not (path / "config.json").exists():
+        seen = ", ".join(files[:4]) + (", …" if len(files) > 4 else "") if files else "nothing"
+        raise UserError(
+            f"{path.name} is not a model folder: it has no config.json (it holds {seen}). "
+            "Choose the folder that holds config.json, the *.safetensors weights and the tokenizer."
+        )
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path.name}/config.json could not be read: {exc}") from None
+    if not isinstance(config, dict) or not (config.get("model_type") or config.get("architectures")):
+        raise UserError(f"{path.name}/config.json is not a model configuration (no model_type).")
+    weights = sorted(path.glob("*.safetensors"))
+    pickles = sorted(path.glob("*.bin")) + sorted(path.glob("*.pt"))
+    if not weights and not pickles:
+        raise UserError(
+            f"{path.name} has a config.json but no weights (*.safetensors), so it cannot be trained; "
+            "copy the model's weight files into the folder."
+        )
+    index = path / "model.safetensors.index.json"
+    if weights and index.exists():
+        try:
+            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, ValueError, KeyError, AttributeError):
+            shards = set()
+        missing = sorted(s for s in shards if not (path / s).exists())
+        if missing:
+            raise UserError(
+                f"{path.name} is missing {len(missing)} of its {len(shards)} weight files "
+                f"(first: {missing[0]}); the download or copy is incomplete."
+            )
+    if not any((path / name).exists() for name in TOKENIZER_FILES):
+        raise UserError(
+            f"{path.name} has no tokenizer (tokenizer.json or tokenizer.model); copy the tokenizer files "
+            "that came with the model into the folder."
+        )
+    inspect_hf_folder(path, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    kind = str(config.get("model_type") or config["architectures"][0])
+    try:
+        from core.training.estimate import ModelShape
+
+        params = ModelShape.from_config_json(config).total_params()
+        return (
+            f"{kind}, about {params / 1e9:.1f}B parameters"
+            if params >= 1e9
+            else (f"{kind}, about {params / 1e6:.0f}M parameters")
+        )
+    except UserError:
+        return kind
+
+
 class ModelRegistry:
     """Lists and resolves models. User-added entries persist in the config dir (models.json)."""
 

@@ -40,7 +40,7 @@ def add_training_flags(p: argparse.ArgumentParser) -> None:
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
     from core.training.config import Hardware, config_from_args
-    from core.training.estimate import dataset_token_stats, estimate, shape_for_model
+    from core.training.estimate import dataset_token_stats, estimate, format_duration, shape_for_model
 
     cfg = config_from_args(args)
     shape = shape_for_model(cfg.model.name)
@@ -58,6 +58,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         target_gib=args.target_gib,
         dataset_tokens=tokens or None,
         dataset_examples=examples or None,
+        cpu_target=bool(args.cpu),
+        preset=args.preset,
     )
     doc = est.public()
     if args.json:
@@ -67,8 +69,14 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         print(f"Peak memory ≈ {est.vram_gib:.1f} GiB — {fit} in {est.target_gib:.0f} GiB ({est.device})")
         for key, value in est.breakdown_gib.items():
             print(f"  {key:20} {value:8.2f} GiB")
+        speed = f"{est.tokens_per_s:,.0f} tokens/s on {est.time_device}, {est.time_basis}"
         if est.time_s is not None:
-            print(f"Time ≈ {est.time_s / 60:.1f} min ({est.tokens_per_s:.0f} tokens/s)")
+            per = "for the run" if cfg.train.max_steps else "per epoch"
+            print(f"Time ≈ {format_duration(est.time_s)} {per} ({speed})")
+        else:
+            print(f"Speed ≈ {speed} (give --data for the time per epoch)")
+        for w in est.warnings:
+            print(f"warning: {w}")
         for s in est.suggestions:
             print(f"- {s}")
         for n in est.notes:
@@ -181,6 +189,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     est.add_argument("--data", help="data file, for the time per epoch")
     est.add_argument(
         "--target-gib", type=float, help="memory of the target GPU (default: the detected GPU, or 24)"
+    )
+    est.add_argument(
+        "--cpu", action="store_true", help="the time on this machine's CPU (a machine without a GPU)"
     )
     est.add_argument("--gpu-gib", type=float, help=argparse.SUPPRESS)
     est.add_argument("--gpu-name", help=argparse.SUPPRESS)

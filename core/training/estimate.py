@@ -23,7 +23,11 @@ Llama-3.2-1B shape: 1024 tokens 1.97 vs 2.06 (+4.6%), 1024 tokens bs 1 without c
 5.11 vs 4.73 (-7.5%); a repeat of the 1024-token run measured 2.12 (-2.6%). Stated error: ±8% (the same
 settings vary up to 8% from run to run); `fits` also keeps 1 GiB for the CUDA context and allocator slack.
 Time: training FLOPs per token ≈ (4 + 2·checkpointing)·N (frozen weights need no weight gradients) +
-attention, divided by a sustained throughput per device class (measured).
+attention, divided by a sustained throughput. On a GPU that throughput comes from measured tokens/s of our
+default QLoRA recipe on an H200 (../shared/gpu/README.md, benchmarks/results/TRAIN_GPU.md: Llama-3.2-1B shape
+15,849 tokens/s, Llama-3-8B shape 5,215 tokens/s; an H100 measured 4,826-5,263 for the 8B), as FLOP/s
+interpolated by parameter count between the two measured sizes (a 1B model uses the GPU less well), then
+scaled to the target card by a rough relative training speed (GPU_CLASSES; not measured here: ±50%).
 """
 
 from __future__ import annotations
@@ -50,18 +54,94 @@ LOGIT_CHUNK = 64
 HEAD_VECTORS = 12.0
 # The CUDA context, cuBLAS workspaces and allocator slack that torch's peak counter does not see.
 RUNTIME_OVERHEAD_GIB = 1.0
-# Sustained training throughput (FLOP/s) by device class; the GPU figure is measured QLoRA on an H100.
-# Measured on an H100 (Llama-3-8B shape, ≈50 GFLOP/token): 5,263 tokens/s = ~260 TFLOP/s warm, 3,963 tokens/s
-# = ~200 TFLOP/s in a process's first run (Triton compiles); we use the latter. Others scaled by bf16 peak.
-SUSTAINED_FLOPS = {
-    "h100": 200e12,
-    "h200": 220e12,
-    "a100": 100e12,
-    "4090": 70e12,
-    "3090": 30e12,
-    "gpu": 40e12,
-    "cpu": 25e9,
+# Sustained training throughput of a CPU (FLOP/s; GPUs: measured, see MEASURED_GPU).
+SUSTAINED_FLOPS = {"cpu": 25e9}
+
+
+# Measured tokens/s of our default QLoRA recipe (NF4, r16 all-linear, len 2048, packing, checkpointing) on an
+# H200 (24 GiB cap): (what was measured, total parameters, tokens/s). FLOP/s = tokens/s x 6 x parameters.
+MEASURED_GPU = (
+    ("a Llama-3.2-1B-shaped model", 1.236e9, 15_849.0),
+    ("a Llama-3-8B-shaped model", 8.03e9, 5_215.0),
+)
+# Training speed relative to the measured H100/H200 class (rough: from public bf16 throughput and training
+# benchmarks of these cards; not measured by us). Memory targets on the Train page map to a typical card.
+GPU_CLASSES: dict[str, tuple[str, float]] = {
+    "h200": ("an H200", 1.0),
+    "h100": ("an H100", 1.0),
+    "a100": ("an A100", 0.5),
+    "l40": ("an L40S", 0.45),
+    "6000 ada": ("an RTX 6000 Ada", 0.45),
+    "a6000": ("an RTX A6000", 0.3),
+    "4090": ("an RTX 4090", 0.35),
+    "3090": ("an RTX 3090", 0.2),
+    "4080": ("an RTX 4080", 0.25),
+    "4070": ("an RTX 4070", 0.16),
+    "3060": ("an RTX 3060", 0.08),
+    "4060": ("an RTX 4060", 0.09),
 }
+TARGET_CLASSES: dict[int, tuple[str, float]] = {
+    8: ("an 8 GB RTX 4060-class GPU", 0.09),
+    12: ("a 12 GB RTX 4070-class GPU", 0.16),
+    16: ("a 16 GB RTX 4080-class GPU", 0.25),
+    24: ("a 24 GB RTX 4090-class GPU", 0.35),
+    48: ("a 48 GB RTX 6000 Ada / L40S-class GPU", 0.45),
+    80: ("an 80 GB A100-class GPU", 0.5),
+}
+# The model sizes each preset was made for (total parameters); outside them the page warns.
+PRESET_SIZES: dict[str, tuple[float, float, str]] = {
+    "Quick test (CPU)": (0, 0.6e9, "a small model such as the embedded SmolLM2-135M"),
+    "QLoRA 7–8B on 24 GB": (5e9, 9.5e9, "7–8B models"),
+    "LoRA ≤ 3B on 24 GB": (0, 3.5e9, "models up to about 3B"),
+}
+
+
+def gpu_class(hw: Hardware | None = None, target_gib: float | None = None) -> tuple[str, float]:
+    """(card in words, speed relative to an H100/H200) for the detected GPU, or a typical card of that memory."""
+    if hw is not None and hw.cuda:
+        name = hw.name.lower()
+        for key, found in GPU_CLASSES.items():
+            if key in name:
+                return found
+        target_gib = target_gib or hw.total_gib
+    gib = target_gib or 24.0
+    size = min(TARGET_CLASSES, key=lambda k: (abs(k - gib), k))
+    return TARGET_CLASSES[size]
+
+
+def measured_gpu_flops(params: float) -> tuple[float, str]:
+    """Sustained training FLOP/s on an H100/H200 for a model of `params`, and which measurement it rests on."""
+    (small_name, small_n, small_tok), (big_name, big_n, big_tok) = MEASURED_GPU
+    small, big = 6 * small_n * small_tok, 6 * big_n * big_tok
+    if params <= small_n:
+        return small, small_name
+    if params >= big_n:
+        return big, big_name
+    t = (math.log(params) - math.log(small_n)) / (math.log(big_n) - math.log(small_n))
+    nearest = small_name if t < 0.5 else big_name
+    return math.exp(math.log(small) + t * (math.log(big) - math.log(small))), nearest
+
+
+def preset_warnings(preset: str | None, shape: ModelShape) -> list[str]:
+    """Plain warnings when a named preset does not suit the chosen model's size."""
+    if not preset or preset not in PRESET_SIZES:
+        return []
+    low, high, made_for = PRESET_SIZES[preset]
+    params = shape.total_params()
+    size = f"{params / 1e9:.1f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"
+    if params > high:
+        advice = {
+            "LoRA ≤ 3B on 24 GB": "its unquantized weights alone take "
+            f"{params * 2 / GIB:.0f} GiB; use 'QLoRA 7–8B on 24 GB' for a model this size",
+            "Quick test (CPU)": "a run would be very slow and large; use a GPU preset",
+        }.get(preset, "expect it not to fit the card it was made for")
+        return [f"The preset '{preset}' is made for {made_for}; this model has {size} parameters: {advice}."]
+    if params < low:
+        return [
+            f"The preset '{preset}' is made for {made_for}; this model has only {size} parameters, so 4-bit "
+            "quantization costs quality for no need: 'LoRA ≤ 3B on 24 GB' suits it better."
+        ]
+    return []
 
 
 @dataclass(frozen=True)
@@ -174,6 +254,9 @@ class Estimate:
     suggestions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     device: str = ""
+    time_device: str = ""  # where the time is for: "this CPU", "a 24 GB RTX 4090-class GPU", "an H100"
+    time_basis: str = ""  # what the speed rests on, in words
+    warnings: list[str] = field(default_factory=list)  # the preset does not suit the model
 
     def public(self) -> dict[str, Any]:
         return asdict(self)
@@ -238,14 +321,17 @@ def _memory(
     }
 
 
-def _sustained_flops(hw: Hardware) -> float:
-    if not hw.cuda:
-        return SUSTAINED_FLOPS["cpu"]
-    name = hw.name.lower()
-    for key in ("h200", "h100", "a100", "4090", "3090"):
-        if key in name:
-            return SUSTAINED_FLOPS[key]
-    return SUSTAINED_FLOPS["gpu"]
+def format_duration(seconds: float) -> str:
+    """ "about 2 h 10 min", "about 12 min", "under a minute"."""
+    minutes = int(round(seconds / 60))
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"about {minutes} min"
+    hours, rest = divmod(minutes, 60)
+    if hours >= 48:
+        return f"about {round(minutes / 1440)} days"
+    return f"about {hours} h {rest} min" if rest else f"about {hours} h"
 
 
 def trl_chunks_logits() -> bool:
@@ -268,7 +354,12 @@ def estimate(
     dataset_tokens: int | None = None,
     dataset_examples: int | None = None,
     chunked_logits: bool | None = None,
+    cpu_target: bool = False,
+    preset: str | None = None,
 ) -> Estimate:
+    """Peak GPU memory on the target card and the time: on this machine's GPU, on this CPU (`cpu_target`, a
+    machine without a GPU) or, on a machine without a GPU, on a typical card with `target_gib` of memory."""
+    on_cpu = cpu_target and not hw.cuda
     target = target_gib if target_gib is not None else (hw.total_gib if hw.cuda else 24.0)
     # Memory is always predicted for a GPU: the detected one, or (on a CPU-only machine) the target card.
     mem_hw = hw if hw.cuda else Hardware(True, True, f"{target:g} GiB GPU", target)
@@ -287,12 +378,22 @@ def estimate(
     vram = sum(parts.values())
     fits = vram + RUNTIME_OVERHEAD_GIB <= target
 
-    # time
-    flops_token = (4 + (2 if here.gradient_checkpointing else 0)) * shape.total_params()
+    # time: on this CPU, or on the GPU the run is sized for (the detected one or the target card)
+    timed = here if on_cpu else resolved
+    flops_token = (4 + (2 if timed.gradient_checkpointing else 0)) * shape.total_params()
     flops_token += 6 * shape.layers * shape.hidden * (mean_len if t.packing else t.max_length)
-    speed = _sustained_flops(hw)
-    if rc.quant.mode == "4bit" and not hw.cuda:
-        speed *= 0.5
+    if on_cpu:
+        speed = SUSTAINED_FLOPS["cpu"] * (0.5 if rc.quant.mode == "4bit" else 1.0)
+        time_device, basis = "this CPU", "from a rough CPU throughput (25 GFLOP/s)"
+    else:
+        measured, measured_on = measured_gpu_flops(shape.total_params())
+        # the detected card, unless another card's memory was asked for (planning for a smaller GPU)
+        card, relative = gpu_class(hw if hw.cuda and target_gib is None else None, target)
+        speed = measured * relative
+        time_device = card
+        basis = f"from measured throughput of {measured_on} on an H200"
+        if relative != 1.0:
+            basis += f", scaled by this card's rough relative speed ({relative:g}x)"
     tok_s = speed / flops_token
     steps = time_s = None
     if dataset_tokens:
@@ -318,8 +419,11 @@ def estimate(
         steps_per_epoch=steps,
         tokens_per_s=round(tok_s, 1),
         breakdown_gib={k: round(v, 3) for k, v in parts.items()},
-        notes=list(here.notes),
+        notes=list(here.notes if (on_cpu or hw.cuda) else resolved.notes),
         device=hw.name if hw.cuda else f"{hw.name}; memory shown for a {target:g} GiB GPU",
+        time_device=time_device,
+        time_basis=basis,
+        warnings=preset_warnings(preset, shape),
     )
     if not fits:
         est.suggestions = _suggestions(rc, shape, mem_hw, target, resolved.gradient_checkpointing, chunked)

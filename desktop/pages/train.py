@@ -8,7 +8,6 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
     QFrame,
     QGridLayout,
@@ -31,6 +30,7 @@ from core.errors import UserError
 from core.training.config import PRESETS, Hardware, TrainingConfig, preset_config
 from core.training.run import RunFolder, flag_label
 from desktop.context import AppContext
+from desktop.widgets.safe_inputs import SafeComboBox
 from desktop.widgets.train_form import ConfigForm
 from desktop.widgets.train_plot import TrainingPlot
 from desktop.widgets.train_runs import CompareDialog, RunsList
@@ -38,7 +38,8 @@ from desktop.widgets.train_samples import SamplesPanel
 from desktop.widgets.train_watcher import RunEnded, TrainEvent, TrainingWatcher, WatcherHandle
 
 DATA_FILTER = "Datasets (*.jsonl *.json *.csv *.parquet *.wsdb);;All files (*)"
-TARGETS = [
+CPU_TARGET = "This computer's CPU"
+TARGETS: list[tuple[str, float | None]] = [
     ("Detected GPU", None),
     ("24 GB GPU", 24.0),
     ("16 GB GPU", 16.0),
@@ -115,7 +116,7 @@ class TrainPage(QWidget):
         left_layout.addWidget(title)
         pick = QGridLayout()
         pick.setColumnStretch(1, 1)
-        self.model_combo = QComboBox()
+        self.model_combo = SafeComboBox()
         self.model_combo.setObjectName("modelCombo")
         self.model_combo.setToolTip("The base model to fine-tune (add your own with Browse…)")
         self.model_combo.setEditable(False)
@@ -126,7 +127,7 @@ class TrainPage(QWidget):
         self.data_edit.setPlaceholderText("Open a workspace on the Data page, or pick a data file")
         self.data_browse = QPushButton("Browse…")
         self.data_browse.clicked.connect(self._browse_data)
-        self.preset_combo = QComboBox()
+        self.preset_combo = SafeComboBox()
         self.preset_combo.setObjectName("presetCombo")
         self.preset_combo.addItem("Custom")
         self.preset_combo.addItems(list(PRESETS))
@@ -168,12 +169,15 @@ class TrainPage(QWidget):
         est_head = QHBoxLayout()
         est_title = QLabel("Estimate")
         est_title.setObjectName("estimateTitle")
-        self.target_combo = QComboBox()
+        self.target_combo = SafeComboBox()
         self.target_combo.setObjectName("targetCombo")
-        for label, _value in TARGETS:
-            self.target_combo.addItem(label)
+        for label, value in TARGETS:
+            self.target_combo.addItem(label, value)
         if not self.hardware.cuda:
-            self.target_combo.setCurrentIndex(1)
+            # no GPU here: the run would train on this CPU (the default), or be planned for a GPU elsewhere
+            self.target_combo.removeItem(0)
+            self.target_combo.insertItem(0, CPU_TARGET, "cpu")
+            self.target_combo.setCurrentIndex(0)
         est_head.addWidget(est_title)
         est_head.addStretch(1)
         est_head.addWidget(QLabel("for"))
@@ -321,7 +325,29 @@ class TrainPage(QWidget):
     def _browse_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Model folder (safetensors)", str(Path.home()))
         if folder:
-            self.set_model(folder)
+            self.choose_model_folder(folder)
+
+    def choose_model_folder(self, folder: str | Path) -> bool:
+        """Check a folder picked as the base model (config, weights, tokenizer) before the form uses it."""
+        from core.models import check_base_model_folder
+
+        path = Path(folder).expanduser().resolve()
+        allow_pickle = trust_code = False
+        try:
+            for entry in self.ctx.registry.list("base"):
+                if Path(entry.path) == path:  # registered with `whetstone models add` and its allow flags
+                    allow_pickle, trust_code = entry.allow_pickle, entry.trust_remote_code
+        except Exception:  # noqa: BLE001 - a broken registry must not block the check
+            pass
+        try:
+            described = check_base_model_folder(path, allow_pickle=allow_pickle, trust_remote_code=trust_code)
+        except UserError as exc:
+            self._show_error(f"Not used as the base model: {exc}")
+            return False
+        self._show_error("")
+        self.set_model(str(path))
+        self.ctx.status(f"Base model: {path.name} ({described})")
+        return True
 
     def _browse_data(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Dataset", str(Path.home()), DATA_FILTER)
@@ -399,7 +425,12 @@ class TrainPage(QWidget):
 
     # --- estimate --------------------------------------------------------------------------------------
     def update_estimate(self) -> None:
-        from core.training.estimate import dataset_token_stats, estimate, shape_for_model_quick
+        from core.training.estimate import (
+            dataset_token_stats,
+            estimate,
+            format_duration,
+            shape_for_model_quick,
+        )
 
         try:
             cfg = self.current_config()
@@ -410,9 +441,12 @@ class TrainPage(QWidget):
         if shape is None:
             self.estimate_label.setText("No estimate: the model's config.json cannot be read.")
             return
-        target = TARGETS[self.target_combo.currentIndex()][1]
+        chosen = self.target_combo.currentData()
+        cpu_target = chosen == "cpu"
+        target = None if cpu_target or chosen is None else float(chosen)
         if target is None and not self.hardware.cuda:
             target = 24.0
+        preset = self.preset_combo.currentText() if self.preset_combo.currentIndex() > 0 else None
         tokens = examples = None
         source = cfg.data.source
         if source and Path(source).is_file() and Path(source).stat().st_size < 50_000_000:
@@ -430,19 +464,31 @@ class TrainPage(QWidget):
             target_gib=target,
             dataset_tokens=tokens or None,
             dataset_examples=examples or None,
+            cpu_target=cpu_target,
+            preset=preset,
         )
-        color = "#1e8e3e" if est.fits else "#c0392b"
-        verdict = "fits" if est.fits else "does not fit"
-        lines = [
-            f"<b style='color:{color}'>≈ {est.vram_gib:.1f} GiB peak — {verdict} in {est.target_gib:g} GiB</b>"
-        ]
-        parts = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in est.breakdown_gib.items() if v >= 0.01)
-        lines.append(f"<span style='color:#5c6473'>{parts}</span>")
+        lines = []
+        if not cpu_target:  # GPU memory matters only for a GPU
+            color = "#1e8e3e" if est.fits else "#c0392b"
+            verdict = "fits" if est.fits else "does not fit"
+            lines.append(
+                f"<b style='color:{color}'>≈ {est.vram_gib:.1f} GiB peak — {verdict} in {est.target_gib:g} GiB</b>"
+            )
+            parts = ", ".join(
+                f"{k.replace('_', ' ')} {v:.2f}" for k, v in est.breakdown_gib.items() if v >= 0.01
+            )
+            lines.append(f"<span style='color:#5c6473'>{parts}</span>")
+        where = "this GPU" if self.hardware.cuda and target is None else est.time_device
         if est.time_s is not None:
             per = "for the run" if cfg.train.max_steps else "per epoch"
+            lines.append(f"<b>Time: {format_duration(est.time_s)} {per} on {where}</b>")
+        else:
             lines.append(
-                f"Time ≈ {_eta(est.time_s)} {per} on {'this GPU' if self.hardware.cuda else 'this CPU'}"
+                f"Speed ≈ {est.tokens_per_s:,.0f} tokens/s on {where}; choose a dataset for the time per epoch"
             )
+        lines.append(f"<span style='color:#5c6473'>({est.time_basis})</span>")
+        for w in est.warnings:
+            lines.append(f"<span style='color:#a06000'>⚠ {w}</span>")
         for s in est.suggestions:
             lines.append(f"• {s}")
         for n in est.notes:
@@ -466,9 +512,17 @@ class TrainPage(QWidget):
             and self.run.read_summary().get("status") != "finished"
         )
         self.resume_button.setEnabled(can_resume)
-        self.form.setEnabled(not busy)
-        self.model_combo.setEnabled(not busy)
-        self.preset_combo.setEnabled(not busy)
+        # nothing that changes the settings while a run uses them (the Runs list and the estimate stay live)
+        for widget in (
+            self.form,
+            self.model_combo,
+            self.model_browse,
+            self.data_edit,
+            self.data_browse,
+            self.preset_combo,
+            self.yaml_load,
+        ):
+            widget.setEnabled(not busy)
 
     def _show_error(self, text: str) -> None:
         self.error_label.setText(text)
@@ -556,6 +610,14 @@ class TrainPage(QWidget):
         self._update_buttons()
 
     def _on_event(self, ev: TrainEvent) -> None:
+        if self.run is not None and ev.type in ("step", "eval"):
+            self.runs.update_live(
+                str(self.run.path),
+                status="running",
+                step=ev.step if ev.type == "step" else None,
+                loss=ev.loss if ev.type == "step" else None,
+                eval_loss=ev.eval_loss if ev.type == "eval" else None,
+            )
         if ev.type == "step":
             self.plot.add_step(ev.step, ev.loss, ev.lr)
             self.stat_step.set(f"{ev.step}/{ev.max_steps}" if ev.max_steps else str(ev.step))
@@ -692,7 +754,20 @@ class TrainPage(QWidget):
         for run in list_runs():
             if run.is_running():
                 self.run = run
+                try:  # the form shows the settings this run trains with, not the defaults
+                    from core.training.config import config_from_dict
+
+                    self.show_config(config_from_dict(run.read_config()))
+                except (UserError, KeyError, TypeError, ValueError, OSError):
+                    self._message("This run's settings (config.yaml) could not be read.", flag=True)
                 self._load_curve(run)
+                steps = [e for e in run.curve() if e.get("type") == "step"]
+                if steps:  # where it is now; later steps arrive as events
+                    last = steps[-1]
+                    total = last.get("max_steps")
+                    self.stat_step.set(f"{last.get('step')}/{total}" if total else str(last.get("step")))
+                    if total:
+                        self.progress.setValue(int(100 * min(1.0, int(last.get("step") or 0) / int(total))))
                 _events, offset = run.read_events()
                 self._message("Reattached to a run that was still training.")
                 self._launch(TrainingWatcher(run.path, start=False, from_offset=offset))

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.training.config import TrainingConfig, config_from_dict
+from desktop.widgets.safe_inputs import SafeComboBox, SafeDoubleSpinBox, SafeSpinBox
 
 SECTIONS = [
     ("model", "Model"),
@@ -61,12 +62,12 @@ class _Field:
         choices = _literal_choices(ann)
         if _is_optional_bool(ann):
             self.kind = "tristate"
-            box = QComboBox()
+            box = SafeComboBox()
             box.addItems([AUTO, "On", "Off"])
             self.widget = box
         elif choices is not None:
             self.kind = "choice"
-            box = QComboBox()
+            box = SafeComboBox()
             box.addItems([str(c) for c in choices])
             self.widget = box
         elif ann is bool:
@@ -74,12 +75,12 @@ class _Field:
             self.widget = QCheckBox()
         elif ann is int:
             self.kind = "int"
-            spin = QSpinBox()
+            spin = SafeSpinBox()
             spin.setRange(_bound(info, "ge", 0), min(_bound(info, "le", 2_000_000_000), 2_000_000_000))
             self.widget = spin
         elif ann is float:
             self.kind = "float"
-            spin = QDoubleSpinBox()
+            spin = SafeDoubleSpinBox()
             small = name in ("learning_rate", "weight_decay")
             spin.setDecimals(6 if small else 3)
             spin.setSingleStep(1e-5 if small else 0.05)

@@ -103,6 +103,27 @@ class RunsList(QWidget):
                 self.table.selectRow(row)
         self.table.blockSignals(False)
 
+    def update_live(
+        self,
+        run_dir: str,
+        *,
+        status: str | None = None,
+        step: int | None = None,
+        loss: float | None = None,
+        eval_loss: float | None = None,
+    ) -> None:
+        """Show a training run's progress in its row as events arrive (no folder scan, no Refresh needed)."""
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is None or item.data(Qt.ItemDataRole.UserRole) != run_dir:
+                continue
+            for col, value in ((1, status), (3, step), (4, loss), (5, eval_loss)):
+                if value is not None:
+                    cell = self.table.item(row, col)
+                    if cell is not None:
+                        cell.setText(_fmt(value))
+            return
+
     def selected_dirs(self) -> list[str]:
         rows = sorted({i.row() for i in self.table.selectedItems()})
         out = []

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from core.training.config import Hardware, TrainingConfig, preset_config, with_overrides
-from core.training.estimate import ModelShape, estimate
+from core.training.estimate import SMOLLM2_135M, ModelShape, estimate, format_duration
 from tests.conftest import run_cli
 
 LLAMA3_8B = {
@@ -69,3 +69,68 @@ def test_cli_estimate_json(tiny_llama_dir: Path) -> None:
     doc = json.loads(proc.stdout)
     assert {"vram_gib", "fits", "time_s", "suggestions"} <= set(doc)
     assert doc["fits"] is True and doc["vram_gib"] < 2
+
+
+CPU = Hardware(False, False, "CPU")
+LLAMA32_1B = {**LLAMA3_8B, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
+              "tie_word_embeddings": True}  # fmt: skip
+
+
+def test_gpu_time_on_a_cpu_machine_is_for_the_target_card_from_measured_throughput() -> None:
+    shape = ModelShape.from_config_json(LLAMA3_8B)
+    est = estimate(_cfg(), shape, CPU, target_gib=24, dataset_tokens=10_000_000, dataset_examples=30_000)
+    assert est.time_device == "a 24 GB RTX 4090-class GPU"
+    assert "measured throughput of a Llama-3-8B-shaped model on an H200" in est.time_basis
+    # 5,215 tokens/s measured on the H200, times the 4090 class's 0.35 (less the attention term)
+    assert 0.9 * 5215 * 0.35 < est.tokens_per_s < 5215 * 0.35
+    assert est.time_s is not None and 0.9 < est.time_s / (10_000_000 / est.tokens_per_s) < 1.1
+    # no CPU caveats for a GPU target: checkpointing stays on, nothing "turned off for the CPU"
+    assert not any("CPU" in n for n in est.notes)
+    small = estimate(_cfg(), ModelShape.from_config_json(LLAMA32_1B), CPU, target_gib=24)
+    assert "Llama-3.2-1B-shaped" in small.time_basis and small.tokens_per_s > 2.5 * est.tokens_per_s
+
+
+def test_detected_gpu_reproduces_its_measurement_and_a_smaller_target_is_slower() -> None:
+    shape = ModelShape.from_config_json(LLAMA3_8B)
+    h200 = Hardware(True, True, "NVIDIA H200", 141.0)
+    own = estimate(_cfg(), shape, h200)
+    assert own.time_device == "an H200" and 0.9 * 5215 < own.tokens_per_s <= 5215
+    planned = estimate(_cfg(), shape, h200, target_gib=16)
+    assert planned.time_device == "a 16 GB RTX 4080-class GPU" and planned.tokens_per_s < own.tokens_per_s / 3
+
+
+def test_cpu_target_times_the_cpu_and_says_what_it_changed() -> None:
+    est = estimate(preset_config("Quick test (CPU)"), SMOLLM2_135M, CPU, cpu_target=True)
+    assert est.time_device == "this CPU"
+    assert any("gradient checkpointing" in n for n in est.notes)
+    gpu = estimate(preset_config("Quick test (CPU)"), SMOLLM2_135M, CPU, target_gib=24)
+    assert gpu.tokens_per_s > 50 * est.tokens_per_s
+
+
+def test_preset_that_does_not_suit_the_model_is_warned_about() -> None:
+    big = ModelShape.from_config_json(LLAMA3_8B)
+    small = ModelShape.from_config_json(LLAMA32_1B)
+    lora = preset_config("LoRA ≤ 3B on 24 GB")
+    (warning,) = estimate(lora, big, CPU, target_gib=24, preset="LoRA ≤ 3B on 24 GB").warnings
+    assert "made for models up to about 3B; this model has 8.0B parameters" in warning
+    assert "QLoRA 7–8B on 24 GB" in warning
+    assert not estimate(lora, small, CPU, target_gib=24, preset="LoRA ≤ 3B on 24 GB").warnings
+    assert not estimate(_cfg(), big, CPU, target_gib=24, preset="QLoRA 7–8B on 24 GB").warnings
+    assert "only 1.2B parameters" in estimate(_cfg(), small, CPU, preset="QLoRA 7–8B on 24 GB").warnings[0]
+    assert not estimate(lora, big, CPU, target_gib=24).warnings  # no preset named (Custom): no warning
+
+
+def test_durations_read_as_words() -> None:
+    assert format_duration(20) == "under a minute"
+    assert format_duration(12 * 60) == "about 12 min"
+    assert format_duration(2 * 3600 + 10 * 60) == "about 2 h 10 min"
+    assert format_duration(3 * 3600) == "about 3 h"
+
+
+def test_cli_estimate_says_where_the_time_is_for(tiny_llama_dir: Path) -> None:
+    proc = run_cli("estimate", "--model", str(tiny_llama_dir), "--target-gib", "24", "--json")
+    doc = json.loads(proc.stdout)
+    assert doc["time_device"] == "a 24 GB RTX 4090-class GPU" and "H200" in doc["time_basis"]
+    proc = run_cli("estimate", "--model", str(tiny_llama_dir), "--cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "on this CPU" in proc.stdout
