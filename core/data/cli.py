@@ -90,8 +90,10 @@ def _check(args: argparse.Namespace) -> int:
             f"{args.file}: {doc['format']} (confidence {confidence:.0%}), {doc['examples']} examples, "
             f"{len(doc['errors'])} bad lines"
         )
+        from core.data.plain import line_sentence
+
         for e in doc["errors"][:50]:
-            print(f"  line {e['line']}: {e['message']}")
+            print(f"  {line_sentence(e['line'], e['message'])}")
         if len(doc["errors"]) > 50:
             print(f"  … {len(doc['errors']) - 50} more (use --json for all)")
     if hint:

@@ -565,7 +565,8 @@ def _examples_from(
             message = str(exc)
             rec_fmt = detect_record_format(rec)
             if rec_fmt is not None and rec_fmt != fmt:
-                message = f"mixed formats: this line is a {rec_fmt} record in a {fmt} file ({message})"
+                article = "an" if rec_fmt[0] in "aeiou" else "a"
+                message = f"mixed formats: this line is {article} {rec_fmt} record in a {fmt} file; it can be added as it is"
             elif rec_fmt is None and isinstance(rec, dict) and not (set(rec) & _known_keys(fmt)):
                 keys = ", ".join(f"'{k}'" for k in sorted(map(str, rec))[:6]) or "none"
                 message = f"this line is not a {fmt} record: {message}; its fields are {keys}"

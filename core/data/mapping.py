@@ -343,7 +343,9 @@ def mapped_examples(
     by_key: dict[str, int] = {}
     for line, rec in records:
         if not isinstance(rec, dict):
-            errors.append(LineError(line, "this line is not a row with named columns", _raw(rec)))
+            errors.append(
+                LineError(line, "this line is not a row with named columns", _raw_row(rec, mapping))
+            )
             continue
         key = _cell_text(rec.get(mapping.conversation)).strip() if mapping.conversation else ""
         if key and key in by_key:
@@ -366,7 +368,7 @@ def mapped_examples(
                 answer = _text_cell(rec, mapping.completion)
                 row_system = _text_cell(rec, mapping.system)
             except ValueError as exc:
-                errors.append(LineError(line, str(exc), _raw(rec)))
+                errors.append(LineError(line, str(exc), _raw_row(rec, mapping)))
                 bad = True
                 break
             if len(rows) == 1:
@@ -377,7 +379,11 @@ def mapped_examples(
                 ]
                 if empty:
                     errors.append(
-                        LineError(line, f"the {' and '.join(empty)} cell is empty on this row", _raw(rec))
+                        LineError(
+                            line,
+                            f"the {' and '.join(empty)} cell is empty on this row",
+                            _raw_row(rec, mapping),
+                        )
                     )
                     bad = True
                     break
@@ -399,7 +405,9 @@ def mapped_examples(
         if problems:
             lines = ", ".join(str(n) for n, _ in rows[:8])
             where = f"the conversation on lines {lines}" if len(rows) > 1 else "this row"
-            errors.append(LineError(first_line, f"{where}: {'; '.join(problems)}", _raw(rows[0][1])))
+            errors.append(
+                LineError(first_line, f"{where}: {'; '.join(problems)}", _raw_row(rows[0][1], mapping))
+            )
             continue
         if not id_value and mapping.conversation:
             id_value = _cell_text(rows[0][1].get(mapping.conversation)).strip()
@@ -413,6 +421,13 @@ def mapped_examples(
         examples.append(example)
     errors.sort(key=lambda e: e.line)
     return examples, errors
+
+
+def _raw_row(rec: Any, mapping: ColumnMapping) -> str:
+    """A bad row as the Issues tab shows it for fixing: the question and answer columns always present."""
+    if isinstance(rec, dict):
+        rec = {**rec, **{c: "" for c in (mapping.prompt, mapping.completion) if c not in rec}}
+    return _raw(rec)
 
 
 def _raw(rec: Any) -> str:
@@ -463,3 +478,27 @@ def _keep_as_record(example: Example, fmt: str, with_id: bool) -> None:
         return
     if again.messages_dicts() == example.messages_dicts() and (again.id == example.id or not with_id):
         example.original = record
+
+
+def parse_mapped_line(text: str, mapping: ColumnMapping, fmt: str) -> Example:
+    """A bad row of a mapped file as the user fixed it on the Issues tab (its JSON, with the file's own
+    column names); a record of one of the four formats is taken as it is. RecordError says what is wrong."""
+    from core.data.formats import _json_error, parse_fixed_line
+
+    try:
+        record = orjson.loads(text.encode("utf-8", "replace"))
+    except orjson.JSONDecodeError as exc:
+        raise RecordError(_json_error(exc, text.encode("utf-8", "replace"))) from None
+    if not isinstance(record, dict):
+        raise RecordError("this line is not a row with named columns")
+    if mapping.prompt not in record and mapping.completion not in record and detect_record_format(record):
+        return parse_fixed_line(text, fmt)
+    try:
+        examples, errors = mapped_examples([(0, record)], mapping)
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
+    if errors:
+        raise RecordError(errors[0].message)
+    example = examples[0]
+    _keep_as_record(example, fmt, bool(mapping.id or mapping.conversation))
+    return example

@@ -66,3 +66,10 @@ def plain_json_error(message: str, column: int | None = None, first_char: str = 
             return f"not valid JSON ({text.format(col=col)})"
     detail = message.split(": line")[0].strip().rstrip(".")
     return f"not valid JSON (at column {col}: {detail})"
+
+
+def line_sentence(line: int, message: str) -> str:
+    """`"line 12 is not valid JSON (it ends early; ...)"` / `"line 3: no assistant turn"`."""
+    if message.startswith("not valid JSON"):
+        return f"line {line} is {message}"
+    return f"line {line}: {message}"

@@ -1134,8 +1134,14 @@ class DatasetWorkspace:
         if row[1]:
             raise UserError("That line was fixed already.")
         line = int(row[0])
+        mapping = self.meta("mapping")
         try:
-            example = parse_fixed_line(text, self.source_format)
+            if mapping:  # a file read through its own columns: the fixed row is read the same way
+                from core.data.mapping import ColumnMapping, parse_mapped_line
+
+                example = parse_mapped_line(text, ColumnMapping.parse(mapping), self.source_format)
+            else:
+                example = parse_fixed_line(text, self.source_format)
         except RecordError as exc:
             self.conn.execute("UPDATE bad_lines SET raw=?, message=? WHERE rowid=?", (text, str(exc), rowid))
             raise

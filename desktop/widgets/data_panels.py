@@ -127,9 +127,10 @@ class LengthHistogram(QWidget):
 
 def line_sentence(line: int, message: str) -> str:
     """`"Line 12 is not valid JSON (it ends early; ...)"` / `"Line 3: no assistant turn"`."""
-    if message.startswith("not valid JSON"):
-        return f"Line {line} is {message}"
-    return f"Line {line}: {message}"
+    from core.data.plain import line_sentence as sentence
+
+    text = sentence(line, message)
+    return text[:1].upper() + text[1:]
 
 
 class IssuesPanel(QWidget):

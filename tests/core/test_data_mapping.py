@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.data.formats import read_dataset
+from core.data.formats import RecordError, read_dataset
 from core.data.mapping import ColumnMapping, propose_mapping, read_mapped, sample_file
 from core.data.workspace import DatasetWorkspace
 from core.errors import UserError
@@ -214,3 +214,21 @@ def test_cli_stats_with_map(helpdesk: Path, smollm2_dir: Path) -> None:
     assert doc["examples"] == 20
     assert doc["tokens"]["n"] == 20 and doc["tokens"]["min"] > 5
     assert [e["line"] for e in doc["errors"]] == [22]
+
+
+def test_a_bad_row_of_a_mapped_file_is_fixed_with_its_own_columns(helpdesk: Path, tmp_path: Path) -> None:
+    import orjson
+
+    with DatasetWorkspace.create_from_file(
+        helpdesk, tmp_path / "h.wsdb", mapping=ColumnMapping.parse(HELPDESK_MAP)
+    ) as ws:
+        bad = ws.bad_lines()[0]
+        record = orjson.loads(bad.raw)
+        assert record["Ticket ID"] == "T-2000" and record["Customer question"] == ""
+        with pytest.raises(RecordError, match="'Customer question' cell is empty"):
+            ws.fix_bad_line(bad.rowid, bad.raw)
+        record["Customer question"] = "Is there an answer?"
+        ws.fix_bad_line(bad.rowid, orjson.dumps(record).decode())
+        fixed = ws.get("T-2000")
+        assert [m.content for m in fixed.messages] == ["Is there an answer?", "An answer without a question"]
+        assert fixed.line == 22 and ws.bad_lines() == []
