@@ -585,6 +585,13 @@ class DedupPage(QWidget):
         self.right_box.clear()
         self.diff.clear()
         self._set_cluster_actions_enabled(False)
+        for button, text in (
+            (self.keep_longest_button, "Keep longest"),
+            (self.keep_first_button, "Keep first"),
+            (self.keep_selected_button, "Keep selected"),
+            (self.keep_all_button, "Keep all"),
+        ):
+            button.setText(text)
 
     def _set_cluster_actions_enabled(self, on: bool) -> None:
         for b in (*self._decision_buttons, self.show_button):
