@@ -83,7 +83,12 @@ def _dedup(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(doc)
         return 0
+    from core.dedup.review import compared_sentence, share
+
     clusters = doc["clusters"]
+    print(compared_sentence(roles))
+    would_go = sum(len(c) - 1 for c in clusters)
+    print(f"Keeping one per cluster would remove {share(would_go, len(examples))}.")
     print(
         f"{len(examples)} examples · {doc['exact_pairs']} exact-duplicate pairs · "
         f"{len(pairs) - doc['exact_pairs']} near-duplicate pairs (cosine >= {threshold}) · "

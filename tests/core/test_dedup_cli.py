@@ -56,6 +56,11 @@ def test_dedup_json_contract(tmp_path: Path) -> None:
     doc = json.loads(proc.stdout)
     assert [(p["a"], p["b"], p["score"]) for p in doc["pairs"]] == [(0, 2, 1.0)]
     assert doc["clusters"] == [[0, 2]]
+    # without --json: what is compared and how much would go, in plain words
+    proc = run_cli("dedup", str(data), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "Compares the questions (user turns) and answers (assistant turns)" in proc.stdout
+    assert "Keeping one per cluster would remove 2 of 5 examples (40%)." in proc.stdout
 
 
 def test_dedup_bad_input(tmp_path: Path) -> None:

@@ -362,3 +362,43 @@ def test_distinct_questions_sharing_a_macro_answer_stay_apart(qtbot, tmp_path: P
         assert ws.deleted_ids() == []
     finally:
         ws.close()
+
+
+def test_keeping_one_of_a_big_cluster_is_previewed_too(qtbot, tmp_path: Path, previews) -> None:
+    rows = [
+        {"messages": [{"role": "user", "content": f"my parcel {i} has not arrived yet"}, {"role": "assistant",
+         "content": "it is on its way"}]}
+        for i in range(14)
+    ]  # fmt: skip
+    others = [
+        ("which apples bake best", "bramleys"),
+        ("will it rain in Oslo tomorrow", "probably"),
+        ("when are taxes due", "in April"),
+        ("how many strings has a guitar", "six"),
+        ("what fuels rockets", "kerosene and oxygen"),
+        ("how long should green tea steep", "two minutes"),
+        ("who invented chess", "nobody knows"),
+        ("why is snow white", "scattered light"),
+        ("what is ink made of", "pigment and binder"),
+        ("does moss need sunlight", "a little shade"),
+    ]
+    rows += [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in others
+    ]
+    ws = _support_workspace(tmp_path, rows, "parcels")
+    try:
+        ctx = AppContext()
+        ctx.set_workspace(ws.path, ws)
+        page = _page(qtbot, ctx)
+        page.slider.setValue(850)
+        run_search(qtbot, page)
+        assert [len(v.rows) for v in page.views] == [14]
+        previews.accept = False
+        page.keep_one("first")  # 13 of 24 rows: asked first
+        assert len(previews.shown) == 1 and "would move 13 of 24 examples (54%)" in previews.shown[0][1]
+        assert ws.deleted_ids() == []
+        previews.accept = True
+        page.keep_one("first")
+        assert len(ws.deleted_ids()) == 13 and page.undo_stack.count() == 1
+    finally:
+        ws.close()
