@@ -25,6 +25,7 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
     from qlora_peer import SHAPES, Clock, make_dataset, make_tokenizer
     from trl import SFTTrainer
 
+    from core.loader import detect_hardware
     from core.training.config import (
         Hardware,
         TrainingConfig,
@@ -33,7 +34,7 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
         with_overrides,
     )
     from core.training.estimate import ModelShape, estimate
-    from core.training.trainer import detect_hardware, load_model, lora_config, sft_config
+    from core.training.trainer import load_model, lora_config, sft_config
 
     hw = detect_hardware()
     cap = float(os.environ.get("CAP_GIB", "0") or 0)

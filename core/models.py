@@ -104,7 +104,8 @@ def inspect_hf_folder(folder: Path, *, allow_pickle: bool = False, trust_remote_
         if data.get("auto_map") and not trust_remote_code:
             raise UserError(
                 f"{folder} needs custom code from the model folder (trust_remote_code); "
-                "tick 'Trust code in this model' for it if you trust its author."
+                'if you trust its author, tick "Allow this model\'s own code (trust_remote_code)" when adding it '
+                "(or add it with `whetstone models add PATH --trust-remote-code`)."
             )
 
 
@@ -245,6 +246,27 @@ class ModelRegistry:
         self._save_local()
         return entry
 
+    def set_trust_remote_code(self, id_or_path: str, allowed: bool) -> ModelEntry | None:
+        """Allow (or stop allowing) a model's own code. An unregistered folder is registered when allowed;
+        returns its entry (None: an unregistered folder that stays not allowed)."""
+        entry = self.get(id_or_path)
+        if entry.source == "embedded":
+            if allowed:
+                raise UserError(f"'{entry.id}' is embedded and has no code of its own to allow.")
+            return entry
+        for local in self._local:
+            if local.id == entry.id and local.path == entry.path:
+                local.trust_remote_code = allowed
+                self._save_local()
+                return local
+        if not allowed:
+            return None
+        taken = {e.id for e in self.list()}
+        model_id, n = entry.id, 2
+        while model_id in taken:
+            model_id, n = f"{entry.id}-{n}", n + 1
+        return self.add_local(entry.path, kind=entry.kind, model_id=model_id, trust_remote_code=True)
+
     def remove_local(self, model_id: str) -> None:
         self._local = [e for e in self._local if e.id != model_id]
         self._save_local()
@@ -257,6 +279,9 @@ class ModelRegistry:
         candidate = Path(id_or_path).expanduser()
         if candidate.exists():
             resolved = candidate.resolve()
+            for entry in self.list(kind):
+                if Path(entry.path) == resolved:
+                    return entry  # a registered folder given by path keeps what the user allowed for it
             if resolved.is_file() and resolved.suffix == ".gguf":
                 return ModelEntry(resolved.stem, kind or "base", str(resolved), "local", "gguf")
             if resolved.is_dir():

@@ -39,12 +39,10 @@ def load_tokenizer(model: str | Path, progress: ProgressFn = no_progress) -> Any
     folder = Path(model)
     if not (folder.is_dir() and (folder / "tokenizer_config.json").exists()):
         folder = resolve_base_model(str(model), progress=progress)
-    from transformers import AutoTokenizer
+    from core.loader import load_tokenizer as load
+    from core.loader import registry_allows_code
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"The tokenizer of {model} cannot be loaded: {exc}") from None
+    tokenizer = load(folder, trust_remote_code=registry_allows_code(model) or None)
     if not getattr(tokenizer, "chat_template", None):
         raise UserError(f"{model} has no chat template; choose an instruct/chat model.")
     return tokenizer

@@ -83,8 +83,9 @@ class Embedder:
     @property
     def device(self) -> str:
         if self._device is None:
-            torch = _torch()
-            self._device = "cuda" if torch.cuda.is_available() else "cpu"
+            from core.loader import pick_device
+
+            self._device = pick_device()
         return self._device
 
     @property

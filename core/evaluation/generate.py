@@ -22,7 +22,6 @@ from typing import Any
 
 import orjson
 
-from core.errors import UserError, WhetstoneError
 from core.progress import ProgressFn, StopFn, check_stop, no_progress
 from core.training.run import RunFolder, sha256_file
 
@@ -91,42 +90,20 @@ def split_conversation(messages: Sequence[dict[str, Any]]) -> tuple[list[dict[st
 
 
 # model ------------------------------------------------------------------------------------------------
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class ModelPair:
     """The base model loaded once, wrapped with the run's adapter: base answers with the adapter disabled."""
 
     def __init__(self, base_dir: Path, adapter_dir: Path) -> None:
-        import logging
-
-        logging.getLogger("bitsandbytes").setLevel(
-            logging.ERROR
-        )  # peft imports it; its CPU notice is noise here
-        import torch
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
+        from core.loader import load_with_adapter, pick_device
+
         hf_logging.disable_progress_bar()  # our own progress reports cover loading
-        if not (adapter_dir / "adapter_config.json").exists():
-            raise UserError(f"{adapter_dir} holds no adapter (adapter_config.json); has the run finished?")
-        self.device = _device()
-        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-        tok_source = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base_dir
+        self.device = pick_device()
         self.tokenizer: Any
         self.model: Any
-        base: Any
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(tok_source)
-            base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
-            base.to(self.device)
-            self.model = PeftModel.from_pretrained(base, adapter_dir)
-        except (OSError, ValueError) as exc:
-            raise WhetstoneError(f"Cannot load the model for evaluation: {exc}") from exc
+        # The same load as Export's merge (core.loader): unquantized base, resized embeddings, the adapter.
+        self.model, self.tokenizer = load_with_adapter(base_dir, adapter_dir, device=self.device)
         self.model.eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:

@@ -94,9 +94,9 @@ def _tokenizer_json(model_dir: Path) -> dict[str, Any]:
     if file.exists():
         return json.loads(file.read_text(encoding="utf-8"))
     try:
-        from transformers import AutoTokenizer
+        from core.loader import load_tokenizer
 
-        tok = AutoTokenizer.from_pretrained(model_dir)
+        tok = load_tokenizer(model_dir)
         return json.loads(tok.backend_tokenizer.to_str())
     except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear line
         raise UserError(f"{model_dir} has no usable tokenizer (tokenizer.json): {exc}") from exc

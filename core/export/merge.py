@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import loader
 from core.errors import UserError
 from core.export.adapter import require_adapter
+from core.loader import compute_dtype, pick_device
 from core.progress import ProgressFn, StopFn, check_stop, no_progress
 from core.training.run import RunFolder
+
+__all__ = ["compute_dtype", "pick_device", "load_tokenizer", "load_peft_model", "merge_run", "base_model_dir"]
 
 MAX_SHARD_SIZE = "2GB"
 _DTYPES = ("float32", "float16", "bfloat16")
@@ -28,25 +32,6 @@ class MergeResult:
     dtype: str
     device: str
     files: list[Path]
-
-
-def pick_device(device: str | None = None) -> str:
-    if device:
-        return device
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"
-
-
-def compute_dtype(device: str) -> Any:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
 
 
 def base_save_dtype(base_dir: Path) -> str | None:
@@ -67,30 +52,13 @@ def base_model_dir(run: RunFolder, progress: ProgressFn = no_progress) -> Path:
 
 def load_tokenizer(run: RunFolder, base_dir: Path) -> Any:
     """The tokenizer the run trained with (saved beside the adapter), else the base model's."""
-    from transformers import AutoTokenizer
-
-    source = run.adapter_dir if (run.adapter_dir / "tokenizer_config.json").exists() else base_dir
-    return AutoTokenizer.from_pretrained(source)
+    return loader.load_tokenizer(loader.adapter_tokenizer_source(run.adapter_dir, base_dir))
 
 
 def load_peft_model(run: RunFolder, base_dir: Path, device: str, dtype: Any = None) -> Any:
-    """The base model (unquantized) with the run's adapter applied, not merged yet."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    adapter = require_adapter(run)
-    base: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype or compute_dtype(device))
-    base = base.to(device)
-    tokenizer_len = None
-    try:
-        tokenizer_len = len(load_tokenizer(run, base_dir))
-    except Exception:  # noqa: BLE001 - the tokenizer is checked again when saved
-        pass
-    rows = base.get_input_embeddings().weight.shape[0]
-    if tokenizer_len is not None and tokenizer_len > rows:
-        base.resize_token_embeddings(tokenizer_len)
-    model = PeftModel.from_pretrained(base, adapter, is_trainable=False)
-    model.eval()
+    """The base model (unquantized) with the run's adapter applied, not merged yet: the same load as
+    Evaluate's (core.loader.load_with_adapter)."""
+    model, _ = loader.load_with_adapter(base_dir, require_adapter(run), device=device, dtype=dtype)
     return model
 
 

@@ -46,11 +46,12 @@ class ModelSection(_Section):
         "float16 on an older one, float32 on a CPU.",
         json_schema_extra=ADV,
     )
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
-        default="sdpa",
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        default="auto",
         title="Attention kernel",
-        description="'sdpa' (PyTorch's fused attention) is fast and works everywhere; 'flash_attention_2' needs "
-        "the flash-attn package and a GPU; 'eager' is the slow reference.",
+        description="'auto' picks per model: 'sdpa' (PyTorch's fused attention, fast) where it computes the "
+        "model's attention exactly, 'eager' where it cannot (Gemma 2's soft-capped attention); "
+        "'flash_attention_2' needs the flash-attn package and a GPU; 'eager' is the slow reference.",
         json_schema_extra=ADV,
     )
 
@@ -577,8 +578,10 @@ def resolve_for_hardware(config: TrainingConfig, hw: Hardware) -> Resolved:
         if t.gradient_checkpointing:
             notes.append("Gradient checkpointing was turned off for the CPU.")
         if config.model.attn_implementation == "flash_attention_2":
-            notes.append("flash_attention_2 needs a GPU; using sdpa.")
-            config = with_overrides(config, {"model.attn_implementation": "sdpa"})
+            notes.append(
+                "flash_attention_2 needs a GPU; the attention kernel is chosen for the model instead."
+            )
+            config = with_overrides(config, {"model.attn_implementation": "auto"})
     resolved_cfg = with_overrides(
         config,
         {

@@ -23,25 +23,9 @@ EmitFn = Callable[[dict[str, Any]], None]
 
 
 def _dtype(name: str) -> Any:
-    import torch
+    from core.loader import torch_dtype
 
-    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
-
-
-def detect_hardware() -> Hardware:
-    """torch's view of the device. WHETSTONE_GPU_CAP_GIB=24 makes a bigger card behave like a 24 GiB one
-    (allocations past it fail), for checking what fits a user's GPU."""
-    import torch
-
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        total = props.total_memory / 2**30
-        cap = float(os.environ.get("WHETSTONE_GPU_CAP_GIB") or 0)
-        if 0 < cap < total:
-            torch.cuda.set_per_process_memory_fraction(cap / total)
-            total = cap
-        return Hardware(True, bool(torch.cuda.is_bf16_supported()), torch.cuda.get_device_name(0), total)
-    return Hardware(False, False, "CPU")
+    return torch_dtype(name)
 
 
 def environment(hw: Hardware) -> dict[str, Any]:
@@ -362,31 +346,36 @@ def _num(value: Any) -> float | None:
     return f
 
 
-def load_model(model_dir: Path, resolved: Resolved) -> Any:
-    import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+def load_model(model_dir: Path, resolved: Resolved, hw: Hardware | None = None) -> Any:
+    """The base model for training, through core.loader (attention kernel chosen per model)."""
+    from core.loader import load_base_model, quantization_config
 
     cfg = resolved.config
     compute = _dtype(resolved.compute_dtype)
-    kwargs: dict[str, Any] = {
-        "dtype": _dtype(resolved.weights_dtype),
-        "attn_implementation": cfg.model.attn_implementation,
-    }
-    if cfg.quant.mode == "4bit":
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type=cfg.quant.quant_type,
-            bnb_4bit_use_double_quant=cfg.quant.double_quant,
-            bnb_4bit_compute_dtype=compute,
-            bnb_4bit_quant_storage=compute if compute != torch.float32 else torch.uint8,
+    cuda = hw.cuda if hw is not None else None
+    if cuda is None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    quantization = None
+    if cfg.quant.mode != "none":
+        quantization = quantization_config(
+            cfg.quant.mode, compute, cfg.quant.quant_type, cfg.quant.double_quant
         )
-    elif cfg.quant.mode == "8bit":
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-    if torch.cuda.is_available():
-        kwargs["device_map"] = {"": 0}
-    elif cfg.quant.mode != "none":
-        kwargs["device_map"] = {"": "cpu"}
-    return AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+    return load_base_model(
+        model_dir,
+        device="cuda" if cuda else "cpu",
+        dtype=_dtype(resolved.weights_dtype),
+        attn_implementation=cfg.model.attn_implementation,
+        quantization=quantization,
+        trust_remote_code=registry_trust(cfg.model.name),
+    )
+
+
+def registry_trust(model_name: str) -> bool:
+    from core.loader import registry_allows_code
+
+    return registry_allows_code(model_name)
 
 
 def lora_config(rc: TrainingConfig) -> Any:
@@ -463,25 +452,26 @@ def build_trainer(
 ) -> tuple[Any, Any, dict[str, Any]]:
     """(trainer, callback, info). Reads config.yaml and dataset.jsonl from the run folder."""
     import torch
-    from transformers import AutoTokenizer
     from trl import SFTTrainer
 
+    from core.loader import load_tokenizer
     from core.models import resolve_base_model
     from core.training.dataset import build_datasets
 
     cfg = config_from_dict(run.read_config())
-    hw = hw or detect_hardware()
+    if hw is None:
+        from core.loader import detect_hardware
+
+        hw = detect_hardware()
     resolved = resolve_for_hardware(cfg, hw)
     rc = resolved.config
     t = rc.train
     for note in resolved.notes:
         emit({"type": "log", "step": 0, "message": note})
     model_dir = resolve_base_model(rc.model.name)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    tokenizer = load_tokenizer(model_dir, trust_remote_code=registry_trust(rc.model.name), set_pad=True)
     if not getattr(tokenizer, "chat_template", None):
         raise UserError(f"{rc.model.name} has no chat template; pick an instruct/chat model.")
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     if not run.dataset_file.exists():
         raise UserError(f"{run.path} has no dataset snapshot (dataset.jsonl).")
     rows = run.dataset_records()
@@ -498,7 +488,7 @@ def build_trainer(
         }
     )
     torch.manual_seed(t.seed)
-    model = load_model(model_dir, resolved)
+    model = load_model(model_dir, resolved, hw)
     lora = lora_config(rc)
     sft_args = sft_config(resolved, hw, str(run.checkpoints_dir), has_eval=val_ds is not None)
     token_counter = [0]

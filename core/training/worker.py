@@ -139,7 +139,8 @@ def _write_summary(run: RunFolder, data: dict[str, Any]) -> None:
 
 
 def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
-    from core.training.trainer import build_trainer, detect_hardware, environment
+    from core.loader import detect_hardware
+    from core.training.trainer import build_trainer, environment
 
     hw = detect_hardware()
     run.write_env(environment(hw))

@@ -8,6 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFrame,
     QGridLayout,
@@ -132,12 +133,20 @@ class TrainPage(QWidget):
         self.preset_combo.addItem("Custom")
         self.preset_combo.addItems(list(PRESETS))
         self.preset_combo.setToolTip("Start from settings known to work; you can change any of them below")
+        self.trust_check = QCheckBox("Allow this model's own code (trust_remote_code)")
+        self.trust_check.setObjectName("trustCheck")
+        self.trust_check.setToolTip(
+            "Some model folders ship Python code that transformers must run to load them. Tick this only for "
+            "a model whose author you trust: that code runs with your permissions. Remembered per model."
+        )
+        self.trust_check.toggled.connect(self._trust_toggled)
         pick.addWidget(QLabel("Base model"), 0, 0)
         pick.addWidget(self.model_combo, 0, 1)
         pick.addWidget(self.model_browse, 0, 2)
-        pick.addWidget(QLabel("Dataset"), 1, 0)
-        pick.addWidget(self.data_edit, 1, 1)
-        pick.addWidget(self.data_browse, 1, 2)
+        pick.addWidget(self.trust_check, 1, 1, 1, 2)
+        pick.addWidget(QLabel("Dataset"), 2, 0)
+        pick.addWidget(self.data_edit, 2, 1)
+        pick.addWidget(self.data_browse, 2, 2)
         self.yaml_load = QPushButton("Load…")
         self.yaml_load.setToolTip("Load settings from a YAML file")
         self.yaml_load.clicked.connect(self._load_yaml)
@@ -148,9 +157,9 @@ class TrainPage(QWidget):
         yaml_row.setSpacing(4)
         yaml_row.addWidget(self.yaml_load)
         yaml_row.addWidget(self.yaml_save)
-        pick.addWidget(QLabel("Preset"), 2, 0)
-        pick.addWidget(self.preset_combo, 2, 1)
-        pick.addLayout(yaml_row, 2, 2)
+        pick.addWidget(QLabel("Preset"), 3, 0)
+        pick.addWidget(self.preset_combo, 3, 1)
+        pick.addLayout(yaml_row, 3, 2)
         left_layout.addLayout(pick)
 
         start_preset = "Quick test (CPU)" if not self.hardware.cuda else "QLoRA 7–8B on 24 GB"
@@ -272,6 +281,7 @@ class TrainPage(QWidget):
         self._estimate_timer.timeout.connect(self.update_estimate)
         self.form.changed.connect(self._on_form_changed)
         self.model_combo.currentIndexChanged.connect(lambda _i: self._estimate_timer.start())
+        self.model_combo.currentIndexChanged.connect(lambda _i: self._show_trust())
         self.data_edit.textChanged.connect(lambda _t: self._estimate_timer.start())
         self.target_combo.currentIndexChanged.connect(lambda _i: self._estimate_timer.start())
         self.preset_combo.currentIndexChanged.connect(self._apply_preset)
@@ -284,6 +294,7 @@ class TrainPage(QWidget):
         ctx.workspaceChanged.connect(self._on_workspace)
 
         self._fill_models()
+        self._show_trust()
         if ctx.workspace_path is not None:
             self.data_edit.setText(str(ctx.workspace_path))
         self.runs.refresh()
@@ -311,6 +322,27 @@ class TrainPage(QWidget):
             self.model_combo.addItem("smollm2-135m-instruct", "smollm2-135m-instruct")
         self.model_combo.blockSignals(False)
 
+    def _show_trust(self) -> None:
+        """The checkbox shows what the registry allows for the chosen model (embedded ones have no code)."""
+        name = self.model_name()
+        allowed, embedded = False, False
+        try:
+            entry = self.ctx.registry.get(name)
+            allowed, embedded = entry.trust_remote_code, entry.source == "embedded"
+        except Exception:  # noqa: BLE001 - an unknown model shows the box unticked
+            pass
+        self.trust_check.blockSignals(True)
+        self.trust_check.setChecked(allowed)
+        self.trust_check.setEnabled(not embedded)
+        self.trust_check.blockSignals(False)
+
+    def _trust_toggled(self, allowed: bool) -> None:
+        try:
+            self.ctx.registry.set_trust_remote_code(self.model_name(), allowed)
+        except UserError as exc:
+            QMessageBox.warning(self, "Model code", str(exc))
+            self._show_trust()
+
     def model_name(self) -> str:
         data = self.model_combo.currentData()
         return str(data) if data else self.model_combo.currentText()
@@ -321,6 +353,7 @@ class TrainPage(QWidget):
             self.model_combo.addItem(f"{Path(name).name}  (folder)", name)
             index = self.model_combo.count() - 1
         self.model_combo.setCurrentIndex(index)
+        self._show_trust()
 
     def _browse_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Model folder (safetensors)", str(Path.home()))

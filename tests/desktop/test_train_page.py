@@ -193,3 +193,23 @@ def test_plot_updates_are_throttled(qtbot) -> None:  # type: ignore[no-untyped-d
     qtbot.waitUntil(lambda: plot.redraws >= 1, timeout=2000)
     assert plot.redraws <= 2  # 2000 events, one or two redraws
     assert len(plot.train_curve.getData()[0]) == 2000
+
+
+def test_trust_checkbox_allows_a_models_own_code(qtbot, ctx, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    folder = tmp_path / "custom-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "x", "auto_map": {"AutoConfig": "a.B"}}))
+    (folder / "model.safetensors").write_bytes(b"")
+    page = _page(qtbot, ctx)
+    assert page.trust_check.text() == "Allow this model's own code (trust_remote_code)"
+    assert not page.trust_check.isEnabled()  # the embedded SmolLM2 has no code of its own
+    page.set_model(str(folder))
+    assert page.trust_check.isEnabled() and not page.trust_check.isChecked()
+    page.trust_check.setChecked(True)
+    from core.loader import registry_allows_code
+
+    assert registry_allows_code(folder)
+    page.trust_check.setChecked(False)
+    assert not registry_allows_code(folder)
