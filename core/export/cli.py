@@ -50,6 +50,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 print(f"  verify {name}: {shown}")
         for note in doc["notes"]:
             print(f"  note: {note}")
+        if doc.get("commands"):
+            print("Run it:")
+            for entry in doc["commands"]:
+                print(f"  {entry['command']}")
+            sentence = (doc.get("system_prompt") or {}).get("sentence")
+            if sentence:
+                print(f"System prompt: {sentence}")
     verification = doc["verification"] or {}
     if verification and not verification.get("passed", True):
         failed = [k for k, v in verification.items() if isinstance(v, dict) and not v.get("passed", True)]

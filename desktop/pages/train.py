@@ -93,6 +93,7 @@ class TrainPage(QWidget):
         self.ask_close = self._ask_close_dialog  # replaced in tests
         self._last_error = ""
         self._token_stats: dict[tuple[str, float], tuple[int, int]] = {}
+        self._pending_workspace: str | None = None  # opened on the Data page while a run trains
 
         self.setStyleSheet(
             "QPushButton#danger:disabled { background: #e9b9b7; }"
@@ -429,6 +430,9 @@ class TrainPage(QWidget):
             self.ctx.status(f"Settings saved to {path}")
 
     def _on_workspace(self, path: str) -> None:
+        if self.is_training():  # the form shows the running run's settings; the new data waits for its end
+            self._pending_workspace = path
+            return
         self.data_edit.setText(path)
 
     def _apply_preset(self, index: int) -> None:
@@ -726,6 +730,9 @@ class TrainPage(QWidget):
         self._last_error = ""
         self.runs.refresh()
         self.runs.select_run(ended.run_dir)
+        pending, self._pending_workspace = self._pending_workspace, None
+        if pending:
+            self.data_edit.setText(pending)
         if (run.adapter_dir / "adapter_config.json").exists():
             self.ctx.set_run(run.path)
             self.ctx.status(f"Run ready for Evaluate and Export: {run.path.name}")

@@ -175,6 +175,12 @@ def test_cli_gguf_q8_0_with_verification_figures(fake_run_dir: Path, tmp_path: P
     doc = json.loads(proc.stdout)
     names = {Path(f["path"]).name for f in doc["files"]}
     assert "Modelfile" in names and any(n.endswith("q8_0.gguf") for n in names)
+    assert doc["system_prompt"]["text"] == "You triage customer support tickets. Answer with JSON only."
+    assert [c["command"].split()[:2] for c in doc["commands"]] == [
+        ["ollama", "create"],
+        ["ollama", "run"],
+        ["llama-cli", "-m"],
+    ]
     v = doc["verification"]
     assert v["passed"] is True
     assert {"max_abs_logit_delta", "top1_agreement"} <= set(v["gguf_transformers"])

@@ -206,10 +206,14 @@ def test_reattached_run_shows_its_settings_live_steps_and_locks_the_form(qtbot, 
     qtbot.waitUntil(lambda: table.item(row, 3).text() == "3", timeout=10_000)
     assert table.item(row, 4).text() == "1.5000" and table.item(row, 1).text() == "running"
 
+    # a workspace opened on the Data page meanwhile does not change the running run's settings
+    page.ctx.workspaceChanged.emit("/data/other.wsdb")
+    assert page.data_edit.text().endswith("tickets.jsonl")
     with qtbot.waitSignal(page.runEnded, timeout=20_000):
         proc.kill()
         proc.wait()
     assert not page.is_training()
+    assert page.data_edit.text() == "/data/other.wsdb"  # taken once the run ended
     assert page.model_browse.isEnabled() and page.data_browse.isEnabled() and page.form.isEnabled()
 
 
