@@ -215,6 +215,13 @@ class DedupPage(QWidget):
         )
         self.bulk_button.clicked.connect(self.keep_one_per_cluster)
         bulk.addWidget(self.bulk_button)
+        self.preview_button = QPushButton("Preview…")
+        self.preview_button.setToolTip(
+            "Show what “Keep one per cluster” would move: one kept and one moved example of every cluster, with "
+            "the differences highlighted. Nothing moves unless you confirm."
+        )
+        self.preview_button.clicked.connect(lambda: self.keep_one_per_cluster(preview=True))
+        bulk.addWidget(self.preview_button)
         bulk.addStretch(1)
         self.leak_label = QLabel("")
         self.leak_label.setStyleSheet("color:#b3261e; font-weight:600;")
@@ -296,6 +303,7 @@ class DedupPage(QWidget):
         self._set_cluster_actions_enabled(False)
         self._update_compare_label()
         self.bulk_button.setEnabled(False)
+        self.preview_button.setEnabled(False)
 
     # --- workspace --------------------------------------------------------------------------------------
     @property
@@ -320,6 +328,7 @@ class DedupPage(QWidget):
         self.summary.setText("Press “Find duplicates” to compare every example with every other.")
         self.leak_label.setText("")
         self.bulk_button.setEnabled(False)
+        self.preview_button.setEnabled(False)
 
     def _fill_models(self) -> None:
         current = self.model_box.currentData()
@@ -567,6 +576,7 @@ class DedupPage(QWidget):
             f"⚠ {len(leaks)} near-duplicate pair(s) across train and test" if leaks else ""
         )
         self.bulk_button.setEnabled(removable > 0)
+        self.preview_button.setEnabled(removable > 0)
         if views:
             self.cluster_list.setCurrentRow(min(max(previous, 0), len(views) - 1))
             self._show_cluster(self.cluster_list.currentRow())
@@ -704,12 +714,14 @@ class DedupPage(QWidget):
         self.undo_action.setEnabled(not busy and self.undo_stack.canUndo())
         self.redo_action.setEnabled(not busy and self.undo_stack.canRedo())
 
-    def _confirmed(self, action: str, rows: list[int], samples: list[ClusterSample]) -> bool:
+    def _confirmed(
+        self, action: str, rows: list[int], samples: list[ClusterSample], always: bool = False
+    ) -> bool:
         """Large removals (more than a few percent of the set) are previewed and asked first."""
         from core.dedup.review import needs_confirmation
 
         total = len(self._alive) or (self.workspace.count() if self.workspace is not None else 0)
-        if not needs_confirmation(len(rows), total):
+        if not always and not needs_confirmation(len(rows), total):
             return True
         dialog = RemovalPreviewDialog(action, len(rows), total, samples, self)
         self.preview_dialog = dialog
@@ -771,7 +783,9 @@ class DedupPage(QWidget):
             return
         self._remove(rows, f"Keep row {keep + 1} of a duplicate cluster")
 
-    def keep_one_per_cluster(self) -> None:
+    def keep_one_per_cluster(self, preview: bool = False) -> None:
+        """Move all but one row of every undecided cluster to the bin (one undo step); a removal of more than
+        a few percent of the set, or `preview`, shows what would go first."""
         from core.dedup.review import choose_keeper
 
         if self.run is None:
@@ -785,7 +799,8 @@ class DedupPage(QWidget):
             keep = choose_keeper(view.rows, self.run.texts, strategy)
             rows += [r for r in view.rows if r != keep]
             samples.append(self._sample(number, view.rows, keep))
-        if not self._confirmed(f"Keep one per cluster ({self.strategy_box.currentText()})", rows, samples):
+        action = f"Keep one per cluster ({self.strategy_box.currentText()})"
+        if not rows or not self._confirmed(action, rows, samples, always=preview):
             return
         self._remove(sorted(rows), f"Keep {strategy} of every duplicate cluster")
 

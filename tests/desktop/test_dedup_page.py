@@ -309,18 +309,26 @@ def test_large_removal_is_previewed_named_and_one_undo_restores_all(qtbot, tmp_p
         ws.close()
 
 
-def test_small_removal_needs_no_confirmation(qtbot, workspace: DatasetWorkspace, previews) -> None:
+def test_small_removal_needs_no_confirmation_but_can_be_previewed(
+    qtbot, workspace: DatasetWorkspace, previews
+) -> None:
     from core.dedup.review import needs_confirmation
 
     assert not needs_confirmation(5, 100) and needs_confirmation(6, 100)
     ctx = AppContext()
     ctx.set_workspace(workspace.path, workspace)
     page = _page(qtbot, ctx)
+    assert not page.preview_button.isEnabled()
     page.slider.setValue(900)
     run_search(qtbot, page)
+    # Preview… shows what the bulk action would move even when it would not ask; Cancel moves nothing
+    previews.accept = False
+    page.preview_button.click()
+    assert len(previews.shown) == 1 and "would move 3 of 7 examples (43%)" in previews.shown[0][1]
+    assert workspace.deleted_ids() == []
     page.cluster_list.setCurrentRow(0)
     page.keep_one("first")  # a cluster the user is looking at, 2 rows: no dialog
-    assert previews.shown == [] and len(workspace.deleted_ids()) == 2
+    assert len(previews.shown) == 1 and len(workspace.deleted_ids()) == 2
 
 
 def test_page_says_what_is_compared(qtbot, workspace: DatasetWorkspace) -> None:
