@@ -66,6 +66,16 @@ class LineError:
     message: str
     raw: str = ""
 
+    def __post_init__(self) -> None:
+        # One line, always: messages quote the record's own keys and values, which may hold line breaks.
+        if any(c in self.message for c in "\r\n\t\x00"):
+            self.message = (
+                self.message.replace("\r", "\\r")
+                .replace("\n", "\\n")
+                .replace("\t", " ")
+                .replace("\x00", "\\0")
+            )
+
     def public(self) -> dict[str, Any]:
         return {"line": self.line, "message": self.message}
 
@@ -273,7 +283,10 @@ def _file_type(path: Path) -> str:
 def _looks_binary(data: bytes) -> bool:
     head = data[:8192]
     if b"\x00" in head:
-        return True
+        # NULs among control bytes: binary. A stray NUL in text is one bad record, reported with its line.
+        text_like = sum(1 for b in head if b >= 32 or b in (9, 10, 13))
+        if text_like < 0.9 * len(head):
+            return True
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -300,6 +313,9 @@ def _raw_text(raw: bytes) -> str:
 
 def _json_error(exc: Exception, raw: bytes) -> str:
     text = str(exc)
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        return f"not valid JSON (a NUL byte at column {nul + 1}: binary data in a text line)"
     if len(raw) > 10_000 and ("unexpected end" in text.lower() or "eof" in text.lower()):
         return f"not valid JSON (the record is cut off after {len(raw):,} bytes)"
     first = raw.lstrip()[:1].decode("utf-8", "replace")
@@ -369,6 +385,15 @@ def _read_json_array(data: bytes, file: Path) -> tuple[list[tuple[int, Any]], li
         line = bisect.bisect_right(starts, pos)
         try:
             value, end = decoder.raw_decode(text, pos)
+        except RecursionError:
+            errors.append(
+                LineError(
+                    line,
+                    "not valid JSON (the record is nested too deeply to read); the records after it cannot be read",
+                    text[pos : pos + _MAX_REPORTED_RAW],
+                )
+            )
+            return records, errors
         except json.JSONDecodeError as exc:
             err_line = bisect.bisect_right(starts, exc.pos)
             errors.append(
@@ -398,7 +423,8 @@ def _read_json_array(data: bytes, file: Path) -> tuple[list[tuple[int, Any]], li
             )
         )
         return records, errors
-    errors.append(LineError(len(starts), "not valid JSON (the list of records is cut off: no closing ])", ""))
+    last_line = text.rstrip().count("\n") + 1  # the last line with anything on it
+    errors.append(LineError(last_line, "not valid JSON (the list of records is cut off: no closing ])", ""))
     return records, errors
 
 
@@ -421,7 +447,8 @@ def _read_csv(data: bytes, file: Path) -> tuple[list[tuple[int, Any]], list[Line
         ) from None
     csv.field_size_limit(1 << 30)
     dialect: Any = "excel-tab" if file.suffix.lower() == ".tsv" else "excel"
-    reader = csv.reader(io.StringIO(text, newline=""), dialect=dialect)
+    # strict: a malformed quote is that row's error (not a cell silently swallowing the rows after it)
+    reader = csv.reader(io.StringIO(text, newline=""), dialect=dialect, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -433,6 +460,7 @@ def _read_csv(data: bytes, file: Path) -> tuple[list[tuple[int, Any]], list[Line
         raise UserError(f"{file} cannot be read: the header row must name each column once")
     records: list[tuple[int, Any]] = []
     errors: list[LineError] = []
+    starts = [*_line_starts(text), len(text)]
     start_line = reader.line_num + 1
     while True:
         try:
@@ -440,11 +468,29 @@ def _read_csv(data: bytes, file: Path) -> tuple[list[tuple[int, Any]], list[Line
         except StopIteration:
             break
         except csv.Error as exc:
-            errors.append(LineError(start_line, f"invalid CSV: {exc}", ""))
-            break
+            at_end = str(exc) == "unexpected end of data"
+            first = starts[min(start_line - 1, len(starts) - 1)]
+            raw = text[first : starts[min(reader.line_num, len(starts) - 1)]]
+            if at_end:
+                message = "not valid CSV (a quoted cell is never closed: the rest of the file is inside it)"
+            elif reader.line_num > start_line:  # a quote ran on over line breaks: say which lines it took
+                message = f"not valid CSV ({exc}; lines {start_line}-{reader.line_num} read as one row)"
+            else:
+                message = f"not valid CSV ({exc})"
+            errors.append(LineError(start_line, message, raw[:_RAW_KEEP]))
+            if at_end:
+                break
+            start_line = reader.line_num + 1  # the reader starts again at the next line
+            continue
         line = start_line
         start_line = reader.line_num + 1
         if not row or all(not c.strip() for c in row):
+            continue
+        nul = next((h for h, c in zip(header, row, strict=False) if "\x00" in c), None)
+        if nul is not None:
+            errors.append(
+                LineError(line, f"a NUL byte in column '{nul}' (binary data in a text cell)", ",".join(row))
+            )
             continue
         if len(row) != len(header):
             errors.append(
