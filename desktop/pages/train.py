@@ -374,13 +374,18 @@ class TrainPage(QWidget):
         except Exception:  # noqa: BLE001 - a broken registry must not block the check
             pass
         try:
-            described = check_base_model_folder(path, allow_pickle=allow_pickle, trust_remote_code=trust_code)
+            # its own code is allowed with the checkbox below the model, once it is chosen
+            described = check_base_model_folder(path, allow_pickle=allow_pickle, trust_remote_code=True)
         except UserError as exc:
             self._show_error(f"Not used as the base model: {exc}")
             return False
         self._show_error("")
         self.set_model(str(path))
-        self.ctx.status(f"Base model: {path.name} ({described})")
+        if not trust_code and _needs_own_code(path):
+            described += (
+                "; it ships its own code: tick 'Allow this model's own code' only if you trust its author"
+            )
+        self.ctx.status(f"Base model: {path.name} ({described})", 10000)
         return True
 
     def _browse_data(self) -> None:
@@ -560,6 +565,10 @@ class TrainPage(QWidget):
             self.yaml_load,
         ):
             widget.setEnabled(not busy)
+        if busy:
+            self.trust_check.setEnabled(False)
+        else:
+            self._show_trust()  # enabled unless the model is embedded
 
     def _show_error(self, text: str) -> None:
         self.error_label.setText(text)
@@ -864,6 +873,16 @@ def _sampling_enabled(run: RunFolder) -> bool:
         train = run.read_config().get("train") or {}
         return int(train.get("sample_prompts", 0) or 0) > 0
     except (UserError, AttributeError, TypeError, ValueError):
+        return False
+
+
+def _needs_own_code(folder: Path) -> bool:
+    """Whether a model folder's config.json points transformers at code inside the folder (auto_map)."""
+    import json
+
+    try:
+        return bool(json.loads((folder / "config.json").read_text(encoding="utf-8")).get("auto_map"))
+    except (OSError, ValueError, AttributeError):
         return False
 
 

@@ -149,6 +149,22 @@ def test_a_real_model_folder_is_taken_and_described(qtbot, page: TrainPage, tiny
     assert messages and tiny_llama_dir.name in messages[-1]
 
 
+def test_a_model_with_its_own_code_is_taken_and_the_trust_box_explained(
+    qtbot, page: TrainPage, tiny_llama_dir: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    custom = tmp_path / "custom-code"
+    shutil.copytree(tiny_llama_dir, custom)
+    config = json.loads((custom / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"}
+    (custom / "config.json").write_text(json.dumps(config))
+    messages: list[str] = []
+    page.ctx.statusMessage.connect(lambda text, _ms: messages.append(text))
+    assert page.choose_model_folder(custom) is True  # chosen; its code is allowed with the checkbox
+    assert page.model_name() == str(custom.resolve())
+    assert not page.trust_check.isChecked() and page.trust_check.isEnabled()
+    assert "ships its own code: tick 'Allow this model's own code'" in messages[-1]
+
+
 # --- a run that a previous session left training -------------------------------------------------------------
 @pytest.fixture
 def running_run(tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -194,7 +210,16 @@ def test_reattached_run_shows_its_settings_live_steps_and_locks_the_form(qtbot, 
     assert page.data_edit.text().endswith("tickets.jsonl")
     assert page.stat_step.value.text() == "2/50"
     qtbot.waitUntil(lambda: page.status == "running", timeout=10_000)
-    for widget in (page.model_browse, page.data_browse, page.form, page.model_combo, page.preset_combo):
+    for widget in (
+        page.model_browse,
+        page.data_browse,
+        page.data_edit,
+        page.form,
+        page.model_combo,
+        page.preset_combo,
+        page.trust_check,
+        page.yaml_load,
+    ):
         assert not widget.isEnabled()
 
     # a new step in the events file shows in the Runs table without pressing Refresh
