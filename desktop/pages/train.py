@@ -637,11 +637,26 @@ class TrainPage(QWidget):
         self.handle.watcher.cancel()
 
     # --- watcher signals -------------------------------------------------------------------------------
+    def _show_last_step(self, run: RunFolder) -> None:
+        """Step, epoch and progress of the last step a (reattached or resumed) run logged so far."""
+        steps = [e for e in run.curve() if e.get("type") == "step"]
+        if not steps:
+            return
+        last = steps[-1]
+        step, total = int(last.get("step") or 0), last.get("max_steps")
+        self.stat_step.set(f"{step}/{total}" if total else str(step))
+        if last.get("epoch") is not None:
+            self.stat_epoch.set(f"{last['epoch']:.2f}")
+        if total:
+            self.progress.setRange(0, 100)
+            self.progress.setValue(int(100 * min(1.0, step / int(total))))
+
     def _on_started(self, run_dir: str) -> None:
         self.status = "running"
         self.run = RunFolder(Path(run_dir))
         self.run_label.setText(f"Training · {run_dir}")
         self.progress.setRange(0, 100)
+        self._show_last_step(self.run)
         self._update_buttons()
         self.runs.refresh()
         self.runs.select_run(run_dir)
@@ -810,13 +825,7 @@ class TrainPage(QWidget):
                 except (UserError, KeyError, TypeError, ValueError, OSError):
                     self._message("This run's settings (config.yaml) could not be read.", flag=True)
                 self._load_curve(run)
-                steps = [e for e in run.curve() if e.get("type") == "step"]
-                if steps:  # where it is now; later steps arrive as events
-                    last = steps[-1]
-                    total = last.get("max_steps")
-                    self.stat_step.set(f"{last.get('step')}/{total}" if total else str(last.get("step")))
-                    if total:
-                        self.progress.setValue(int(100 * min(1.0, int(last.get("step") or 0) / int(total))))
+                self._show_last_step(run)
                 _events, offset = run.read_events()
                 self._message("Reattached to a run that was still training.")
                 self._launch(TrainingWatcher(run.path, start=False, from_offset=offset))

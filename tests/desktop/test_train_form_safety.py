@@ -210,6 +210,7 @@ def test_reattached_run_shows_its_settings_live_steps_and_locks_the_form(qtbot, 
     assert page.data_edit.text().endswith("tickets.jsonl")
     assert page.stat_step.value.text() == "2/50"
     qtbot.waitUntil(lambda: page.status == "running", timeout=10_000)
+    assert page.stat_step.value.text() == "2/50" and page.progress.value() == 4
     for widget in (
         page.model_browse,
         page.data_browse,
