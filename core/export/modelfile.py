@@ -177,7 +177,16 @@ def _go_escape(text: str) -> str:
 
 
 def go_template(pieces: TemplatePieces) -> str:
-    parts = ["{{ range .Messages }}"]
+    parts = []
+    if pieces.default_system == "":
+        # The template always opens with a system block, empty of any prompt when the row has none (Llama 3.1:
+        # only its "Cutting Knowledge Date" preamble): that is structure, not a prompt, so the Go template
+        # writes it too, as training saw it. A non-empty default (SmolLM2's, Qwen2.5's) is a prompt: left out.
+        parts.append(
+            '{{ if or (not .Messages) (ne (index .Messages 0).Role "system") }}'
+            f"{_go_escape(pieces.prefix['system'] + pieces.suffix['system'])}{{{{ end }}}}"
+        )
+    parts.append("{{ range .Messages }}")
     for i, role in enumerate(_ROLES):
         keyword = "if" if i == 0 else "else if"
         parts.append(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from core.export.modelfile import (
     analyse_template,
     ollama_model_name,
@@ -103,3 +105,66 @@ def test_run_commands_quote_paths_and_name_the_model(tmp_path: Path) -> None:
     assert (
         "-sys" not in dict(run_commands(gguf, gguf.with_name("Modelfile"), None))["Chat with it in llama.cpp"]
     )
+
+
+def _family_names() -> list[str]:
+    from tests.families import FAMILIES
+
+    return sorted(FAMILIES)
+
+
+@pytest.mark.parametrize("family", _family_names())
+def test_every_family_template_carries_the_trained_system_prompt_only(family: str) -> None:
+    """Real chat templates of each family (tests/families.py): SYSTEM is the rows' prompt, or absent."""
+    from tests.families import FAMILIES
+
+    fam = FAMILIES[family]
+    for rows, expected in (
+        ([_row(HOUSE, turns=2) for _ in range(5)], HOUSE),
+        ([_row(None, turns=2) for _ in range(5)], None),
+    ):
+        trained = trained_system_prompt(rows)
+        info = ollama_modelfile(
+            "m.gguf", fam.template, bos=fam.bos or "", eos=fam.eos, eot=fam.end_of_turn, system=trained.text
+        )
+        assert _system_line(info.text) == expected
+        assert info.text.count("SYSTEM") == (1 if expected else 0)
+        if info.default_system:  # the template's own default (Qwen2.5's "You are Qwen...") never leaks
+            assert info.default_system not in info.text
+        assert f'PARAMETER stop "{fam.end_of_turn}"' in info.text
+
+
+def test_qwen25_default_system_prompt_is_recognised_and_left_out() -> None:
+    from tests.families import FAMILIES
+
+    fam = FAMILIES["qwen2.5"]
+    info = ollama_modelfile("m.gguf", fam.template, eos=fam.eos, eot=fam.end_of_turn)
+    assert info.style == "chatml"
+    assert info.default_system and info.default_system.startswith("You are Qwen, created by Alibaba Cloud")
+    assert "Qwen" not in info.text and "SYSTEM" not in info.text
+
+
+def test_llama31_system_header_without_a_prompt_is_kept_as_training_saw_it() -> None:
+    """Llama 3.1 opens every conversation with a system block (its date preamble, no prompt of its own)."""
+    from core.export.modelfile import _jinja_render
+    from tests.families import FAMILIES
+
+    fam = FAMILIES["llama3"]
+    pieces = analyse_template(fam.template, bos=fam.bos or "", eos=fam.eos)
+    assert pieces is not None and pieces.default_system == ""
+    info = ollama_modelfile("m.gguf", fam.template, bos=fam.bos or "", eos=fam.eos, eot=fam.end_of_turn)
+    block = pieces.prefix["system"] + pieces.suffix["system"]
+    assert "Cutting Knowledge Date" in block
+    assert (
+        '{{ if or (not .Messages) (ne (index .Messages 0).Role "system") }}' + block + "{{ end }}"
+        in info.text
+    )
+    # what the Go template writes for a row without a system prompt is what training rendered
+    messages = [{"role": "user", "content": "Hi"}]
+    trained = _jinja_render(fam.template, messages, True, fam.bos or "", fam.eos)
+    assert trained == (fam.bos or "") + block + pieces.prefix["user"] + "Hi" + pieces.suffix["user"] + (
+        pieces.generation_prompt
+    )
+    # a SmolLM2/Qwen-style default prompt gets no such block
+    qwen = ollama_modelfile("m.gguf", FAMILIES["qwen2.5"].template, eos="<|im_end|>")
+    assert "index .Messages 0" not in qwen.text
