@@ -65,14 +65,15 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(doc)
     else:
-        fit = "fits" if est.fits else "does NOT fit"
-        print(f"Peak memory ≈ {est.vram_gib:.1f} GiB — {fit} in {est.target_gib:.0f} GiB ({est.device})")
-        for key, value in est.breakdown_gib.items():
-            print(f"  {key:20} {value:8.2f} GiB")
+        if not args.cpu:  # GPU memory matters only for a GPU
+            fit = "fits" if est.fits else "does NOT fit"
+            print(f"Peak memory ≈ {est.vram_gib:.1f} GiB — {fit} in {est.target_gib:.0f} GiB ({est.device})")
+            for key, value in est.breakdown_gib.items():
+                print(f"  {key:20} {value:8.2f} GiB")
         speed = f"{est.tokens_per_s:,.0f} tokens/s on {est.time_device}, {est.time_basis}"
         if est.time_s is not None:
             per = "for the run" if cfg.train.max_steps else "per epoch"
-            print(f"Time ≈ {format_duration(est.time_s)} {per} ({speed})")
+            print(f"Time: {format_duration(est.time_s)} {per} ({speed})")
         else:
             print(f"Speed ≈ {speed} (give --data for the time per epoch)")
         for w in est.warnings:
