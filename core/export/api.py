@@ -301,11 +301,12 @@ def _run_it(result: ExportResult, gguf_path: Path, modelfile_path: Path) -> str:
     result.commands = [{"label": label, "command": command} for label, command in commands]
     lines = [run_section(commands)]
     lines += ["### System prompt", "", str(system.get("sentence") or ""), ""]
-    if system.get("template_default") and not system.get("text"):
+    without = int(system.get("rows_without") or 0)
+    if system.get("template_default") and not system.get("text") and without:
         lines += [
             "The base model's chat template adds its own system prompt to conversations without one "
-            f'("{system["template_default"]}"), so training saw it in front of these rows; the Modelfile '
-            "leaves it out. To reproduce that exactly, add it as a SYSTEM line.",
+            f'("{system["template_default"]}"), so training saw it in front of the {without} rows that had '
+            "none; the Modelfile leaves it out. To reproduce that exactly, add it as a SYSTEM line.",
             "",
         ]
     return "\n".join(lines)
@@ -425,6 +426,7 @@ def _write_gguf(
         "sentence": trained.sentence(),
         "rows": trained.rows,
         "variants": len(trained.counts),
+        "rows_without": trained.counts.get(None, 0),
         "template_default": info.default_system,
     }
     (tmp / "Modelfile").write_text(info.text, encoding="utf-8")

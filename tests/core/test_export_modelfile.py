@@ -168,3 +168,27 @@ def test_llama31_system_header_without_a_prompt_is_kept_as_training_saw_it() -> 
     # a SmolLM2/Qwen-style default prompt gets no such block
     qwen = ollama_modelfile("m.gguf", FAMILIES["qwen2.5"].template, eos="<|im_end|>")
     assert "index .Messages 0" not in qwen.text
+
+
+def test_readme_run_section_names_the_template_default_only_for_rows_without_a_prompt(tmp_path: Path) -> None:
+    from core.export.api import _run_it
+    from core.export.formats import ExportResult
+
+    default = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    for rows, note in (
+        ([_row(None)] * 4, "in front of the 4 rows that had none"),
+        ([_row(HOUSE)] * 4, None),
+        ([_row("A")] * 2 + [_row("B")] * 2, None),  # no majority, but every row had a prompt
+    ):
+        trained = trained_system_prompt(rows)
+        result = ExportResult(format="gguf", out_dir=str(tmp_path))
+        result.system_prompt = {
+            "text": trained.text,
+            "sentence": trained.sentence(),
+            "rows_without": trained.counts.get(None, 0),
+            "template_default": default,
+        }
+        text = _run_it(result, tmp_path / "m.gguf", tmp_path / "Modelfile")
+        assert "## Run it" in text and f"ollama create m -f {tmp_path / 'Modelfile'}" in text
+        assert trained.sentence() in text
+        assert (note in text) if note else (default not in text)
