@@ -8,9 +8,9 @@ APT_PACKAGES := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x
 	libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 libegl1 libgl1 \
 	libfontconfig1 libdbus-1-3
 
-.PHONY: run test install lint sysdeps bench clean llama-cpp
+.PHONY: run test install lint sysdeps bench clean llama-cpp llama-convert
 
-install: $(STAMP) llama-cpp
+install: $(STAMP) llama-cpp llama-convert
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,27 @@ llama-cpp: $(STAMP)
 		else echo "note: llama-cpp-python did not build; GGUF K-quants and the llama.cpp check are off"; fi; \
 	fi
 
+# llama.cpp's own converter from the source distribution of that same llama-cpp-python version
+# (vendor/llama.cpp: convert_hf_to_gguf.py, its conversion/ package and gguf-py/), so the converter always
+# matches the llama.cpp that loads, checks and quantizes its GGUFs. GGUF export of the architectures our own
+# writer does not cover (Qwen3, Gemma, Phi-3/4, SmolLM3, ...) runs it offline as a subprocess
+# (core/export/llama_convert.py finds it in the venv). pip's own cache serves the download after the first.
+LLAMA_CONVERT_DIR := $(VENV)/share/whetstone/llama.cpp-convert-$(LLAMA_CPP_VERSION)
+LLAMA_CPP_SDIST := llama_cpp_python-$(LLAMA_CPP_VERSION)
+
+llama-convert: $(LLAMA_CONVERT_DIR)/.complete
+
+$(LLAMA_CONVERT_DIR)/.complete: | $(STAMP)
+	rm -rf $(LLAMA_CONVERT_DIR) $(LLAMA_CONVERT_DIR).download && mkdir -p $(LLAMA_CONVERT_DIR) $(LLAMA_CONVERT_DIR).download
+	$(PIP) download -q --no-deps --no-binary :all: "llama-cpp-python==$(LLAMA_CPP_VERSION)" -d $(LLAMA_CONVERT_DIR).download
+	tar -xzf $(LLAMA_CONVERT_DIR).download/$(LLAMA_CPP_SDIST).tar.gz -C $(LLAMA_CONVERT_DIR) --strip-components=3 \
+		$(LLAMA_CPP_SDIST)/vendor/llama.cpp/convert_hf_to_gguf.py \
+		$(LLAMA_CPP_SDIST)/vendor/llama.cpp/conversion \
+		$(LLAMA_CPP_SDIST)/vendor/llama.cpp/gguf-py/gguf \
+		$(LLAMA_CPP_SDIST)/vendor/llama.cpp/LICENSE
+	rm -rf $(LLAMA_CONVERT_DIR).download
+	touch $@
+
 # Real-window tests need Xvfb; install it when we can (root + apt), otherwise those tests skip with a reason.
 sysdeps:
 	@if command -v Xvfb >/dev/null 2>&1; then :; \
@@ -46,7 +67,7 @@ sysdeps:
 		|| echo "note: could not install Xvfb; real-window tests will be skipped"; \
 	else echo "note: Xvfb missing and not root; real-window tests will be skipped"; fi
 
-run: $(STAMP) llama-cpp
+run: $(STAMP) llama-cpp llama-convert
 	$(VENV)/bin/whetstone gui
 
 lint: $(STAMP)
@@ -54,7 +75,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check core desktop tests benchmarks
 	$(VENV)/bin/mypy core
 
-test: $(STAMP) llama-cpp sysdeps lint
+test: $(STAMP) llama-cpp llama-convert sysdeps lint
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/pytest -q -ra
 
 bench: $(STAMP)

@@ -7,7 +7,7 @@ import sys
 
 from core.clikit import add_json_flag, console_progress, emit_json
 from core.errors import WhetstoneError
-from core.export.formats import ALL_QUANTS, FORMATS
+from core.export.formats import ALL_QUANTS, FORMATS, verification_summary
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -38,6 +38,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(
             f"Exported {args.format} to {doc['out']} ({doc['total_bytes'] / 1e6:.1f} MB, {doc['seconds']} s)"
         )
+        if doc["verification"]:
+            print(f"  {verification_summary(doc['verification'])}")
         for file in doc["files"]:
             print(f"  {file['path']}  {file['bytes'] / 1e6:.1f} MB")
         for name, figures in (doc["verification"] or {}).items():
@@ -69,7 +71,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="adapter, merged safetensors or verified GGUF")
     p.add_argument("run_dir")
     p.add_argument("--format", required=True, choices=list(FORMATS))
-    p.add_argument("--out", required=True, help="output folder (created; written to a temp folder first)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="gguf: NAME.gguf writes exactly that file, with NAME.Modelfile and NAME.README.md beside it; "
+        "any other --out is a folder (created) holding the export. Written beside --out first and renamed "
+        "into place at the end: a stopped, killed or failed export leaves nothing at --out",
+    )
     p.add_argument("--quant", choices=list(ALL_QUANTS), help="GGUF type (default q8_0)")
     p.add_argument("--verify", action="store_true", default=None, help="verify the export (default)")
     p.add_argument("--no-verify", dest="verify", action="store_false")

@@ -85,3 +85,61 @@ class ExportResult:
             "system_prompt": self.system_prompt,
             "commands": self.commands,
         }
+
+
+def verification_status(verification: dict[str, Any] | None) -> str:
+    """'verified' (every check ran and passed), 'failed' (a check failed), 'partial' (none failed, some were
+    skipped) or 'none' (not verified)."""
+    if not verification:
+        return "none"
+    checks = {k: v for k, v in verification.items() if isinstance(v, dict)}
+    if any(v.get("passed") is False for v in checks.values()) or verification.get("passed") is False:
+        return "failed"
+    if any("skipped" in v for v in checks.values()):
+        return "partial"
+    return "verified"
+
+
+def _of(k: int, n: int) -> str:
+    return f"{k} of {n} test prompt{'s' if n != 1 else ''}"
+
+
+def verification_summary(verification: dict[str, Any] | None) -> str:
+    """The verification in plain words, for people who do not read logit figures:
+    "Verified: answers match the merged model on 4 of 4 test prompts; ..." The numbers stay in the dict."""
+    status = verification_status(verification)
+    if status == "none" or not verification:
+        return "Not verified."
+    parts: list[str] = []
+    merged = verification.get("merged")
+    if isinstance(merged, dict) and merged.get("prompts"):
+        n = int(merged["prompts"])
+        same = round(float(merged.get("next_token_top1_agreement", 0.0)) * n)
+        parts.append(
+            f"the merged model predicts the same next token as the trained adapter on {_of(same, n)}"
+        )
+    lc = verification.get("llama_cpp")
+    if isinstance(lc, dict) and "skipped" not in lc:
+        rows = [r for r in lc.get("prompts") or [] if isinstance(r, dict)]
+        n = len(rows)
+        if n:
+            prompt_ok = sum(bool(r.get("template_match") and r.get("tokens_match")) for r in rows)
+            answers = sum(bool(r.get("greedy_match")) for r in rows)
+            parts.append(f"llama.cpp reads the prompt exactly as in training on {_of(prompt_ok, n)}")
+            parts.append(f"its answers match the merged model on {_of(answers, n)}")
+        logits = lc.get("logits")
+        if isinstance(logits, dict) and logits.get("passed") is False:
+            parts.append("llama.cpp's scores differ from the merged model's more than allowed")
+    gt = verification.get("gguf_transformers")
+    if isinstance(gt, dict) and gt.get("passed") is False:
+        parts.append("the GGUF read back with transformers differs from the merged model more than allowed")
+    skipped = [str(v["skipped"]) for v in verification.values() if isinstance(v, dict) and v.get("skipped")]
+    head = {
+        "verified": "Verified",
+        "failed": "Verification FAILED",
+        "partial": "Partly verified",
+    }[status]
+    text = head + (": " + "; ".join(parts) if parts else "") + "."
+    if skipped and status != "failed":
+        text += " Not checked: " + "; ".join(skipped) + "."
+    return text

@@ -58,6 +58,8 @@ _NATIVE = {
     "q4_0": ("Q4_0", "MOSTLY_Q4_0"),
 }
 _K_FTYPES = {"q4_k_m": "MOSTLY_Q4_K_M", "q5_k_m": "MOSTLY_Q5_K_M", "q6_k": "MOSTLY_Q6_K"}
+# Also made by llama.cpp's quantizer for GGUFs from llama.cpp's converter (which writes F16/BF16/Q8_0 only).
+_LLAMA_CPP_FTYPES = {**_K_FTYPES, "q4_0": "MOSTLY_Q4_0", "q5_0": "MOSTLY_Q5_0"}
 
 # Hugging Face pre-tokenizer split patterns -> llama.cpp pre-tokenizer names.
 _LLAMA3_PATTERN = (
@@ -68,7 +70,24 @@ _QWEN2_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-_SPLIT_PATTERNS = {_LLAMA3_PATTERN: "llama-bpe", _QWEN2_PATTERN: "qwen2"}
+# GPT-4o / o200k (Phi-4-mini): the tokenizer.json form that llama.cpp's llama-vocab.cpp quotes for "gpt-4o".
+_GPT4O_PATTERN = (
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+# Mistral's Tekken (Mistral Nemo, Ministral, Mistral Small 3): llama.cpp's "tekken" pre-tokenizer.
+_TEKKEN_PATTERN = (
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+    r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+    r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_SPLIT_PATTERNS = {
+    _LLAMA3_PATTERN: "llama-bpe",
+    _QWEN2_PATTERN: "qwen2",
+    _GPT4O_PATTERN: "gpt-4o",
+    _TEKKEN_PATTERN: "tekken",
+}
 _SPACE_IN_MERGE = chr(ord(" ") + 256)
 
 
@@ -149,13 +168,21 @@ def _merge_strings(raw: list[Any]) -> list[str]:
 
 
 def _adds_space_prefix(tok_json: dict[str, Any]) -> bool:
+    """llama.cpp's `add_space_prefix` for a SentencePiece vocabulary.
+
+    llama.cpp puts "▁" in front of every text fragment that follows a special token (and the first one).
+    That is what a `Prepend("▁")` normalizer or Metaspace `always` does in Hugging Face tokenizers (they
+    run per fragment between special tokens). Metaspace `first` (transformers' non-legacy Llama/Mistral
+    tokenizer, Mistral v0.3 as transformers 5 saves it) prepends only at the very start of the text, never
+    after a special token: a chat prompt starts with BOS and `[INST]`, so every fragment follows a special
+    token, and llama.cpp matches it only without the prefix ("[INST] Hi" is "▁Hi", not "▁▁Hi")."""
     for step in _steps(tok_json.get("normalizer"), "normalizers"):
         if step.get("type") == "Prepend" and step.get("prepend") == "\u2581":
             return True
     for step in _steps(tok_json.get("pre_tokenizer"), "pretokenizers"):
         if step.get("type") == "Metaspace":
             scheme = step.get("prepend_scheme")
-            if scheme in ("first", "always") or (scheme is None and step.get("add_prefix_space", True)):
+            if scheme == "always" or (scheme is None and step.get("add_prefix_space", True)):
                 return True
     return False
 
@@ -653,9 +680,9 @@ def gguf_tensor_types(path: str | Path) -> dict[str, int]:
 
 
 def quantize_with_llama_cpp(src: str | Path, dst: str | Path, quant: str, threads: int | None = None) -> None:
-    """Quantize an F16/BF16/F32 GGUF to a K-quant with llama.cpp's own quantizer (llama-cpp-python)."""
-    if quant not in _K_FTYPES:
-        raise UserError(f"{quant} is not a K-quant; K-quants: {', '.join(_K_FTYPES)}.")
+    """Quantize an F16/BF16/F32 GGUF to a K-quant (or Q4_0/Q5_0) with llama.cpp's own quantizer."""
+    if quant not in _LLAMA_CPP_FTYPES:
+        raise UserError(f"llama.cpp quantizes to {', '.join(_LLAMA_CPP_FTYPES)} here, not {quant}.")
     from core.export.formats import LLAMA_CPP_MISSING, llama_cpp_available
 
     if not llama_cpp_available():
@@ -664,7 +691,7 @@ def quantize_with_llama_cpp(src: str | Path, dst: str | Path, quant: str, thread
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = int(gguf.LlamaFileType[_K_FTYPES[quant]])
+    params.ftype = int(gguf.LlamaFileType[_LLAMA_CPP_FTYPES[quant]])
     params.nthread = int(threads or max(1, (os.cpu_count() or 2)))
     dst = Path(dst)
     partial = dst.with_name(dst.name + ".partial")

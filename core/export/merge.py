@@ -62,6 +62,37 @@ def load_peft_model(run: RunFolder, base_dir: Path, device: str, dtype: Any = No
     return model
 
 
+# Tokenizer files transformers 5 no longer writes on save (it saves tokenizer.json only) but converters read:
+# llama.cpp's converter builds SentencePiece vocabularies (Gemma, Llama 2, Mistral, Phi-3) from tokenizer.model.
+_TOKENIZER_SOURCE_FILES = ("tokenizer.model", "tekken.json", "vocab.json", "merges.txt", "spiece.model")
+
+
+def keep_tokenizer_files(source: Path, base_dir: Path, out_dir: Path) -> list[str]:
+    """Copy the base's tokenizer source files the save did not write, and keep the base's tokenizer class
+    (llama.cpp's converter picks the vocabulary reader by it, e.g. Phi-4's GPT2Tokenizer)."""
+    import shutil
+
+    copied = []
+    for name in _TOKENIZER_SOURCE_FILES:
+        for folder in (source, base_dir):
+            if (folder / name).is_file() and not (out_dir / name).exists():
+                shutil.copy2(folder / name, out_dir / name)
+                copied.append(name)
+                break
+    try:
+        base_cls = json.loads((base_dir / "tokenizer_config.json").read_text(encoding="utf-8")).get(
+            "tokenizer_class"
+        )
+        saved_file = out_dir / "tokenizer_config.json"
+        saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return copied
+    if base_cls and saved.get("tokenizer_class") != base_cls:
+        saved["tokenizer_class"] = base_cls
+        saved_file.write_text(json.dumps(saved, indent=2, ensure_ascii=False), encoding="utf-8")
+    return copied
+
+
 def merge_run(
     run: RunFolder,
     out_dir: Path,
@@ -99,6 +130,8 @@ def merge_run(
     check_stop(should_stop)
     progress(0.85, "Saving tokenizer, chat template and generation config")
     tokenizer.save_pretrained(out_dir)
+    keep_tokenizer_files(run.adapter_dir if (run.adapter_dir / "tokenizer_config.json").exists() else base_dir,
+                         base_dir, out_dir)  # fmt: skip
     if tokenizer.chat_template and not (out_dir / "chat_template.jinja").exists():
         (out_dir / "chat_template.jinja").write_text(tokenizer.chat_template, encoding="utf-8")
     try:

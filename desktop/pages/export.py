@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -38,6 +39,8 @@ from core.export.formats import (
     LLAMA_CPP_MISSING,
     QUANT_HELP,
     llama_cpp_available,
+    verification_status,
+    verification_summary,
 )
 from desktop.context import AppContext
 from desktop.widgets.empty_state import EmptyState
@@ -81,7 +84,9 @@ def verification_rows(verification: dict[str, Any] | None) -> list[tuple[str, st
             )
         )
     gt = verification.get("gguf_transformers")
-    if isinstance(gt, dict):
+    if isinstance(gt, dict) and "skipped" in gt:
+        rows.append(("GGUF reloaded with transformers", f"skipped: {gt['skipped']}", None))
+    elif isinstance(gt, dict):
         rows.append(
             (
                 "GGUF reloaded with transformers",
@@ -92,6 +97,17 @@ def verification_rows(verification: dict[str, Any] | None) -> list[tuple[str, st
             )
         )
     lc = verification.get("llama_cpp")
+    logits = lc.get("logits") if isinstance(lc, dict) else None
+    if isinstance(logits, dict):
+        rows.append(
+            (
+                "GGUF in llama.cpp: scores",
+                f"max |Δlogit| {logits['max_abs_logit_delta']:.3g} (logit std {logits['logit_std']:.2g}), "
+                f"top-1 {logits['top1_agreement']:.1%}, next token {logits['next_token_top1_agreement']:.0%}"
+                + (f" — pass rule: {logits['criteria']}" if logits.get("criteria") else ""),
+                logits.get("passed"),
+            )
+        )
     if isinstance(lc, dict):
         if "skipped" in lc:
             rows.append(("GGUF in llama.cpp", f"skipped: {lc['skipped']}", None))
@@ -247,6 +263,21 @@ class ExportPage(QWidget):
         self.summary_label.setWordWrap(True)
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         results_layout.addWidget(self.summary_label)
+        # The verification in plain words first; the figures behind a fold for those who read them.
+        self.verify_label = QLabel()
+        self.verify_label.setObjectName("verifySummary")
+        self.verify_label.setWordWrap(True)
+        self.verify_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        results_layout.addWidget(self.verify_label)
+        self.details_button = QToolButton()
+        self.details_button.setObjectName("verifyDetails")
+        self.details_button.setText("Details: the figures behind each check")
+        self.details_button.setCheckable(True)
+        self.details_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.details_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.details_button.setStyleSheet("QToolButton { border: none; }")
+        self.details_button.toggled.connect(self._toggle_details)
+        results_layout.addWidget(self.details_button)
         self.checks_table = self._table(["Check", "Result", ""])
         results_layout.addWidget(self.checks_table)
         self.files_table = self._table(["File", "Size"])
@@ -464,17 +495,17 @@ class ExportPage(QWidget):
         self._last_out = Path(doc["out"])
         self.progress.setValue(1000)
         verification = doc.get("verification") or {}
-        passed = verification.get("passed") if verification else None
+        status = verification_status(verification)
+        passed = {"verified": True, "failed": False}.get(status)
         kind = {"adapter": "Adapter", "merged": "Merged model", "gguf": f"GGUF {str(doc['quant']).upper()}"}[
             doc["format"]
         ]
-        verdict = (
-            "<span style='color:#1b7f3b'>verified</span>"
-            if passed
-            else "<span style='color:#b00020'>verification FAILED</span>"
-            if passed is False
-            else "not verified"
-        )
+        verdict = {
+            "verified": "<span style='color:#1b7f3b'>verified</span>",
+            "failed": "<span style='color:#b00020'>verification FAILED</span>",
+            "partial": "partly verified",
+            "none": "not verified",
+        }[status]
         self.summary_label.setText(
             f"<b>{kind}</b> written to {doc['out']} — {_human(doc['total_bytes'])} in {doc['seconds']:.1f} s, {verdict}"
         )
@@ -490,10 +521,16 @@ class ExportPage(QWidget):
                 Qt.GlobalColor.darkGreen if ok else Qt.GlobalColor.red if ok is False else Qt.GlobalColor.gray
             )
             self.checks_table.setItem(r, 2, mark)
-        self.checks_table.setVisible(bool(rows))
+        self.verify_label.setText(verification_summary(verification) if verification else "")
+        self.verify_label.setStyleSheet("color: #b00020;" if passed is False else "")
+        self.verify_label.setVisible(bool(verification))
+        self.details_button.setVisible(bool(rows))
+        self.details_button.setChecked(False)
+        self.checks_table.setVisible(False)
         files = doc["files"]
         self.files_table.setRowCount(len(files))
         out = Path(doc["out"])
+        out = out if out.is_dir() else out.parent  # --out NAME.gguf: the file and its sidecars
         for r, file in enumerate(files):
             path = Path(file["path"])
             shown = str(path.relative_to(out)) if path.is_relative_to(out) else str(path)
@@ -512,9 +549,14 @@ class ExportPage(QWidget):
         self.run_commands.show_commands(doc.get("commands") or [], doc.get("system_prompt"))
         self.results.setVisible(True)
 
+    def _toggle_details(self, shown: bool) -> None:
+        self.details_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        self.checks_table.setVisible(shown and self.checks_table.rowCount() > 0)
+
     def open_folder(self) -> None:
         if self._last_out is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self._last_out)))
+            folder = self._last_out if self._last_out.is_dir() else self._last_out.parent
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     # window hooks ---------------------------------------------------------------------------------------------
     def can_close(self) -> bool:

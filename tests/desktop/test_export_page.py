@@ -94,6 +94,12 @@ def test_gguf_export_shows_verification_figures(qtbot, fake_run_dir: Path, tmp_p
     with qtbot.waitSignal(page.exportFinished, timeout=300000):
         page.export_button.click()
     qtbot.waitUntil(lambda: not page.is_running(), timeout=10000)
+    # plain words first; the figures only behind the details fold
+    words = page.verify_label.text()
+    assert "on 4 of 4 test prompts" in words and "logit" not in words.lower()
+    assert page.checks_table.isHidden() and not page.details_button.isHidden()
+    page.details_button.click()
+    assert not page.checks_table.isHidden()
     checks = [page.checks_table.item(r, 0).text() for r in range(page.checks_table.rowCount())]
     assert "GGUF reloaded with transformers" in checks
     assert "Merged vs base+adapter" in checks
