@@ -71,6 +71,8 @@ GPU_CLASSES: dict[str, tuple[str, float]] = {
     "h100": ("an H100", 1.0),
     "a100": ("an A100", 0.5),
     "l40": ("an L40S", 0.45),
+    "l4": ("an L4", 0.12),  # after "l40": matched in this order
+    "t4": ("a T4", 0.06),
     "6000 ada": ("an RTX 6000 Ada", 0.45),
     "a6000": ("an RTX A6000", 0.3),
     "4090": ("an RTX 4090", 0.35),

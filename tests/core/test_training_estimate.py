@@ -134,3 +134,18 @@ def test_cli_estimate_says_where_the_time_is_for(tiny_llama_dir: Path) -> None:
     proc = run_cli("estimate", "--model", str(tiny_llama_dir), "--cpu")
     assert proc.returncode == 0, proc.stderr
     assert "on this CPU" in proc.stdout
+
+
+def test_detected_cards_are_named_and_ranked() -> None:
+    from core.training.estimate import gpu_class
+
+    def speed(name: str, gib: float) -> float:
+        return gpu_class(Hardware(True, True, name, gib))[1]
+
+    assert gpu_class(Hardware(True, True, "NVIDIA L40S", 48))[0] == "an L40S"
+    assert gpu_class(Hardware(True, True, "NVIDIA L4", 24))[0] == "an L4"
+    assert gpu_class(Hardware(True, True, "Tesla T4", 15))[0] == "a T4"
+    assert gpu_class(Hardware(True, True, "NVIDIA GeForce RTX 4090", 24))[0] == "an RTX 4090"
+    assert gpu_class(Hardware(True, True, "Some Future GPU", 16))[0] == "a 16 GB RTX 4080-class GPU"
+    assert speed("NVIDIA H100 80GB HBM3", 80) > speed("NVIDIA A100-SXM4-80GB", 80) > speed("NVIDIA L4", 24)
+    assert speed("NVIDIA GeForce RTX 4090", 24) > speed("NVIDIA GeForce RTX 3090", 24) > speed("Tesla T4", 15)
