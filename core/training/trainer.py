@@ -346,8 +346,36 @@ def _num(value: Any) -> float | None:
     return f
 
 
-def load_model(model_dir: Path, resolved: Resolved, hw: Hardware | None = None) -> Any:
-    """The base model for training, through core.loader (attention kernel chosen per model)."""
+def attention_for(model_dir: Path, resolved: Resolved) -> tuple[str, str | None]:
+    """(attn_implementation to ask core.loader for, the run-log line saying whether attention runs per
+    document inside packed rows or why it falls back to the reference kernel)."""
+    from core.loader import attention_implementation
+    from core.training import packed_attention
+
+    if resolved.attention != packed_attention.IMPLEMENTATION:
+        return resolved.attention, None
+    reason = packed_attention.device_unsupported_reason()
+    if reason is None:
+        reason = packed_attention.unsupported_reason(model_dir)
+        if reason is None and attention_implementation(model_dir, "cuda", "auto") != "sdpa":
+            reason = "this model needs its eager attention"
+    if reason is not None:
+        return (
+            "auto",
+            f"Attention falls back to the reference kernel over each whole packed row ({reason}); "
+            "same results, slower.",
+        )
+    return (
+        packed_attention.register(),
+        "Attention runs per document inside each packed row (flash varlen kernel).",
+    )
+
+
+def load_model(
+    model_dir: Path, resolved: Resolved, hw: Hardware | None = None, emit: EmitFn | None = None
+) -> Any:
+    """The base model for training, through core.loader (attention kernel chosen per model; on a GPU with
+    packing, per document inside packed rows where the model allows it)."""
     from core.loader import load_base_model, quantization_config
 
     cfg = resolved.config
@@ -357,6 +385,9 @@ def load_model(model_dir: Path, resolved: Resolved, hw: Hardware | None = None) 
         import torch
 
         cuda = torch.cuda.is_available()
+    attention, note = attention_for(model_dir, resolved) if cuda else (cfg.model.attn_implementation, None)
+    if note and emit is not None:
+        emit({"type": "log", "step": 0, "message": note})
     quantization = None
     if cfg.quant.mode != "none":
         quantization = quantization_config(
@@ -366,7 +397,7 @@ def load_model(model_dir: Path, resolved: Resolved, hw: Hardware | None = None) 
         model_dir,
         device="cuda" if cuda else "cpu",
         dtype=_dtype(resolved.weights_dtype),
-        attn_implementation=cfg.model.attn_implementation,
+        attn_implementation=attention,
         quantization=quantization,
         trust_remote_code=registry_trust(cfg.model.name),
     )
@@ -488,7 +519,7 @@ def build_trainer(
         }
     )
     torch.manual_seed(t.seed)
-    model = load_model(model_dir, resolved, hw)
+    model = load_model(model_dir, resolved, hw, emit)
     lora = lora_config(rc)
     sft_args = sft_config(resolved, hw, str(run.checkpoints_dir), has_eval=val_ds is not None)
     token_counter = [0]

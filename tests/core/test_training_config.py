@@ -79,7 +79,10 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
         config_from_dict({"train": {"lerning_rate": 1e-4}})
 
 
-def test_cpu_resolution_is_fp32_without_checkpointing() -> None:
+def test_cpu_resolution_is_fp32_without_checkpointing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.training import packed_attention
+
+    monkeypatch.setattr(packed_attention, "varlen_available", lambda: True)  # a CUDA torch on the GPU machine
     cfg = with_overrides(
         TrainingConfig(), {"train.gradient_checkpointing": True, "quant.compute_dtype": "bfloat16"}
     )
