@@ -8,7 +8,6 @@ usage, 1 = the job failed). Subcommand bodies live beside their code in `core/<a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -167,17 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else 2
-    except Exception as exc:  # an internal bug: one line for the user, the traceback in the log
-        import traceback
+    except Exception as exc:  # one plain line for the user (a full disk, a folder they may not write...), the
+        # traceback in the log the line names; a failure nobody foresaw is called an unexpected error
+        from core.failures import exit_code, failure_line
 
-        from core.paths import logs_dir
-
-        log = logs_dir() / "cli-crash.log"
-        with open(log, "a", encoding="utf-8") as handle:
-            handle.write(f"--- pid {os.getpid()} argv {argv}\n")
-            traceback.print_exc(file=handle)
-        sys.stderr.write(f"whetstone: internal error: {exc.__class__.__name__}: {exc} (details in {log})\n")
-        return 1
+        line = failure_line(exc, "cli-errors.log", f"argv {argv}")
+        sys.stderr.write(f"whetstone: error: {line}\n")
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from core.errors import WhetstoneError
 from core.resources import resource_path
@@ -38,6 +39,7 @@ def run_app(screenshot: str | None = None, page: str | None = None) -> int:
     from desktop.main_window import MainWindow
 
     window = MainWindow()
+    _report_uncaught_errors(window)
     if page:
         window.show_page(page)
     window.show()
@@ -52,3 +54,21 @@ def run_app(screenshot: str | None = None, page: str | None = None) -> int:
 
         QTimer.singleShot(150, grab)
     return app.exec()
+
+
+def _report_uncaught_errors(window: QWidget) -> None:
+    """A failure in a button's handler: one plain line in a message box, the traceback in the log it names
+    (instead of a traceback on a terminal nobody watches)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from core.failures import failure_line
+
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+        if not isinstance(exc, Exception):
+            previous(kind, exc, tb)
+            return
+        QMessageBox.warning(window, "Whetstone", failure_line(exc, "desktop-errors.log", "uncaught"))
+
+    sys.excepthook = hook

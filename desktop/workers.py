@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
 from core.errors import Cancelled, WhetstoneError
-from core.paths import logs_dir
+from core.failures import failure_line
 
 JobFn = Callable[[Callable[[float, str], None], Callable[[], bool]], Any]
 
@@ -53,10 +52,8 @@ class _Worker(QObject):
                 self.cancelled.emit()
             else:
                 self.failed.emit(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
-        except Exception as exc:  # a bug: one line for the user, the traceback in the log
-            with open(logs_dir() / "desktop-errors.log", "a", encoding="utf-8") as handle:
-                traceback.print_exc(file=handle)
-            self.failed.emit(f"Unexpected error: {exc.__class__.__name__}: {exc}")
+        except Exception as exc:  # one plain line for the user, the traceback in the log the line names
+            self.failed.emit(failure_line(exc, "desktop-errors.log", getattr(self._fn, "__qualname__", "")))
         else:
             if self._stop.is_set():
                 self.cancelled.emit()

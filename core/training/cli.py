@@ -116,6 +116,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir).expanduser()
     if args.resume:
         run = RunFolder.open(run_dir)
+        if run.is_running():
+            raise UserError(
+                f"{run_dir} is training now (worker pid {run.worker_pid()}); wait for it or stop it."
+            )
     else:
         if not getattr(args, "preset", None) and not getattr(args, "config", None):
             from core.training.config import Hardware
@@ -162,6 +166,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     summary = run_summary(run)
+    if code < 0 and last_error is None:  # killed by a signal (the OOM killer, kill -9): no error event
+        raise WhetstoneError(
+            f"The training worker was killed (signal {-code}) at step {summary.get('interrupted_at') or 0}; "
+            f"resume it with: whetstone train --run-dir {run.path} --resume"
+        )
     if code != 0 or last_error is not None:
         message = (last_error or {}).get("message") or f"training failed (exit {code}); see {run.logs_dir}"
         if code == 2:
@@ -184,7 +193,60 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_FIELDS = (
+    "run_dir",
+    "name",
+    "status",
+    "status_text",
+    "model",
+    "steps",
+    "interrupted_at",
+    "last_checkpoint",
+    "final_loss",
+    "final_eval_loss",
+    "best_step",
+    "flags",
+    "adapter",
+    "dataset_sha256",
+    "message",
+)
+
+
+def _cmd_runs_list(args: argparse.Namespace) -> int:
+    from core.training.launch import list_runs, run_summary, status_text
+
+    root = Path(args.root).expanduser() if args.root else None
+    if root is not None and not root.is_dir():
+        raise UserError(f"No such folder: {root}")
+    rows = []
+    for run in list_runs(root):
+        try:
+            s = run_summary(run)
+        except (OSError, ValueError, WhetstoneError):
+            continue  # a broken folder must not hide the others
+        s["status_text"] = status_text(s)
+        rows.append({k: s.get(k) for k in RUN_FIELDS})
+    if args.json:
+        emit_json(rows)
+        return 0
+    for r in rows:
+        cp = r["last_checkpoint"]
+        loss = f"{r['final_loss']:.4f}" if isinstance(r["final_loss"], float) else "-"
+        where = f"checkpoint {cp['step']}" if cp else "no checkpoint"
+        print(f"{r['name']:40} {r['status_text']:26} step {r['steps'] or 0:<6} loss {loss:8} {where}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    runs = sub.add_parser("runs", help="training runs in the runs folder and their status")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    rlist = runs_sub.add_parser(
+        "list", help="every run, newest first: status (interrupted at step N), steps, last checkpoint"
+    )
+    rlist.add_argument("--root", help="runs folder (default: the app's runs folder)")
+    add_json_flag(rlist)
+    rlist.set_defaults(handler=_cmd_runs_list)
+
     est = sub.add_parser("estimate", help="predict peak VRAM and time before training")
     add_training_flags(est)
     est.add_argument("--data", help="data file, for the time per epoch")

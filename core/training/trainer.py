@@ -553,6 +553,9 @@ def build_trainer(
             peft_config=lora,
             callbacks=[callback],
         )
+    from core.training.checkpoints import install_atomic_checkpoints
+
+    install_atomic_checkpoints(trainer)  # a checkpoint appears in checkpoints/ only once it is complete
     inner = trainer.data_collator
 
     def counting(features: list[dict[str, Any]]) -> Any:

@@ -115,8 +115,10 @@ def _fail(run: RunFolder, emit: EventWriter, exc: BaseException, log_path: Any) 
         message = str(exc)
     elif "OutOfMemory" in name or "out of memory" in str(exc).lower():
         message = f"Out of GPU memory: {oom_advice(cfg)}."
-    elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        message = f"The disk is full (writing in {run.path}); free some space and resume."
+    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        from core.diskspace import disk_full_message
+
+        message = disk_full_message(run.path, None, "training").replace("try again", "resume the run")
     elif isinstance(exc, OSError) and exc.errno in (errno.ENOENT,) and exc.filename:
         message = f"File not found: {exc.filename}"
     elif "pydantic" in type(exc).__module__:

@@ -747,6 +747,12 @@ class TrainPage(QWidget):
             text = f"Stopped at step {summary.get('steps', '?')} · Resume continues · {ended.run_dir}"
         elif ended.status == "cancelled":
             text = f"Cancelled · {ended.run_dir}"
+        elif ended.status == "interrupted":
+            from core.training.launch import run_summary, status_text
+
+            s = run_summary(run)
+            text = f"{status_text(s).capitalize()} · {ended.run_dir}"
+            self._show_error(s["message"])
         else:
             text = f"Failed · {ended.run_dir}"
             self._show_error(self._last_error or f"Training failed; see {run.logs_dir / 'worker.log'}")
@@ -778,10 +784,12 @@ class TrainPage(QWidget):
         for e in run.curve():
             if e.get("type") in ("log", "error", "done"):
                 self._message(str(e.get("message", "")), flag=bool(e.get("flag")) or e.get("type") == "error")
-        from core.training.launch import run_summary
+        from core.training.launch import run_summary, status_text
 
         s = run_summary(run)
-        self.run_label.setText(f"{s['status'].capitalize()} · {run_dir}" + _flags_text(run.read_summary()))
+        self.run_label.setText(f"{status_text(s).capitalize()} · {run_dir}" + _flags_text(run.read_summary()))
+        if s["status"] == "interrupted":
+            self._message(s["message"], flag=True)
         steps = [e for e in run.curve() if e.get("type") == "step"]
         if steps:
             last = steps[-1]

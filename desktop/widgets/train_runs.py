@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.training.launch import list_runs, run_summary
+from core.training.launch import list_runs, run_summary, status_text
 from core.training.run import RunFolder, flag_label
 from desktop.widgets.train_plot import TrainingPlot
 
@@ -85,7 +85,7 @@ class RunsList(QWidget):
         for row, s in enumerate(self.summaries):
             values = [
                 s["name"],
-                s["status"],
+                status_text(s),  # "interrupted at step N" when the worker died
                 Path(s["model"]).name or s["model"],
                 s["steps"],
                 s["final_loss"],
@@ -97,7 +97,7 @@ class RunsList(QWidget):
                 item = QTableWidgetItem(_fmt(value))
                 item.setData(Qt.ItemDataRole.UserRole, s["run_dir"])
                 if col == 1 and s.get("message"):
-                    item.setToolTip(s["message"])
+                    item.setToolTip(s["message"])  # for an interrupted run: its last complete checkpoint
                 self.table.setItem(row, col, item)
             if s["run_dir"] in selected:
                 self.table.selectRow(row)

@@ -56,7 +56,7 @@ class TrainEvent:
 class RunEnded:
     run_dir: str
     exit_code: int | None
-    status: str  # finished | stopped | error | cancelled | detached
+    status: str  # finished | stopped | error | cancelled | interrupted | detached
 
 
 class TrainingWatcher(QObject):
@@ -98,7 +98,7 @@ class TrainingWatcher(QObject):
 
     def run(self) -> None:
         from core.errors import WhetstoneError
-        from core.training.launch import kill_worker, start_worker
+        from core.training.launch import kill_worker, start_worker, worker_died
 
         try:
             if self._prepare is not None:
@@ -126,6 +126,8 @@ class TrainingWatcher(QObject):
             if not alive:
                 last_status = self._drain(run) or last_status
                 code = self.proc.returncode if self.proc is not None else None
+                if last_status is None and code != 0 and worker_died(run):
+                    last_status = "interrupted"  # killed (kill -9, the OOM killer) without a word
                 status = last_status or ("finished" if code == 0 else "error")
                 self.ended.emit(RunEnded(str(self.run_dir), code, status))
                 return
