@@ -170,3 +170,24 @@ def test_varlen_available_reads_the_installed_torch(monkeypatch: pytest.MonkeyPa
     ]:
         monkeypatch.setattr(metadata, "version", lambda _name, v=version: v)
         assert packed_attention.varlen_available() is expected, version
+
+
+def test_the_model_loader_loads_with_the_packed_implementation(tmp_path: Path) -> None:
+    """What load_model asks core.loader for on a GPU reaches transformers unchanged (checked on the CPU)."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from core.loader import load_base_model
+
+    name = packed_attention.register()
+    cfg = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=128,
+    )
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(tmp_path)
+    model = load_base_model(tmp_path, device="cpu", dtype=torch.float32, attn_implementation=name)
+    assert model.config._attn_implementation == name
