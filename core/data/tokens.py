@@ -48,6 +48,72 @@ def load_tokenizer(model: str | Path, progress: ProgressFn = no_progress) -> Any
     return tokenizer
 
 
+class _Load:
+    """One tokenizer load running in a daemon thread; what it reported last, and its outcome."""
+
+    def __init__(self, model: str | Path) -> None:
+        self.done = threading.Event()
+        self.counter: TokenCounter | None = None
+        self.error: BaseException | None = None
+        self.report: tuple[float, str] | None = None  # the load's latest progress, relayed by the waiter
+        self.thread = threading.Thread(
+            target=self._run, args=(model,), name=f"whetstone-tokenizer-load {model}", daemon=True
+        )
+
+    def _run(self, model: str | Path) -> None:
+        try:
+            self.counter = TokenCounter.for_model(model, progress=self._progress)
+        except BaseException as exc:  # kept for whoever waits; a thread has nowhere else to put it
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def _progress(self, fraction: float, message: str = "") -> None:
+        self.report = (fraction, message)
+
+
+_loads: dict[str, _Load] = {}
+_loads_lock = threading.Lock()
+
+
+def load_counter(
+    model: str | Path,
+    progress: ProgressFn = no_progress,
+    should_stop: StopFn | None = None,
+    poll: float = 0.05,
+) -> TokenCounter:
+    """`TokenCounter.for_model`, abandonable: the load (importing transformers is most of it, tens of seconds
+    on a busy laptop) runs in a daemon thread while this call checks `should_stop` every `poll` seconds and
+    raises Cancelled at once when asked. An abandoned load goes on in the background; the next call for the
+    same model takes it over (it does not start a second one) and gets its counter. The load's own progress
+    (a GGUF converted once) is relayed from this thread, never from the loading one."""
+    key = str(model)
+    with _loads_lock:
+        load = _loads.get(key)
+        if load is None or (load.done.is_set() and load.error is not None):
+            load = _loads[key] = _Load(model)
+            load.thread.start()
+    relayed: tuple[float, str] | None = None
+    while not load.done.wait(poll):
+        if load.report is not None and load.report is not relayed:
+            relayed = load.report
+            progress(*relayed)
+        check_stop(should_stop)
+    with _loads_lock:
+        if _loads.get(key) is load:
+            del _loads[key]  # taken: a later call loads afresh (the folder may have changed)
+    if load.error is not None:
+        raise load.error
+    assert load.counter is not None
+    return load.counter
+
+
+def loads_running() -> int:
+    """How many tokenizer loads are still running in the background (abandoned ones included)."""
+    with _loads_lock:
+        return sum(1 for load in _loads.values() if not load.done.is_set())
+
+
 @dataclass
 class TokenSpan:
     text: str

@@ -114,7 +114,8 @@ class DataPage(QWidget):
         self.counter: Any = None  # core.data.tokens.TokenCounter once loaded
         self._counter_model = ""
         self._jobs: list[JobRunner] = []
-        self._count_job: JobRunner | None = None
+        self._count_job: JobRunner | None = None  # loading the tokenizer and/or counting tokens
+        self._job_text = ""
         self._bulk: JobRunner | None = None  # the change of many rows running now
         self._bulk_text = ""
         self._queued: list[Callable[[], None]] = []  # what waits for it to land (token counts to store)
@@ -608,13 +609,14 @@ class DataPage(QWidget):
 
     def _start_job(self, label: str, fn: Any, on_done: Any, cancellable: bool = True) -> JobRunner:
         runner = JobRunner(fn)
+        self._job_text = label
         self.job_label.setText(label)
+        self.job_bar.setRange(0, 1000)
         self.job_bar.setValue(0)
+        self.job_bar.setFormat("")
         self.job_cancel.setVisible(cancellable)
         self.job_row.show()
-        runner.progressed.connect(
-            lambda f, m: (self.job_bar.setValue(int(f * 1000)), self.job_bar.setFormat(m))
-        )
+        runner.progressed.connect(self._job_progress)
         runner.finished.connect(on_done)
         runner.failed.connect(self._job_failed)
         runner.cancelled.connect(lambda: self.ctx.status("Cancelled"))
@@ -622,6 +624,18 @@ class DataPage(QWidget):
         self._track(runner)
         runner.start()
         return runner
+
+    def _job_progress(self, fraction: float, message: str) -> None:
+        """A fraction below 0 means none is known yet (a tokenizer loading): the bar shows it is busy and the
+        label says what the job is doing; otherwise the bar fills and carries the message."""
+        if fraction < 0:
+            self.job_bar.setRange(0, 0)
+            self.job_label.setText(message)
+            return
+        self.job_label.setText(self._job_text)
+        self.job_bar.setRange(0, 1000)
+        self.job_bar.setValue(int(fraction * 1000))
+        self.job_bar.setFormat(message)
 
     def _busy_with_visible_job(self) -> bool:
         return self._count_job is not None and self._count_job.is_running()
@@ -1223,37 +1237,55 @@ class DataPage(QWidget):
         return str(self.model_combo.currentData() or self.model_combo.currentText())
 
     def _ensure_counter(self, then: Any) -> None:
+        """Run `then` once the tokenizer of the chosen model is loaded (loading it as a cancellable job)."""
         model_id = self._model_id()
         if self.counter is not None and self._counter_model == model_id:
             then()
             return
-        from core.data.tokens import TokenCounter
+        if self._count_job is not None:
+            return  # a load or a count is under way; it sets the counter when it lands
 
         def loaded(counter: Any) -> None:
             self.counter = counter
             self._counter_model = model_id
             then()
 
-        self._start_job(
-            f"Loading the {model_id} tokenizer…",
-            lambda progress, should_stop: TokenCounter.for_model(model_id, progress=progress),
-            loaded,
-            cancellable=False,
-        )
+        self._start_tokens_job(f"Tokenizer ({model_id})", self._loading_job(model_id), loaded)
+
+    def _loading_job(self, model_id: str) -> Any:
+        """A job that loads the tokenizer of `model_id` (abandoned at once on Cancel): no fraction is known
+        while it loads, so it reports -1 (the bar shows it is busy) with what it is doing."""
+        from core.data.tokens import load_counter
+
+        def job(progress: Any, should_stop: Any) -> Any:
+            text = f"Loading the tokenizer of {model_id}…"
+            progress(-1.0, text)
+            return load_counter(
+                model_id,
+                lambda _f, message: progress(-1.0, f"{text} {message}" if message else text),
+                should_stop,
+            )
+
+        return job
+
+    def _start_tokens_job(self, label: str, fn: Any, on_done: Any) -> None:
+        self.count_button.setEnabled(False)
+        self._count_job = self._start_job(label, fn, on_done)
+        self._count_job.done.connect(self._count_finished)
 
     RECOUNT_ROWS = 500  # rows counted again at once after an edit (more: press Count tokens)
 
-    def _recount_changed(self) -> None:
+    def _recount_changed(self, load: bool = True) -> None:
         """An edit clears the token count of the rows whose text changed: when the dataset was counted, count
-        those rows again with the same tokenizer (loaded in the background if needed)."""
+        those rows again with the same tokenizer (loaded in the background if needed and `load`)."""
         ws = self.workspace
-        if ws is None or ws.busy or self._bulk is not None:
-            return
+        if ws is None or ws.busy or self._bulk is not None or self._count_job is not None:
+            return  # (a count that lands counts again what was edited meanwhile)
         model = ws.meta("token_model")
         if not model:
             return
         if self.counter is None or self._counter_model != model:
-            if self._model_id() == model and self._count_job is None and not self._jobs:
+            if load and self._model_id() == model and not self._jobs:
                 self._ensure_counter(self._recount_changed)
             return
         missing = [i for i in ws.ids() if ws.summary(i).tokens is None]
@@ -1265,46 +1297,68 @@ class DataPage(QWidget):
         self.model.layoutChanged.emit()
 
     def count_tokens(self) -> None:
-        if self.workspace is None or self._busy_with_visible_job():
+        """Count every row's tokens as one cancellable job: load the tokenizer when it is not loaded yet, then
+        count. The counts are stored only when the whole count has finished (a cancelled count leaves the
+        previous counts), except for rows edited meanwhile (counted again afterwards, from their new text)."""
+        if self.workspace is None or self._count_job is not None:
             return
-        self._ensure_counter(self._start_count)
-
-    def _start_count(self) -> None:
         from core.data.tokens import count_workspace
 
         ws = self.workspace
-        assert ws is not None
-        counter = self.counter
+        model_id = self._model_id()
+        counter = self.counter if self._counter_model == model_id else None
+        load = self._loading_job(model_id)
         path = ws.path
+        since = self._last_edit()
 
-        def job(progress: Any, should_stop: Any) -> dict[str, int]:
+        def job(progress: Any, should_stop: Any) -> tuple[Any, dict[str, int]]:
+            nonlocal counter
+            if counter is None:
+                counter = load(progress, should_stop)
+            progress(0.0, "Counting tokens…")
+
+            def counting(fraction: float, message: str) -> None:
+                progress(fraction, f"Counting tokens: {message}")
+
             with DatasetWorkspace.open(path) as reader:  # its own connection: safe in this thread
-                return count_workspace(reader, counter, progress, should_stop, store=False)
+                counts = count_workspace(reader, counter, counting, should_stop, store=False, chunk=2048)
+            return counter, counts
 
         def store(counts: dict[str, int]) -> None:
-            if self.workspace is ws:
-                ws.set_token_counts(counts, self._counter_model)
-                self.model.layoutChanged.emit()
-                self._refresh_side_panels()
-                self.apply_filters()
-                self.ctx.status(f"Counted tokens of {len(counts):,} examples")
+            if self.workspace is not ws:
+                return
+            edited = {
+                row[0]
+                for row in ws.conn.execute("SELECT DISTINCT example_id FROM history WHERE seq > ?", (since,))
+            }
+            ws.set_token_counts({i: n for i, n in counts.items() if i not in edited}, model_id)
+            self.model.layoutChanged.emit()
+            self._refresh_side_panels()
+            self.apply_filters()
+            self._recount_changed()  # rows edited while counting, from their new text
+            self.ctx.status(f"Counted tokens of {len(counts):,} examples")
 
-        def done(counts: dict[str, int]) -> None:
+        def done(result: tuple[Any, dict[str, int]]) -> None:
+            loaded, counts = result
+            self.counter, self._counter_model = loaded, model_id
             if self._bulk is None:
                 store(counts)
             else:  # a bulk change is writing: store the counts once it has landed
                 self._queued.append(lambda: store(counts))
+            if self.tabs.currentWidget() is self.preview:
+                self._load_current()
 
-        self.count_button.setEnabled(False)
-        self._count_job = self._start_job(f"Counting tokens ({self._model_id()})…", job, done)
-        self._count_job.done.connect(lambda: self.count_button.setEnabled(True))
-        self._count_job.done.connect(self._count_finished)
+        self._start_tokens_job(f"Token counts ({model_id})", job, done)
 
     def _count_finished(self) -> None:
         self._count_job = None
+        self.count_button.setEnabled(True)
         self.job_row.hide()
+        self._recount_changed(load=False)  # rows edited while the tokenizer loaded or the count ran
 
     def cancel_count(self) -> None:
+        """Cancel the tokenizer load or the count: the job ends within a fraction of a second (a load is
+        left to finish in the background, its result kept for the next count; a helper process is killed)."""
         if self._count_job is not None:
             self._count_job.cancel()
 
