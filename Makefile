@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-v1
 APT_PACKAGES := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libxcb-image0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 libegl1 libgl1 \
-	libfontconfig1 libdbus-1-3
+	libfontconfig1 libdbus-1-3 xdotool
 
 .PHONY: run test install lint sysdeps bench clean llama-cpp llama-convert
 
@@ -64,7 +64,7 @@ $(LLAMA_CONVERT_DIR)/.complete: | $(STAMP)
 
 # Real-window tests need Xvfb; install it when we can (root + apt), otherwise those tests skip with a reason.
 sysdeps:
-	@if command -v Xvfb >/dev/null 2>&1; then :; \
+	@if command -v Xvfb >/dev/null 2>&1 && command -v xdotool >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES)) >/dev/null 2>&1 \
 		|| echo "note: could not install Xvfb; real-window tests will be skipped"; \
