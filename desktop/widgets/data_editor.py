@@ -11,7 +11,6 @@ import json
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QComboBox,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from core.data.example import Example, Message
 from core.data.formats import validate_example
+from desktop.widgets.safe_inputs import SafeComboBox
 
 TURN_ROLES = ("user", "assistant", "tool", "system")
 
@@ -45,7 +45,7 @@ class TurnEditor(QFrame):
         layout.setContentsMargins(6, 4, 6, 6)
         layout.setSpacing(3)
         head = QHBoxLayout()
-        self.role = QComboBox()
+        self.role = SafeComboBox()  # scrolling a long conversation must not flip a turn's role
         self.role.addItems(list(TURN_ROLES))
         if message.role not in TURN_ROLES:
             self.role.addItem(message.role)
