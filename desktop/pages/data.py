@@ -1262,7 +1262,8 @@ class DataPage(QWidget):
             progress(-1.0, text)
             return load_counter(
                 model_id,
-                lambda _f, message: progress(-1.0, f"{text} {message}" if message else text),
+                # A model converted once says so; "cached" (fraction 1) is not worth showing.
+                lambda f, message: progress(-1.0, f"{text} {message}" if message and f < 1 else text),
                 should_stop,
             )
 
