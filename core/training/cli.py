@@ -40,7 +40,13 @@ def add_training_flags(p: argparse.ArgumentParser) -> None:
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
     from core.training.config import Hardware, config_from_args
-    from core.training.estimate import dataset_token_stats, estimate, format_duration, shape_for_model
+    from core.training.estimate import (
+        dataset_token_stats,
+        estimate,
+        format_duration,
+        measured_cpu_speed,
+        shape_for_model,
+    )
 
     cfg = config_from_args(args)
     shape = shape_for_model(cfg.model.name)
@@ -60,6 +66,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         dataset_examples=examples or None,
         cpu_target=bool(args.cpu),
         preset=args.preset,
+        cpu_measured=measured_cpu_speed(cfg.model.name) if args.cpu and not hw.cuda else None,
     )
     doc = est.public()
     if args.json:

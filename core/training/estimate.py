@@ -124,6 +124,33 @@ def measured_gpu_flops(params: float) -> tuple[float, str]:
     return math.exp(math.log(small) + t * (math.log(big) - math.log(small))), nearest
 
 
+def measured_cpu_speed(model_name: str, runs_root: Path | None = None) -> tuple[float, str] | None:
+    """(median tokens/s, run name) of the newest CPU run of this model in the runs folder, or None.
+
+    This computer's own measurement beats any rule of thumb for a CPU (cores, memory bandwidth and other load
+    vary far more than between GPUs of one class). A run counts when it logged at least 3 steps on the CPU
+    (no VRAM figure); its first step (warm-up) is left out.
+    """
+    from core.training.launch import list_runs
+
+    try:
+        runs = list_runs(runs_root)
+    except OSError:
+        return None
+    for run in runs:  # newest first
+        try:
+            if (run.read_config().get("model") or {}).get("name") != model_name:
+                continue
+            steps = [e for e in run.curve() if e.get("type") == "step" and e.get("tokens_per_s")]
+        except (UserError, OSError, ValueError, AttributeError):
+            continue
+        if len(steps) < 3 or any(e.get("vram_gib") is not None for e in steps):
+            continue
+        speeds = sorted(float(e["tokens_per_s"]) for e in steps[1:])
+        return speeds[len(speeds) // 2], run.path.name
+    return None
+
+
 def preset_warnings(preset: str | None, shape: ModelShape) -> list[str]:
     """Plain warnings when a named preset does not suit the chosen model's size."""
     if not preset or preset not in PRESET_SIZES:
@@ -358,6 +385,7 @@ def estimate(
     chunked_logits: bool | None = None,
     cpu_target: bool = False,
     preset: str | None = None,
+    cpu_measured: tuple[float, str] | None = None,
 ) -> Estimate:
     """Peak GPU memory on the target card and the time: on this machine's GPU, on this CPU (`cpu_target`, a
     machine without a GPU) or, on a machine without a GPU, on a typical card with `target_gib` of memory."""
@@ -384,9 +412,16 @@ def estimate(
     timed = here if on_cpu else resolved
     flops_token = (4 + (2 if timed.gradient_checkpointing else 0)) * shape.total_params()
     flops_token += 6 * shape.layers * shape.hidden * (mean_len if t.packing else t.max_length)
-    if on_cpu:
+    if on_cpu and cpu_measured:
+        speed = cpu_measured[0] * flops_token  # this computer's own tokens/s for this model
+        time_device = "this CPU"
+        basis = (
+            f"from {cpu_measured[0]:,.0f} tokens/s measured in your run {cpu_measured[1]} on this computer"
+        )
+    elif on_cpu:
         speed = SUSTAINED_FLOPS["cpu"] * (0.5 if rc.quant.mode == "4bit" else 1.0)
-        time_device, basis = "this CPU", "from a rough CPU throughput (25 GFLOP/s)"
+        time_device = "this CPU"
+        basis = "from a rough CPU throughput (25 GFLOP/s); after a first run here it uses that run's speed"
     else:
         measured, measured_on = measured_gpu_flops(shape.total_params())
         # the detected card, unless another card's memory was asked for (planning for a smaller GPU)

@@ -94,6 +94,7 @@ class TrainPage(QWidget):
         self._last_error = ""
         self._token_stats: dict[tuple[str, float], tuple[int, int]] = {}
         self._pending_workspace: str | None = None  # opened on the Data page while a run trains
+        self._cpu_speeds: dict[str, tuple[float, str] | None] = {}
 
         self.setStyleSheet(
             "QPushButton#danger:disabled { background: #e9b9b7; }"
@@ -508,6 +509,7 @@ class TrainPage(QWidget):
             dataset_examples=examples or None,
             cpu_target=cpu_target,
             preset=preset,
+            cpu_measured=self._cpu_speed(cfg.model.name) if cpu_target else None,
         )
         lines = []
         if not cpu_target:  # GPU memory matters only for a GPU
@@ -537,6 +539,14 @@ class TrainPage(QWidget):
             lines.append(f"<i style='color:#5c6473'>{n}</i>")
         self.estimate_label.setText("<br>".join(lines))
         self.last_estimate = est
+
+    def _cpu_speed(self, model: str) -> tuple[float, str] | None:
+        """This computer's measured tokens/s for the model (newest CPU run), read again after each run."""
+        from core.training.estimate import measured_cpu_speed
+
+        if model not in self._cpu_speeds:
+            self._cpu_speeds = {model: measured_cpu_speed(model)}
+        return self._cpu_speeds[model]
 
     # --- training control ------------------------------------------------------------------------------
     def is_training(self) -> bool:
@@ -760,6 +770,7 @@ class TrainPage(QWidget):
         self._last_error = ""
         self.runs.refresh()
         self.runs.select_run(ended.run_dir)
+        self._cpu_speeds = {}  # this run's speed is the newest measurement
         pending, self._pending_workspace = self._pending_workspace, None
         if pending:
             self.data_edit.setText(pending)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from core.training.config import Hardware, TrainingConfig, preset_config, with_overrides
@@ -149,3 +150,34 @@ def test_detected_cards_are_named_and_ranked() -> None:
     assert gpu_class(Hardware(True, True, "Some Future GPU", 16))[0] == "a 16 GB RTX 4080-class GPU"
     assert speed("NVIDIA H100 80GB HBM3", 80) > speed("NVIDIA A100-SXM4-80GB", 80) > speed("NVIDIA L4", 24)
     assert speed("NVIDIA GeForce RTX 4090", 24) > speed("NVIDIA GeForce RTX 3090", 24) > speed("Tesla T4", 15)
+
+
+def test_cpu_time_uses_this_computers_last_run_of_the_model(tmp_path: Path) -> None:
+    import yaml
+
+    from core.training.estimate import measured_cpu_speed
+
+    def run(name: str, model: str, speeds: list[float], vram: float | None = None) -> None:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.yaml").write_text(yaml.safe_dump({"model": {"name": model}}))
+        events = [
+            {"type": "step", "step": i + 1, "tokens_per_s": s, "vram_gib": vram} for i, s in enumerate(speeds)
+        ]
+        (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        stamp = 1_700_000_000 + len(list(tmp_path.iterdir()))  # newer run, later stamp
+        os.utime(folder, (stamp, stamp))
+
+    assert measured_cpu_speed("smollm2-135m-instruct", tmp_path) is None
+    run("a-gpu", "smollm2-135m-instruct", [5000, 6000, 6100, 6200], vram=1.2)  # a GPU run: not this CPU
+    run("b-other-model", "other", [10, 11, 12, 13])
+    run("c-cpu", "smollm2-135m-instruct", [40.0, 300.0, 320.0, 310.0])  # first step is warm-up
+    assert measured_cpu_speed("smollm2-135m-instruct", tmp_path) == (310.0, "c-cpu")
+    cfg = preset_config("Quick test (CPU)")
+    est = estimate(cfg, SMOLLM2_135M, CPU, cpu_target=True, cpu_measured=(310.0, "c-cpu"))
+    assert est.tokens_per_s == 310.0
+    assert est.time_basis == "from 310 tokens/s measured in your run c-cpu on this computer"
+    steps = cfg.train.max_steps * cfg.train.micro_batch_size * cfg.train.max_length
+    assert est.time_s is not None and abs(est.time_s - steps / 310.0) < 1
+    # the measurement is for the CPU only: a GPU target keeps the measured GPU basis
+    assert "H200" in estimate(cfg, SMOLLM2_135M, CPU, target_gib=24, cpu_measured=(310.0, "c")).time_basis

@@ -294,3 +294,24 @@ def test_estimate_warns_when_the_preset_does_not_suit_the_model(
     page.preset_combo.setCurrentText("QLoRA 7–8B on 24 GB")
     page.update_estimate()
     assert "⚠" not in page.estimate_label.text()
+
+
+def test_cpu_estimate_uses_the_speed_of_the_last_run_here(qtbot) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    from core import paths
+
+    folder = paths.runs_dir() / "20261130-090000-smollm2"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({"model": {"name": "smollm2-135m-instruct"}}))
+    events = [
+        {"type": "step", "step": i, "tokens_per_s": s, "vram_gib": None} for i, s in enumerate([9, 290, 300])
+    ]
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    page = TrainPage(AppContext())
+    qtbot.addWidget(page)
+    assert page.target_combo.currentText() == "This computer's CPU"
+    page.update_estimate()
+    assert "from 300 tokens/s measured in your run 20261130-090000-smollm2 on this computer" in (
+        page.estimate_label.text()
+    )
