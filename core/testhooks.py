@@ -2,7 +2,7 @@
 
 `pause_point("migration")` does nothing unless the environment names that point in WHETSTONE_TEST_PAUSE_AT;
 then it creates the file named by WHETSTONE_TEST_PAUSE_FLAG (so the test knows the child got there) and
-sleeps until it is killed. Only tests set these variables.
+waits until it is killed, or until the test creates FLAG.continue. Only tests set these variables.
 """
 
 from __future__ import annotations
@@ -21,5 +21,6 @@ def pause_point(name: str) -> None:
     flag = os.environ.get(PAUSE_FLAG)
     if flag:
         Path(flag).write_text(str(os.getpid()), encoding="utf-8")
-    while True:  # until the test kills this process
-        time.sleep(3600)
+    go = Path(f"{flag}.continue") if flag else None
+    while go is None or not go.exists():  # until the test kills this process, or lets it go on
+        time.sleep(0.05)

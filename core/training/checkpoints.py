@@ -86,6 +86,7 @@ def install_atomic_checkpoints(trainer: Any) -> None:
     def save_checkpoint(model: Any, trial: Any) -> None:
         name = f"checkpoint-{trainer.state.global_step}"
         run_dir = Path(trainer._get_output_dir(trial=trial))
+        pause_point(f"checkpoint-start-{trainer.state.global_step}")  # crash and full-disk tests
         needed = previous_size()
         if needed:
             check_space(run_dir, needed, "a checkpoint")

@@ -226,3 +226,58 @@ def test_kill_9_inside_a_checkpoint_write_then_resume_continues(
         "checkpoint-6",
     ]
     assert run_summary(run)["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_checkpoint_on_a_full_disk_with_the_real_worker(
+    tiny_llama_dir: Path, sample_data: Path, tmp_path: Path
+) -> None:
+    """The run folder on a small tmpfs (where this machine lets the test mount one; elsewhere the stand-in
+    Trainer tests above cover it): the disk is filled after the step-2 checkpoint, the step-4 one is refused
+    in one line, and the step-2 checkpoint stays whole for a resume elsewhere."""
+    from tests.core.test_disk_full import _mount_tmpfs
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not _mount_tmpfs(disk, "64m"):
+        pytest.skip("mounting a tmpfs needs root; covered by the stand-in Trainer tests")
+    try:
+        cfg = _tiny_config(
+            tiny_llama_dir, **{"quant.mode": "none", "train.save_steps": 2, "train.eval_steps": 100}
+        )
+        run = prepare_run(cfg, sample_data, disk / "run")
+        flag = tmp_path / "before-checkpoint-4"
+        proc = start_worker(
+            run, env={PAUSE_AT: "checkpoint-start-4", PAUSE_FLAG: str(flag)}, capture_stdout=False
+        )
+        try:
+            while not flag.exists():
+                try:
+                    proc.wait(0.2)
+                except subprocess.TimeoutExpired:
+                    continue
+                raise AssertionError((run.logs_dir / "worker.log").read_text()[-3000:])
+            first = run.checkpoints_dir / "checkpoint-2"
+            before = {p.relative_to(first): p.read_bytes() for p in first.rglob("*") if p.is_file()}
+            size = sum(len(b) for b in before.values())
+            free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+            leave = min(64 << 10, size // 2)
+            (disk / "filler").write_bytes(b"\0" * max(0, free - leave))  # the disk is (nearly) full now
+            Path(f"{flag}.continue").touch()
+            proc.wait(300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+        assert proc.returncode == 1
+        error = [e for e in _events(run) if e["type"] == "error"][-1]
+        message = error["message"]
+        assert "\n" not in message and message.startswith("The disk is full: a checkpoint needs about")
+        assert str(run.checkpoints_dir) in message
+        assert sorted(p.name for p in run.checkpoints_dir.glob("checkpoint-*")) == ["checkpoint-2"]
+        assert not any((run.checkpoints_dir / STAGING).iterdir())
+        assert {p.relative_to(first): p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
+        s = run_summary(run)
+        assert s["status"] == "error" and s["last_checkpoint"]["step"] == 2
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
