@@ -5,7 +5,8 @@ asserts nothing.
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_durability.py [--rows 100000] [--edits 200] [--dir DIR]
 
 Each edit is one `update_example` (a turn's text changed: its row, contents and a history entry in one
-committed transaction), then one `set_split` of a single row (the narrow SetFields path). `--dir` picks the
+committed transaction), then one `set_split` of a single row (the narrow SetFields path). Also times opening a
+schema-1 workspace of as many rows (the backup copy and the upgrade). `--dir` picks the
 file system to measure on (the figures depend on its fsync cost: put it on the disk users keep workspaces on).
 """
 
@@ -50,6 +51,24 @@ def measure(path: Path, mode: str, edits: int) -> dict[str, float]:
     }
 
 
+def measure_upgrade(folder: Path, rows: int) -> None:
+    """Open a schema-1 workspace of `rows` examples: backup copy + upgrade in one transaction."""
+    from tests.core.workspace_fixtures import build_v1
+
+    path = folder / "old.wsdb"
+    build_v1(path, rows)
+    size = path.stat().st_size
+    t0 = time.perf_counter()
+    ws = DatasetWorkspace.open(path)
+    seconds = time.perf_counter() - t0
+    assert ws.upgraded_from == 1 and ws.backup_path is not None
+    print(
+        f"upgrade v1 -> v2 of {rows:,} rows ({size / 2**20:.0f} MB): {seconds:.2f} s including the backup copy;"
+        f" {ws.count():,} live rows after"
+    )
+    ws.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
@@ -65,6 +84,7 @@ def main() -> None:
         results = {}
         for mode in ("NORMAL", "FULL", "NORMAL", "FULL"):  # interleaved: the page cache warms for both
             results[mode] = measure(path, mode, args.edits)
+        measure_upgrade(Path(tmp), args.rows)
         for mode, r in results.items():
             print(
                 f"synchronous={mode:6s}  edit: median {r['edit_median']:.2f} ms, p95 {r['edit_p95']:.2f} ms;"
