@@ -27,6 +27,10 @@ def _folder_of(filename: object) -> str:
 
 def plain_message(exc: BaseException) -> str | None:
     """A sentence for a failure the user can fix, else None."""
+    from core.errors import WhetstoneError
+
+    if isinstance(exc, WhetstoneError):  # ours already speak plainly
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else None
     if isinstance(exc, sqlite3.OperationalError):
         text = str(exc)
         if "disk is full" in text:

@@ -169,6 +169,52 @@ class SetBadLines(Operation):
     values: dict[int, str | None] = field(default_factory=dict)
 
 
+class _ReadOnlyConnection(sqlite3.Connection):
+    """The connection of a read-only workspace: a statement that would change it (from any area: dedup decisions,
+    review votes) is refused with the workspace's sentence, not SQLite's 'attempt to write a readonly
+    database'."""
+
+    reason = "This workspace is open read-only."
+    _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "DROP", "ALTER", "SAVEPOINT", "BEGIN IMMEDIATE")
+
+    def _check(self, sql: str) -> None:
+        head = sql.lstrip().upper()
+        creates = head.startswith("CREATE") and "IF NOT EXISTS" not in head[:60]
+        if creates or head.startswith(self._WRITES):
+            raise UserError(self.reason)
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        self._check(sql)
+        return super().execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        self._check(sql)
+        return super().executemany(sql, *args)
+
+    def executescript(self, sql: str) -> sqlite3.Cursor:  # type: ignore[override]
+        """Schema scripts of other areas (CREATE ... IF NOT EXISTS): tables the file lacks are made as empty
+        TEMP tables (so reading them works), indexes are left out; anything else that writes is refused."""
+        cursor = self.cursor()
+        for statement in sql.split(";"):
+            self._check(statement)
+            found = re.match(r"\s*CREATE\s+(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(\w+)", statement, re.I)
+            if found is None:
+                if statement.strip():
+                    super().execute(statement)
+                continue
+            kind, name = found[1].lower(), found[2]
+            exists = (
+                super()
+                .execute("SELECT 1 FROM sqlite_master WHERE type=? AND name=?", (kind, name))
+                .fetchone()
+            )
+            if not exists and kind == "table":
+                super().execute(
+                    re.sub(r"CREATE\s+TABLE", "CREATE TEMP TABLE", statement, count=1, flags=re.I)
+                )
+        return cursor
+
+
 class NotAWorkspace(UserError):
     """The file is not a Whetstone workspace (or is damaged beyond reading its schema)."""
 
@@ -383,14 +429,21 @@ class DatasetWorkspace:
 
     @classmethod
     def _open_read_only(cls, file: Path, version: int) -> DatasetWorkspace:
-        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-        conn.isolation_level = None
-        ws = cls(file, conn)
-        ws.read_only = (
+        reason = (
             f"{file.name} was saved by a newer Whetstone (workspace version {version}; this one understands "
             f"up to {SCHEMA_VERSION}). It is open read-only: nothing can be changed here. Update Whetstone to "
             "edit it."
         )
+        conn = sqlite3.connect(
+            f"{file.resolve().as_uri()}?mode=ro",
+            uri=True,
+            check_same_thread=False,
+            factory=_ReadOnlyConnection,
+        )
+        conn.isolation_level = None
+        cast(_ReadOnlyConnection, conn).reason = reason
+        ws = cls(file, conn)
+        ws.read_only = reason
         try:
             row = conn.execute("SELECT MAX(pos) FROM examples").fetchone()
             ws._max_pos = float(row[0] or 0.0)

@@ -227,6 +227,14 @@ def test_newer_workspace_opens_read_only_and_refuses_changes(tmp_path: Path) -> 
         ):
             with pytest.raises(UserError, match="read-only"):
                 change()
+        # other areas writing into the same file get the same sentence
+        with pytest.raises(UserError, match="newer Whetstone"):
+            DecisionStore(ws.conn).record(["h1", "h2"], "not_duplicate")
+        assert DecisionStore(ws.conn).pairs() == set()  # reading still works
+        reviews = ReviewStore(ws.conn)
+        assert reviews.find_session(tmp_path / "run", "eval-1") is None
+        with pytest.raises(UserError, match="newer Whetstone"):
+            reviews.open_session(tmp_path / "run", "eval-1", [{"id": "a", "base": "b", "tuned": "t"}])
     assert table_dump(path) == before
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
         "future.wsdb"
