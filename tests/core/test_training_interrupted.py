@@ -281,3 +281,66 @@ def test_checkpoint_on_a_full_disk_with_the_real_worker(
         assert s["status"] == "error" and s["last_checkpoint"]["step"] == 2
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.slow
+def test_cli_watching_a_worker_that_is_killed_says_how_to_resume(
+    tiny_llama_dir: Path, sample_data: Path, tmp_path: Path
+) -> None:
+    """`whetstone train` whose worker is killed (as the OOM killer does): one line with the step and the
+    resume command, exit 1; the run lists as interrupted."""
+    import sys
+
+    cfg = tmp_path / "tiny.yaml"
+    from core.training.config import save_config
+
+    save_config(_tiny_config(tiny_llama_dir, **{"quant.mode": "none", "train.save_steps": 2}), cfg)
+    run_dir = tmp_path / "runs" / "run"
+    flag = tmp_path / "before-checkpoint-4"
+    env = {
+        **os.environ,
+        "WHETSTONE_BLOCK_NETWORK": "1",
+        PAUSE_AT: "checkpoint-start-4",
+        PAUSE_FLAG: str(flag),
+    }
+    cli = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "train",
+            "--data",
+            str(sample_data),
+            "--run-dir",
+            str(run_dir),
+            "--config",
+            str(cfg),
+            "--quiet",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while not flag.exists():
+            try:
+                cli.wait(0.2)
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError(cli.stderr.read() if cli.stderr else "")
+        os.kill(int(flag.read_text()), signal.SIGKILL)  # the worker, not the command watching it
+        out, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    assert cli.returncode == 1 and out == "" and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line == (
+        f"whetstone: error: The training worker was killed (signal 9) at step 4; resume it with: "
+        f"whetstone train --run-dir {run_dir} --resume"
+    )
+    s = run_summary(RunFolder(run_dir))
+    assert s["status"] == "interrupted" and s["last_checkpoint"]["step"] == 2
