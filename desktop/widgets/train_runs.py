@@ -36,6 +36,14 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _status_cell(summary: dict[str, Any]) -> str:
+    text = status_text(summary)
+    if summary.get("status") == "interrupted":
+        cp = summary.get("last_checkpoint")
+        text += f" (last checkpoint: step {cp['step']})" if cp else " (no checkpoint)"
+    return text
+
+
 class RunsList(QWidget):
     runSelected = Signal(str)
     compareRequested = Signal(str, str)
@@ -85,7 +93,7 @@ class RunsList(QWidget):
         for row, s in enumerate(self.summaries):
             values = [
                 s["name"],
-                status_text(s),  # "interrupted at step N" when the worker died
+                _status_cell(s),  # "interrupted at step N (last checkpoint: step M)" when the worker died
                 Path(s["model"]).name or s["model"],
                 s["steps"],
                 s["final_loss"],

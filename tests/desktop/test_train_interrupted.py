@@ -36,7 +36,7 @@ def test_killed_worker_is_interrupted_and_resumes(qtbot, tiny_llama_dir: Path, s
     checkpoint = int(run.last_checkpoint().name.split("-")[1])
     assert checkpoint <= killed_at
     status = page.runs.table.item(0, 1)
-    assert status.text() == f"interrupted at step {killed_at}"
+    assert status.text() == f"interrupted at step {killed_at} (last checkpoint: step {checkpoint})"
     assert f"checkpoint (step {checkpoint})" in status.toolTip()
     assert page.run_label.text().startswith(f"Interrupted at step {killed_at}")
     assert page.error_label.isVisibleTo(page) and "Resume continues" in page.error_label.text()
