@@ -152,6 +152,7 @@ def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
             {
                 "type": "log",
                 "step": 0,
+                "resumed_from": 0,  # readers drop the steps of the earlier attempt (run.fold_resumed)
                 "message": "No checkpoint to resume from; starting from the beginning.",
             }
         )

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import UserError
 from core.training.config import PRESETS, Hardware, TrainingConfig, preset_config
+from core.training.launch import worker_died
 from core.training.run import RunFolder, flag_label
 from desktop.context import AppContext
 from desktop.widgets.safe_inputs import SafeComboBox
@@ -560,7 +561,8 @@ class TrainPage(QWidget):
         can_resume = (
             not busy
             and self.run is not None
-            and self.run.last_checkpoint() is not None
+            # a checkpoint to continue from, or a run whose worker died before its first one (starts again)
+            and (self.run.last_checkpoint() is not None or worker_died(self.run))
             and self.run.read_summary().get("status") != "finished"
         )
         self.resume_button.setEnabled(can_resume)

@@ -51,3 +51,24 @@ def test_killed_worker_is_interrupted_and_resumes(qtbot, tiny_llama_dir: Path, s
     with qtbot.waitSignal(page.runEnded, timeout=60_000) as ended:
         page.cancel_training(confirm=False)
     assert ended.args[0].status == "cancelled" and not run.is_running()
+
+
+def test_run_killed_before_its_first_checkpoint_can_start_again(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.training.run import fold_resumed
+    from tests.core.test_training_interrupted import STEPS, _fake_run
+
+    run = _fake_run(tmp_path, STEPS, pid_file=True)  # died at step 3, no checkpoint
+    page = TrainPage(AppContext())
+    qtbot.addWidget(page)
+    page.show_run(str(run.path))
+    assert page.run_label.text().startswith("Interrupted at step 3")
+    assert page.resume_button.isEnabled()  # Resume starts it again from the beginning
+    messages = [page.messages.item(i).text() for i in range(page.messages.count())]
+    assert any("no complete checkpoint" in m for m in messages)
+    # what the worker then logs makes the curve start again, without the killed attempt's steps
+    restart = {"type": "log", "step": 0, "resumed_from": 0, "message": "No checkpoint to resume from"}
+    assert fold_resumed([*STEPS, restart, {"type": "step", "step": 1, "loss": 1.0}])[-2:] == [
+        restart,
+        {"type": "step", "step": 1, "loss": 1.0},
+    ]
+    assert [e for e in fold_resumed([*STEPS, restart]) if e["type"] == "step"] == []
