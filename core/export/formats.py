@@ -119,7 +119,9 @@ def verification_summary(verification: dict[str, Any] | None) -> str:
             f"the merged model predicts the same next token as the trained adapter on {_of(same, n)}"
         )
     lc = verification.get("llama_cpp")
-    if isinstance(lc, dict) and "skipped" not in lc:
+    if isinstance(lc, dict) and lc.get("error"):
+        parts.append("llama.cpp could not load the GGUF")
+    elif isinstance(lc, dict) and "skipped" not in lc:
         rows = [r for r in lc.get("prompts") or [] if isinstance(r, dict)]
         n = len(rows)
         if n:

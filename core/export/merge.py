@@ -67,9 +67,26 @@ def load_peft_model(run: RunFolder, base_dir: Path, device: str, dtype: Any = No
 _TOKENIZER_SOURCE_FILES = ("tokenizer.model", "tekken.json", "vocab.json", "merges.txt", "spiece.model")
 
 
-def keep_tokenizer_files(source: Path, base_dir: Path, out_dir: Path) -> list[str]:
-    """Copy the base's tokenizer source files the save did not write, and keep the base's tokenizer class
-    (llama.cpp's converter picks the vocabulary reader by it, e.g. Phi-4's GPT2Tokenizer)."""
+def _added_tokens_decoder(tokenizer: Any) -> dict[str, dict[str, Any]]:
+    out = {}
+    for token_id, token in sorted((getattr(tokenizer, "added_tokens_decoder", None) or {}).items()):
+        out[str(int(token_id))] = {
+            "content": str(token.content),
+            "lstrip": bool(getattr(token, "lstrip", False)),
+            "normalized": bool(getattr(token, "normalized", False)),
+            "rstrip": bool(getattr(token, "rstrip", False)),
+            "single_word": bool(getattr(token, "single_word", False)),
+            "special": bool(getattr(token, "special", False)),
+        }
+    return out
+
+
+def keep_tokenizer_files(source: Path, base_dir: Path, out_dir: Path, tokenizer: Any = None) -> list[str]:
+    """Copy the base's tokenizer source files the save did not write, keep the base's tokenizer class
+    (llama.cpp's converter picks the vocabulary reader by it, e.g. Phi-4's GPT2Tokenizer), and keep
+    `added_tokens_decoder` in tokenizer_config.json: transformers 5 no longer writes it, and llama.cpp's
+    converter reads it to mark chat tokens (Gemma's <start_of_turn>) as special; without it llama.cpp
+    spells "<start_of_turn>" out letter by letter."""
     import shutil
 
     copied = []
@@ -79,16 +96,27 @@ def keep_tokenizer_files(source: Path, base_dir: Path, out_dir: Path) -> list[st
                 shutil.copy2(folder / name, out_dir / name)
                 copied.append(name)
                 break
+    saved_file = out_dir / "tokenizer_config.json"
     try:
-        base_cls = json.loads((base_dir / "tokenizer_config.json").read_text(encoding="utf-8")).get(
-            "tokenizer_class"
-        )
-        saved_file = out_dir / "tokenizer_config.json"
+        base_config = json.loads((base_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        base_config = {}
+    try:
         saved = json.loads(saved_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return copied
+    changed = False
+    base_cls = base_config.get("tokenizer_class")
     if base_cls and saved.get("tokenizer_class") != base_cls:
         saved["tokenizer_class"] = base_cls
+        changed = True
+    if not saved.get("added_tokens_decoder"):
+        added = _added_tokens_decoder(tokenizer) if tokenizer is not None else {}
+        added = added or base_config.get("added_tokens_decoder") or {}
+        if added:
+            saved["added_tokens_decoder"] = added
+            changed = True
+    if changed:
         saved_file.write_text(json.dumps(saved, indent=2, ensure_ascii=False), encoding="utf-8")
     return copied
 
@@ -130,8 +158,8 @@ def merge_run(
     check_stop(should_stop)
     progress(0.85, "Saving tokenizer, chat template and generation config")
     tokenizer.save_pretrained(out_dir)
-    keep_tokenizer_files(run.adapter_dir if (run.adapter_dir / "tokenizer_config.json").exists() else base_dir,
-                         base_dir, out_dir)  # fmt: skip
+    source = run.adapter_dir if (run.adapter_dir / "tokenizer_config.json").exists() else base_dir
+    keep_tokenizer_files(source, base_dir, out_dir, tokenizer)
     if tokenizer.chat_template and not (out_dir / "chat_template.jinja").exists():
         (out_dir / "chat_template.jinja").write_text(tokenizer.chat_template, encoding="utf-8")
     try:

@@ -235,14 +235,28 @@ def verify_gguf_llama_cpp(
     import torch
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    llm = llama_cpp.Llama(
-        model_path=str(gguf_path),
-        n_ctx=1024,
-        n_threads=max(1, min(8, (os.cpu_count() or 2) // 2)),
-        verbose=False,
-        seed=0,
-        logits_all=reference_logits is not None,
-    )
+    try:
+        llm = llama_cpp.Llama(
+            model_path=str(gguf_path),
+            n_ctx=1024,
+            n_threads=max(1, min(8, (os.cpu_count() or 2) // 2)),
+            verbose=False,
+            seed=0,
+            logits_all=reference_logits is not None,
+        )
+    except (ValueError, RuntimeError) as exc:  # llama.cpp refused the file: the GGUF is not usable
+        return {
+            "runtime": f"llama.cpp (llama-cpp-python {getattr(llama_cpp, '__version__', '?')})",
+            "error": f"llama.cpp could not load this GGUF ({str(exc).splitlines()[0][:160]})",
+            "template_match": False,
+            "tokens_match": False,
+            "logits": None,
+            "greedy_match_rate": 0.0,
+            "first_token_match_rate": 0.0,
+            "max_new_tokens": max_new_tokens,
+            "prompts": [],
+            "passed": False,
+        }
     llama_logits: list[Any] = []
     try:
         meta = llm.metadata

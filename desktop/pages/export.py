@@ -111,6 +111,8 @@ def verification_rows(verification: dict[str, Any] | None) -> list[tuple[str, st
     if isinstance(lc, dict):
         if "skipped" in lc:
             rows.append(("GGUF in llama.cpp", f"skipped: {lc['skipped']}", None))
+        elif lc.get("error"):
+            rows.append(("GGUF in llama.cpp", str(lc["error"]), False))
         else:
             rows.append(
                 (
@@ -230,7 +232,11 @@ class ExportPage(QWidget):
         out_browse.clicked.connect(self.browse_out)
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(out_browse)
-        form.addRow("Output folder", out_row)
+        self.out_edit.setToolTip(
+            "A folder for the export. For GGUF, a name ending in .gguf writes exactly that file, with "
+            "NAME.Modelfile and NAME.README.md beside it."
+        )
+        form.addRow("Save to", out_row)
 
         self.verify_box = QCheckBox(
             "Verify the result (compare logits with the merged model; check the chat template in llama.cpp)"

@@ -243,7 +243,7 @@ def _tokenizer(family: str, folder: Path) -> Any:
         specials = (
             ["[INST]", "[/INST]"]
             if family == "mistral"
-            else ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+            else ["<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
         )
         _spm_model(
             folder,
@@ -255,8 +255,16 @@ def _tokenizer(family: str, folder: Path) -> Any:
         template = MISTRAL_TEMPLATE if family == "mistral" else PHI_TEMPLATE
         tok = _spm_tokenizer(
             folder, "LlamaTokenizer", template, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-            add_bos_token=True, legacy=False,
+            add_bos_token=True, legacy=family == "phi3",
         )  # fmt: skip
+        if family == "phi3":
+            # Phi-3's chat tokens strip the whitespace after them (rstrip), with a legacy SentencePiece
+            # tokenizer: what llama.cpp reproduces for models named phi3.
+            from tokenizers import AddedToken
+
+            tok.backend_tokenizer.add_tokens(
+                [AddedToken(t, rstrip=True, special=False, normalized=False) for t in specials]
+            )
     else:
         raise ValueError(family)
     return tok
@@ -289,6 +297,7 @@ def _config(family: str, vocab: int, tok: Any) -> Any:
         return T.Qwen3MoeConfig(
             **common, head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
             decoder_sparse_step=1, mlp_only_layers=[],
+            norm_topk_prob=True,  # as the real Qwen3 MoE models; llama.cpp always renormalizes the top-k
         )  # fmt: skip
     if family == "gemma2":
         return T.Gemma2Config(**common, head_dim=16, sliding_window=64, query_pre_attn_scalar=16)

@@ -92,6 +92,7 @@ def test_family_export_stage(family: str, family_model, tmp_path: Path) -> None:
     the chat template from the GGUF renders the training prompt, the tokens are the same, llama.cpp's scores
     on them match the merged model, and it generates."""
     from gguf import GGUFReader
+    from transformers import AutoTokenizer
 
     from core.export.api import export_run
     from core.export.formats import verification_status
@@ -105,7 +106,11 @@ def test_family_export_stage(family: str, family_model, tmp_path: Path) -> None:
     if (base / "tokenizer.model").exists():
         assert (merged_dir / "tokenizer.model").read_bytes() == (base / "tokenizer.model").read_bytes()
     base_cls = json.loads((base / "tokenizer_config.json").read_text())["tokenizer_class"]
-    assert json.loads((merged_dir / "tokenizer_config.json").read_text())["tokenizer_class"] == base_cls
+    merged_config = json.loads((merged_dir / "tokenizer_config.json").read_text())
+    assert merged_config["tokenizer_class"] == base_cls
+    # the chat tokens stay listed, so llama.cpp's converter marks them special (Gemma's <start_of_turn>)
+    added = {entry["content"] for entry in merged_config["added_tokens_decoder"].values()}
+    assert added >= set(AutoTokenizer.from_pretrained(base).get_added_vocab())
 
     for quant in ("f16", "q8_0"):
         out = tmp_path / f"{family}-{quant}.gguf"
