@@ -86,13 +86,11 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
-def disk_full_error(folder: Path, needed: int) -> UserError:
-    free = shutil.disk_usage(folder).free if folder.exists() else 0
-    need = f"about {needed / 1e9:.2f} GB" if needed else "more space than is free"
-    return UserError(
-        f"The disk holding {folder} is full: the export needs {need}, {free / 1e9:.2f} GB is free; "
-        "nothing was written. Free some space or choose another --out."
-    )
+def disk_full_error(folder: Path, needed: int) -> WhetstoneError:
+    """The app's one-line disk-full message (core.diskspace), naming the folder and the space needed."""
+    from core.diskspace import DiskFullError, disk_full_message
+
+    return DiskFullError(disk_full_message(folder, needed, "the export") + " Nothing was left at --out.")
 
 
 def _files(folder: Path) -> list[dict[str, Any]]:

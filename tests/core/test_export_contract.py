@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import UserError
+from core.errors import UserError, WhetstoneError
 from tests.conftest import REPO, run_cli
 
 
@@ -124,10 +124,11 @@ def test_disk_full_during_export_real_tmpfs(fake_run_dir: Path, tmp_path: Path, 
                 "mounting a tmpfs needs root; test_disk_full_during_gguf_write covers it with a patch"
             )
         monkeypatch.setattr(api, "check_disk_space", lambda folder, needed: None)
-        with pytest.raises(UserError) as caught:
+        with pytest.raises(WhetstoneError) as caught:
             api.export_run(fake_run_dir, "merged", small / "merged", verify=False)
         message = str(caught.value)
-        assert str(small) in message and "GB" in message and "\n" not in message
+        assert "disk is full" in message and "needs about" in message
+        assert str(small) in message and "\n" not in message
         assert list(small.iterdir()) == []
 
 
@@ -145,10 +146,11 @@ def test_disk_full_during_gguf_write(fake_run_dir: Path, tmp_path: Path, monkeyp
 
     monkeypatch.setattr(GgufExporter, "write", full_disk)
     out = tmp_path / "exports" / "full.gguf"
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(WhetstoneError) as caught:
         api.export_run(fake_run_dir, "gguf", out, quant="f16", verify=False)
     message = str(caught.value)
-    assert str(out.parent) in message and "needs about" in message and "\n" not in message
+    assert "disk is full" in message and str(out.parent) in message and "needs about" in message
+    assert "\n" not in message
     assert list(out.parent.iterdir()) == []
     monkeypatch.setattr(GgufExporter, "write", real_write)
 
