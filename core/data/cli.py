@@ -178,6 +178,7 @@ def _stats(args: argparse.Namespace) -> int:
         if n > args.max_length
     ]
     stats = length_stats(counts, args.max_length)
+    probe = _template_probe(counter.tokenizer, examples, args.max_length)
     splits: dict[str, int] = {}
     tags: dict[str, int] = {}
     for e in examples:
@@ -195,6 +196,7 @@ def _stats(args: argparse.Namespace) -> int:
         "splits": splits,
         "tags": tags,
         "errors": errors,
+        "template": probe,
     }
     if args.json:
         emit_json(doc)
@@ -205,7 +207,33 @@ def _stats(args: argparse.Namespace) -> int:
         )
         for o in over[:20]:
             print(f"  line {o['line']}: {o['tokens']} tokens")
+        if probe["note"]:
+            print(probe["note"])
+        zero = probe["zero_trained"]
+        print(f"{len(zero)} rows train no token" + (":" if zero else "."))
+        for z in zero[:20]:
+            print(f"  line {z['line']}: {z['reason']}")
     return 0
+
+
+def _template_probe(tokenizer: Any, examples: list[Any], max_length: int) -> dict[str, Any]:
+    """Each row through the training tokenization: the rows that would train no token, and why."""
+    from core.training.dataset import fold_note, probe_row
+
+    zero: list[dict[str, Any]] = []
+    trained = folded = 0
+    for n, e in enumerate(examples):
+        row = probe_row(tokenizer, e.messages_dicts(), max_length, n, e.id or "")
+        trained += row.trained
+        folded += int(row.folded)
+        if not row.trained:
+            zero.append({"line": e.line, "id": e.id, "reason": row.reason})
+    return {
+        "trained_tokens": trained,
+        "zero_trained": zero,
+        "folded_system_prompts": folded,
+        "note": fold_note(tokenizer) if folded else None,
+    }
 
 
 MAP_HELP = (

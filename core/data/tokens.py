@@ -126,6 +126,8 @@ class TokenSpan:
 class TemplatePreview:
     text: str
     tokens: list[TokenSpan]
+    note: str = ""  # e.g. the system prompt was folded into the first user turn
+    reason: str = ""  # why no token of this example is trained (empty when some are)
 
     @property
     def count(self) -> int:
@@ -219,11 +221,18 @@ class TokenCounter:
 
     # --- rendering ---------------------------------------------------------------------------------
     def _jinja(self, messages: Messages) -> str:
-        text = self.tokenizer.apply_chat_template(list(messages), tokenize=False)
+        """The conversation as training renders it: the system prompt folded into the first user turn where
+        the template cannot keep it, rows without reasoning with enable_thinking=False."""
+        from core.training.dataset import prepare_messages, render_kwargs
+
+        msgs, _ = prepare_messages(self.tokenizer, list(messages))
+        text = self.tokenizer.apply_chat_template(msgs, tokenize=False, **render_kwargs(self.tokenizer, msgs))
         return text if isinstance(text, str) else str(text)
 
     def _shape_parts(self, messages: Messages) -> list[str] | None:
-        if any(set(m) - {"role", "content"} for m in messages):
+        from core.training.dataset import carries_reasoning
+
+        if any(set(m) - {"role", "content"} for m in messages) or carries_reasoning(list(messages)):
             return None
         key = tuple(m["role"] for m in messages)
         if key in self._shapes:
@@ -445,34 +454,29 @@ class TokenCounter:
         return self.count([messages])[0]
 
     # --- preview -----------------------------------------------------------------------------------
-    def preview(self, messages: Messages) -> TemplatePreview:
-        """The example rendered through the template, tokenized, with the trained tokens (assistant replies
-        and the end-of-turn marker that follows each) marked."""
-        text = self.render(messages)
-        spans: list[tuple[int, int]] = []
-        pos = 0
-        for m in messages:
-            content = m.get("content") or ""
-            at = text.find(content, pos) if content else -1
-            if at < 0:
-                continue
-            end = at + len(content)
-            pos = end
-            if m.get("role") != "assistant":
-                continue
-            stop = end
-            if self._split_re is not None:
-                found = self._split_re.search(text, end)
-                if found is not None and not text[end : found.start()].strip():
-                    stop = found.end()
-            spans.append((at, stop))
+    def preview(self, messages: Messages, max_length: int | None = None) -> TemplatePreview:
+        """The example rendered and tokenized exactly as training does (core.training.dataset), with the
+        trained tokens (every assistant reply and the end-of-turn token after it) marked; `reason` says why
+        no token is trained, `note` that the system prompt was folded into the first user turn."""
+        from core.training.dataset import assistant_spans, fold_note, prepare_messages, probe_row
+
+        plain = [{"role": m.get("role"), "content": m.get("content") or ""} for m in messages]
+        try:
+            msgs, folded = prepare_messages(self.tokenizer, plain)
+            text, spans = assistant_spans(self.tokenizer, msgs)
+        except Exception as exc:  # template errors are the user's data problem
+            raise UserError(f"The chat template cannot render this example: {exc}") from None
         encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         tokens: list[TokenSpan] = []
         for (a, b), tid in zip(encoding["offset_mapping"], encoding["input_ids"], strict=True):
             piece = text[a:b] if b > a else self.tokenizer.decode([tid])
-            trained = any(a < e and b > s for s, e in spans)
+            trained = b > a and any(a < e and b > s for s, e in spans)
             tokens.append(TokenSpan(piece, a, b, trained))
-        return TemplatePreview(text, tokens)
+        preview = TemplatePreview(text, tokens)
+        preview.note = (fold_note(self.tokenizer) or "") if folded else ""
+        if not any(t.trained for t in (tokens[:max_length] if max_length else tokens)):
+            preview.reason = probe_row(self.tokenizer, plain, max_length).reason
+        return preview
 
 
 def length_stats(counts: Sequence[int], max_length: int | None = None) -> dict[str, Any]:
@@ -563,6 +567,48 @@ def count_workspace(
     if store:
         workspace.set_token_counts(counts, counter.name)
     return counts
+
+
+def probe_workspace(
+    workspace: Any,
+    counter: TokenCounter,
+    max_length: int | None,
+    progress: ProgressFn = no_progress,
+    should_stop: StopFn | None = None,
+    chunk: int = 1024,
+) -> dict[str, Any]:
+    """Every live example through the training tokenization (core.training.dataset.probe_row): the rows
+    that would train no token, with the reason, and how many system prompts the template makes us fold."""
+    from core.training.dataset import fold_note, probe_row
+
+    ids = list(workspace.ids())
+    zero: list[dict[str, str]] = []
+    folded = 0
+    for start in range(0, len(ids), chunk):
+        check_stop(should_stop)
+        for example in workspace.get_many(ids[start : start + chunk]):
+            row = probe_row(counter.tokenizer, example.messages_dicts(), max_length, 0, example.id)
+            folded += int(row.folded)
+            if not row.trained:
+                zero.append({"id": example.id, "reason": row.reason})
+        done = min(len(ids), start + chunk)
+        progress(done / max(1, len(ids)), f"template probe: {done:,} of {len(ids):,}")
+    note = fold_note(counter.tokenizer) if folded else None
+    return {"rows": len(ids), "zero_trained": zero, "folded": folded, "note": note}
+
+
+def probe_summary(probe: dict[str, Any]) -> str:
+    """One or two lines for the Data page: rows that train nothing (first few named) and the fold note."""
+    zero = probe["zero_trained"]
+    if zero:
+        named = "; ".join(f"{z['id']}: {z['reason']}" for z in zero[:3])
+        more = f" and {len(zero) - 3} more" if len(zero) > 3 else ""
+        text = (
+            f"{len(zero):,} of {probe['rows']:,} rows train no token ({named}{more}); training refuses them."
+        )
+    else:
+        text = f"Every one of the {probe['rows']:,} rows trains at least one token."
+    return text + (f"\n{probe['note']}" if probe.get("note") else "")
 
 
 def _count_chunks(

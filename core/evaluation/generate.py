@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from core.progress import ProgressFn, StopFn, check_stop, no_progress
+from core.training.dataset import strip_reasoning
 from core.training.run import RunFolder, sha256_file
 
 SIDES = ("base", "tuned")
@@ -85,11 +86,22 @@ def split_conversation(messages: Sequence[dict[str, Any]]) -> tuple[list[dict[st
     msgs = [dict(m) for m in messages]
     if len(msgs) < 2 or msgs[-1].get("role") != "assistant":
         return None
-    reference = str(msgs[-1].get("content") or "")
+    reference = strip_reasoning(str(msgs[-1].get("content") or ""))
     return msgs[:-1], reference
 
 
 # model ------------------------------------------------------------------------------------------------
+def _stop_ids(tokenizer: Any, model: Any) -> Any:
+    """The tokenizer's eos plus the model's own stop tokens (generation_config: Gemma's <end_of_turn>,
+    Phi's <|end|>)."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for tid in extra if isinstance(extra, list) else [extra]:
+        if tid is not None and tid not in ids:
+            ids.append(tid)
+    return ids[0] if len(ids) == 1 else ids
+
+
 class ModelPair:
     """The base model loaded once, wrapped with the run's adapter: base answers with the adapter disabled."""
 
@@ -110,9 +122,13 @@ class ModelPair:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
     def render(self, messages: Sequence[dict[str, Any]]) -> str:
+        """The prompt as training rendered its rows (core.training.dataset.render_prompt: system prompt
+        folded where the template cannot keep it, enable_thinking=False for rows without reasoning)."""
         msgs = [{"role": m.get("role"), "content": m.get("content") or ""} for m in messages]
         if getattr(self.tokenizer, "chat_template", None):
-            return str(self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
+            from core.training.dataset import render_prompt
+
+            return render_prompt(self.tokenizer, msgs)
         lines = [f"{m['role']}: {m['content']}" for m in msgs]
         return "\n".join(lines) + "\nassistant:"
 
@@ -128,7 +144,7 @@ class ModelPair:
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
             self.device
         )
-        eos = self.tokenizer.eos_token_id
+        eos = _stop_ids(self.tokenizer, self.model)
         config = GenerationConfig(
             max_new_tokens=settings.max_new_tokens,
             do_sample=settings.do_sample,
@@ -151,7 +167,7 @@ class ModelPair:
             tokens = row if ended is None else row[:ended]
             hit_max = ended is None and len(row) >= settings.max_new_tokens
             text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-            answers.append(Answer(text, hit_max, len(tokens)))
+            answers.append(Answer(strip_reasoning(text), hit_max, len(tokens)))  # scored: the answer alone
         return answers
 
     def assistant_loss(

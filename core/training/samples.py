@@ -84,6 +84,8 @@ def pick_prompts(
     """`count` validation prompts, the same every time for the same snapshot: validation rows ordered by a hash
     of their id (a spread over the split, not its first rows), keeping those whose prompt and reference fit in
     `max_length` tokens (the shortest ones when none fit)."""
+    from core.training.dataset import render_prompt
+
     if count <= 0:
         return []
     candidates: list[tuple[str, SamplePrompt, int]] = []
@@ -95,7 +97,7 @@ def pick_prompts(
             continue
         prompt_msgs, reference = split
         row_id = str(row.get("id") or f"row{n}")
-        text = str(tokenizer.apply_chat_template(prompt_msgs, tokenize=False, add_generation_prompt=True))
+        text = render_prompt(tokenizer, prompt_msgs)  # as training renders it (system folded where needed)
         ref_tokens = len(tokenizer(reference, add_special_tokens=False)["input_ids"])
         prompt_tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
         item = SamplePrompt(row_id, prompt_msgs, reference, ref_tokens, text)

@@ -507,6 +507,10 @@ def build_trainer(
         raise UserError(f"{run.path} has no dataset snapshot (dataset.jsonl).")
     rows = run.dataset_records()
     train_ds, val_ds, stats = build_datasets(tokenizer, rows, t.max_length, t.assistant_only_loss)
+    if stats.get("folded"):
+        from core.training.dataset import fold_note
+
+        emit({"type": "log", "step": 0, "message": f"{fold_note(tokenizer)} ({stats['folded']} rows)"})
     emit(
         {
             "type": "log",

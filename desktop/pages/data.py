@@ -113,6 +113,7 @@ class DataPage(QWidget):
         self.workspace: DatasetWorkspace | None = None
         self.counter: Any = None  # core.data.tokens.TokenCounter once loaded
         self._counter_model = ""
+        self.probe: dict[str, Any] | None = None  # the last whole-set template probe (probe_workspace)
         self._jobs: list[JobRunner] = []
         self._count_job: JobRunner | None = None  # loading the tokenizer and/or counting tokens
         self._job_text = ""
@@ -1300,10 +1301,12 @@ class DataPage(QWidget):
     def count_tokens(self) -> None:
         """Count every row's tokens as one cancellable job: load the tokenizer when it is not loaded yet, then
         count. The counts are stored only when the whole count has finished (a cancelled count leaves the
-        previous counts), except for rows edited meanwhile (counted again afterwards, from their new text)."""
+        previous counts), except for rows edited meanwhile (counted again afterwards, from their new text).
+        Then the template probe runs every row through the training tokenization: the rows that would train
+        no token, and why, show on the Template tab."""
         if self.workspace is None or self._count_job is not None:
             return
-        from core.data.tokens import count_workspace
+        from core.data.tokens import count_workspace, probe_workspace
 
         ws = self.workspace
         model_id = self._model_id()
@@ -1311,21 +1314,28 @@ class DataPage(QWidget):
         load = self._loading_job(model_id)
         path = ws.path
         since = self._last_edit()
+        max_length = self.max_length.value()
 
-        def job(progress: Any, should_stop: Any) -> tuple[Any, dict[str, int]]:
+        def job(progress: Any, should_stop: Any) -> tuple[Any, dict[str, int], dict[str, Any]]:
             nonlocal counter
             if counter is None:
                 counter = load(progress, should_stop)
             progress(0.0, "Counting tokens…")
 
             def counting(fraction: float, message: str) -> None:
-                progress(fraction, f"Counting tokens: {message}")
+                progress(0.6 * fraction, f"Counting tokens: {message}")
+
+            def probing(fraction: float, message: str) -> None:
+                progress(0.6 + 0.4 * fraction, message)
 
             with DatasetWorkspace.open(path) as reader:  # its own connection: safe in this thread
                 counts = count_workspace(reader, counter, counting, should_stop, store=False, chunk=2048)
-            return counter, counts
+                probe = probe_workspace(reader, counter, max_length, probing, should_stop)
+            return counter, counts, probe
 
-        def store(counts: dict[str, int]) -> None:
+        def store(counts: dict[str, int], probe: dict[str, Any]) -> None:
+            from core.data.tokens import probe_summary
+
             if self.workspace is not ws:
                 return
             edited = {
@@ -1337,15 +1347,21 @@ class DataPage(QWidget):
             self._refresh_side_panels()
             self.apply_filters()
             self._recount_changed()  # rows edited while counting, from their new text
-            self.ctx.status(f"Counted tokens of {len(counts):,} examples")
+            self.probe = probe
+            self.preview.set_probe(probe_summary(probe), bool(probe["zero_trained"]))
+            zero = len(probe["zero_trained"])
+            self.ctx.status(
+                f"Counted tokens of {len(counts):,} examples"
+                + (f"; {zero:,} rows train no token (Template tab)" if zero else "")
+            )
 
-        def done(result: tuple[Any, dict[str, int]]) -> None:
-            loaded, counts = result
+        def done(result: tuple[Any, dict[str, int], dict[str, Any]]) -> None:
+            loaded, counts, probe = result
             self.counter, self._counter_model = loaded, model_id
             if self._bulk is None:
-                store(counts)
+                store(counts, probe)
             else:  # a bulk change is writing: store the counts once it has landed
-                self._queued.append(lambda: store(counts))
+                self._queued.append(lambda: store(counts, probe))
             if self.tabs.currentWidget() is self.preview:
                 self._load_current()
 
@@ -1374,7 +1390,7 @@ class DataPage(QWidget):
             self.preview.show_message("Open the Template tab or count tokens to load the tokenizer.")
             return
         try:
-            result = self.counter.preview(example.messages_dicts())
+            result = self.counter.preview(example.messages_dicts(), self.max_length.value())
         except WhetstoneError as exc:
             self.preview.show_message(str(exc))
             return

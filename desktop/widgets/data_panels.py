@@ -41,6 +41,11 @@ class TemplatePreviewView(QWidget):
         self.summary = QLabel("Choose a model on the Lengths tab and select a row to preview it.")
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
+        self.probe_label = QLabel("")
+        self.probe_label.setObjectName("templateProbe")
+        self.probe_label.setWordWrap(True)
+        self.probe_label.hide()
+        layout.addWidget(self.probe_label)
         legend = QLabel(
             '<span style="background:#c8f0cf">&nbsp;trained (assistant)&nbsp;</span> '
             '<span style="background:#eef0f4">&nbsp;context (not trained)&nbsp;</span>'
@@ -52,6 +57,12 @@ class TemplatePreviewView(QWidget):
         layout.addWidget(self.view, 1)
         self.preview: TemplatePreview | None = None
 
+    def set_probe(self, text: str, problem: bool) -> None:
+        """The whole-set template probe: rows that train no token (and why), the system-prompt fold note."""
+        self.probe_label.setText(text)
+        self.probe_label.setStyleSheet("color: #b02a2a; font-weight: 600;" if problem else "color: #3b4150;")
+        self.probe_label.show()
+
     def show_message(self, text: str) -> None:
         self.preview = None
         self.summary.setText(text)
@@ -62,7 +73,12 @@ class TemplatePreviewView(QWidget):
         over = ""
         if max_length is not None and preview.count > max_length:
             over = f" — longer than the max length {max_length:,}: the end will be cut"
-        self.summary.setText(f"{preview.count:,} tokens, {preview.trained:,} trained{over}")
+        lines = [f"{preview.count:,} tokens, {preview.trained:,} trained{over}"]
+        if preview.reason:
+            lines.append(f"<b>This row trains nothing: {html.escape(preview.reason)}.</b>")
+        if preview.note:
+            lines.append(html.escape(preview.note))
+        self.summary.setText("<br>".join(lines))
         parts = []
         for i, tok in enumerate(preview.tokens):
             if tok.trained:

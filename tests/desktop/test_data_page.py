@@ -255,6 +255,16 @@ def test_token_counting_in_background_preview_and_histogram(
     assert page.preview.preview is not None
     assert page.preview.preview.count == ws.summary(ws.ids()[1]).tokens
     assert 0 < page.preview.preview.trained < page.preview.preview.count
+    # the whole-set template probe: rows whose reply lies past max length train nothing, and say so
+    probe = page.probe
+    assert probe is not None and probe["rows"] == 120 and probe["note"] is None
+    assert page.preview.probe_label.isVisibleTo(page)
+    for z in probe["zero_trained"]:
+        assert z["reason"].startswith("cut by max length") and ws.summary(z["id"]).tokens > 55
+    assert (
+        f"{len(probe['zero_trained']):,} of 120 rows train no token" in page.preview.probe_label.text()
+        or (not probe["zero_trained"] and "Every one of the 120 rows" in page.preview.probe_label.text())
+    )
 
 
 def test_cancel_token_counting(qtbot, sample_data: Path, monkeypatch) -> None:
