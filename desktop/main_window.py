@@ -137,6 +137,14 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
 
+        # The workspace's one undo history (Data and Duplicates pages). Ctrl+Z stays with the pages' own actions:
+        # the same shortcut here as well would be ambiguous.
+        edit_menu = bar.addMenu("&Edit")
+        self.undo_action = self.ctx.undo_stack.createUndoAction(self, "&Undo")
+        self.redo_action = self.ctx.undo_stack.createRedoAction(self, "&Redo")
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+
         go_menu = bar.addMenu("&Go")
         for number, (key, title, _m, _c) in enumerate(PAGES, 1):
             action = QAction(title, self)

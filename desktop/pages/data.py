@@ -1,7 +1,8 @@
 """Data page: open a dataset into a workspace, then find, edit, fix, count, split and export its examples.
 
-Every change is a core workspace operation wrapped in a QUndoCommand (Ctrl+Z / Ctrl+Shift+Z); the workspace
-commits it at once. Long jobs (import, token counting, text index) run in JobRunner threads. So do changes of
+Every change is a core workspace operation wrapped in a WorkspaceCommand on the workspace's one undo history
+(`AppContext.undo_stack`, shared with the Duplicates page; Ctrl+Z / Ctrl+Shift+Z); the workspace commits it at
+once. Long jobs (import, token counting, text index) run in JobRunner threads. So do changes of
 many rows (assign splits, bulk tag/move/delete, and their undo/redo): through a core BackgroundChange on a
 second connection, with the editing actions disabled until it has landed; a one-row edit applies at once.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -43,7 +44,7 @@ from core.data.formats import FORMATS, RecordError
 from core.data.workspace import BackgroundChange, DatasetWorkspace, Operation
 from core.errors import WhetstoneError
 from core.resources import resource_path
-from desktop.context import AppContext
+from desktop.context import AppContext, WorkspaceCommand
 from desktop.widgets.clearable_spin import ClearableSpinBox
 from desktop.widgets.data_editor import ExampleEditor
 from desktop.widgets.data_panels import IssuesPanel, LengthHistogram, SplitsPanel, TemplatePreviewView
@@ -62,46 +63,6 @@ EXPORT_FILTERS = {
 
 
 Change = Callable[[DatasetWorkspace], Operation]  # makes a change to a workspace, returns its inverse
-
-
-class WorkspaceCommand(QUndoCommand):
-    """An undoable workspace change that has already been applied: undo applies its inverse operation,
-    redo applies the inverse of that (each workspace operation returns its own inverse). A change of many
-    `rows` is undone and redone in the background, like the change itself."""
-
-    def __init__(self, page: DataPage, description: str, inverse: Operation, rows: int = 1) -> None:
-        super().__init__(description)
-        self.page = page
-        self.inverse: Operation | None = inverse
-        self.forward: Operation | None = None
-        self.rows = rows
-        self._first = True
-
-    def redo(self) -> None:
-        if self._first:  # pushed after the change happened
-            self._first = False
-            return
-        self.page._replay(self, redo=True)
-
-    def undo(self) -> None:
-        self.page._replay(self, redo=False)
-
-
-class EditUndoStack(QUndoStack):
-    """The page's undo stack: while a bulk change runs, undo and redo are refused like any other edit (its
-    actions are off then; this covers calls from code too), so steps never run out of order."""
-
-    def __init__(self, page: DataPage) -> None:
-        super().__init__(page)
-        self._page = page
-
-    def undo(self) -> None:
-        if not self._page._refuse_while_busy():
-            super().undo()
-
-    def redo(self) -> None:
-        if not self._page._refuse_while_busy():
-            super().redo()
 
 
 class DataPage(QWidget):
@@ -125,7 +86,9 @@ class DataPage(QWidget):
         self._seen_edit = 0
         self._aggregates: dict[str, Any] | None = None
         self._panels_stale = True
-        self.undo_stack = EditUndoStack(self)
+        # the workspace's one undo history, shared with the Duplicates page: it refuses undo/redo while a
+        # bulk change runs (ctx.workspaceBusy)
+        self.undo_stack = ctx.undo_stack
         self.mapping_dialog: Any = None  # the column mapping dialog while it is open
 
         root = QVBoxLayout(self)
@@ -179,6 +142,7 @@ class DataPage(QWidget):
 
         ctx.openWorkspaceRequested.connect(self.open_path)
         ctx.showExampleRequested.connect(self.show_example)
+        ctx.workspaceEdited.connect(self._on_edited_elsewhere)
         self.stack.setCurrentWidget(self.empty)
 
     # --- layout ------------------------------------------------------------------------------------
@@ -864,6 +828,12 @@ class DataPage(QWidget):
             return 0
         return int(self.workspace.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM history").fetchone()[0])
 
+    def _on_edited_elsewhere(self, page: str) -> None:
+        """Another page changed rows (Duplicates removed some, or an undo there replayed one of its steps):
+        show it now if this page is showing (otherwise showEvent does)."""
+        if page != "data" and self.workspace is not None and self._bulk is None and self.isVisible():
+            self._after_change()
+
     def showEvent(self, event: Any) -> None:
         """Other pages edit the same workspace (Duplicates removes rows): show their changes on return."""
         super().showEvent(event)
@@ -892,7 +862,9 @@ class DataPage(QWidget):
             return False
 
         def landed(inverse: Operation) -> None:
-            self.undo_stack.push(WorkspaceCommand(self, description or _describe(inverse), inverse, rows))
+            self.undo_stack.push(
+                WorkspaceCommand(description or _describe(inverse), inverse, self._replay, rows)
+            )
             if then is not None:
                 then()
 
@@ -906,7 +878,7 @@ class DataPage(QWidget):
         except (WhetstoneError, RecordError) as exc:
             QMessageBox.warning(self, "Whetstone", str(exc))
             return False
-        self.undo_stack.push(WorkspaceCommand(self, description or _describe(inverse), inverse, rows))
+        self.undo_stack.push(WorkspaceCommand(description or _describe(inverse), inverse, self._replay, rows))
         self._after_change()
         if then is not None:
             then()
@@ -914,18 +886,16 @@ class DataPage(QWidget):
 
     def _replay(self, command: WorkspaceCommand, redo: bool) -> None:
         """Undo or redo a command (the stack has moved already), in the background when it changes many
-        rows. EditUndoStack refuses undo/redo while a bulk change runs; should one come anyway, it waits."""
+        rows. The shared stack refuses undo/redo while a bulk change runs; should one come anyway, it waits."""
 
         def run() -> None:
-            op = command.forward if redo else command.inverse
+            op = command.operation(redo)
             if self.workspace is None or op is None:
                 return
 
             def landed(inverse: Operation) -> None:
-                if redo:
-                    command.inverse = inverse
-                else:
-                    command.forward = inverse
+                command.landed(redo, inverse)
+                self.ctx.workspaceEdited.emit("data")  # the Duplicates page may be the one showing
 
             if command.rows >= self.BACKGROUND_ROWS:
                 verb = "Redoing" if redo else "Undoing"
@@ -1161,7 +1131,7 @@ class DataPage(QWidget):
         except WhetstoneError as exc:
             self.issues.show_error(str(exc))
             return
-        self.undo_stack.push(WorkspaceCommand(self, "Fix bad line", inverse))
+        self.undo_stack.push(WorkspaceCommand("Fix bad line", inverse, self._replay))
         self._after_change()
         self.ctx.status("The fixed line was added to the dataset")
 
@@ -1175,7 +1145,9 @@ class DataPage(QWidget):
             self.issues.show_error(str(exc))
             return
         plural = "s" if len(rowids) != 1 else ""
-        self.undo_stack.push(WorkspaceCommand(self, f"Discard {len(rowids):,} bad line{plural}", inverse))
+        self.undo_stack.push(
+            WorkspaceCommand(f"Discard {len(rowids):,} bad line{plural}", inverse, self._replay)
+        )
         self._after_change()
         n = len(rowids)
         self.ctx.status(f"Discarded {n:,} bad line{'s' if n != 1 else ''} (Ctrl+Z lists them again)")
@@ -1190,7 +1162,9 @@ class DataPage(QWidget):
             self.issues.show_error(str(exc))
             return
         plural = "s" if added != 1 else ""
-        self.undo_stack.push(WorkspaceCommand(self, f"Add {added:,} line{plural} of another format", inverse))
+        self.undo_stack.push(
+            WorkspaceCommand(f"Add {added:,} line{plural} of another format", inverse, self._replay)
+        )
         self._after_change()
         self.ctx.status(
             f"Added {added:,} line{plural} of another format to the dataset (Ctrl+Z takes them out)"

@@ -4,7 +4,7 @@ The search runs off the UI thread (`JobRunner`) with a progress bar showing rows
 reads the workspace through its own connection and caches embeddings in the workspace file. The threshold
 slider re-clusters the stored pairs live (no re-embedding). Clusters are listed by size and score; two
 members are shown side by side with differences highlighted. Removals are workspace edits (rows go to the
-recoverable bin) on this page's undo stack (Ctrl+Z); "not a duplicate" is remembered in the workspace.
+recoverable bin) on the workspace's one undo history, shared with the Data page (Ctrl+Z); "not a duplicate" is remembered in the workspace.
 A near-duplicate pair across train and test is flagged as leakage even when both rows are kept.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QUndoCommand, QUndoStack
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import WhetstoneError
-from desktop.context import AppContext
+from desktop.context import AppContext, WorkspaceCommand
 from desktop.widgets.dedup_diff import DedupDiffView
 from desktop.widgets.dedup_preview import ClusterSample, RemovalPreviewDialog
 from desktop.widgets.empty_state import EmptyState
@@ -74,26 +74,6 @@ class ClusterView:
     decision: str | None
 
 
-class _RemoveRows(QUndoCommand):
-    """An applied removal: undo restores the rows, redo removes them again (workspace operations)."""
-
-    def __init__(self, page: DedupPage, description: str, inverse: Any) -> None:
-        super().__init__(description)
-        self.page = page
-        self.inverse = inverse
-        self.forward: Any = None
-        self._first = True
-
-    def redo(self) -> None:
-        if self._first:
-            self._first = False
-            return
-        self.inverse = self.page._apply(self.forward)
-
-    def undo(self) -> None:
-        self.forward = self.page._apply(self.inverse)
-
-
 class DedupPage(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -104,7 +84,7 @@ class DedupPage(QWidget):
         self._embedders: dict[str, Any] = {}
         # tests replace this to run without the real model: (model id) -> embedder
         self.embedder_factory: Callable[[str], Any] | None = None
-        self.undo_stack = QUndoStack(self)
+        self.undo_stack = ctx.undo_stack  # the workspace's one history, shared with the Data page
         self._alive: set[str] = set()
         self.preview_dialog: RemovalPreviewDialog | None = None  # open while a large removal is asked
 
@@ -125,6 +105,7 @@ class DedupPage(QWidget):
         self._build_main()
         ctx.workspaceChanged.connect(self._on_workspace_changed)
         ctx.workspaceBusy.connect(self._on_workspace_busy)
+        ctx.workspaceEdited.connect(self._on_edited_elsewhere)
         self._on_workspace_changed()
 
     # --- layout ------------------------------------------------------------------------------------------
@@ -443,7 +424,6 @@ class DedupPage(QWidget):
         if self.workspace is None or str(self.workspace.path) != run.path:
             return  # the workspace changed while this search ran
         self.run = run
-        self.undo_stack.clear()
         self._sync_alive()
         self._update_compare_label()
         result = run.result
@@ -695,11 +675,18 @@ class DedupPage(QWidget):
         return view.rows[rows[0].row()]
 
     # --- actions ----------------------------------------------------------------------------------------
-    def _apply(self, op: Any) -> Any:
-        """Apply a workspace operation (from the undo stack) and refresh."""
-        inverse = self.workspace.apply(op)
+    def _replay(self, command: WorkspaceCommand, redo: bool) -> None:
+        """Undo or redo one of this page's removals (from the shared undo history) and refresh."""
+        op = command.operation(redo)
+        if self.workspace is None or op is None:
+            return
+        command.landed(redo, self.workspace.apply(op))
         self._after_edit()
-        return inverse
+
+    def _on_edited_elsewhere(self, page: str) -> None:
+        """An undo/redo of a Data page step: rows may have come back or gone; cluster what is alive."""
+        if page != "dedup" and self.run is not None and self.workspace is not None:
+            self.recluster()
 
     def _after_edit(self) -> None:
         self._sync_alive()
@@ -758,7 +745,7 @@ class DedupPage(QWidget):
         except WhetstoneError as exc:
             QMessageBox.warning(self, "Whetstone", str(exc))
             return
-        self.undo_stack.push(_RemoveRows(self, description, inverse))
+        self.undo_stack.push(WorkspaceCommand(description, inverse, self._replay, len(ids)))
         self._after_edit()
         self.ctx.status(f"{description}: {len(ids)} example(s) moved to the bin (Ctrl+Z brings them back)")
 
