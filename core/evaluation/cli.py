@@ -1,7 +1,9 @@
 """`whetstone eval RUN_DIR`: base vs tuned on the run's locked test split (or a file), metrics as JSON.
 
 --json prints {"n", "base": {metric: value}, "tuned": {metric: value}, "delta": {metric: {value, ci_low,
-ci_high, n}}, "perplexity", "forgetting", "hit_max_tokens", "warnings", "partial", "examples_file", ...};
+ci_high, n}}, "perplexity", "forgetting", "hit_max_tokens", "warnings", "partial", "examples_file", "mode"
+("quick": the task set only | "full"), "extras": {"perplexity", "general_prompts"}, ...}. On a CPU the default
+is quick mode; --perplexity and --general add the extras (on a GPU they are on unless --no-... is given);
 per-example results go to RUN_DIR/eval/examples.jsonl. Warnings (cut-off answers, tiny test split, non-JSON
 references) also go to stderr, one line each.
 """
@@ -36,8 +38,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         limit=args.limit,
         decoding=DecodingSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size),
         json_metrics=args.json_metrics,
-        forgetting=not args.no_forgetting,
-        perplexity=not args.no_perplexity,
+        forgetting=args.general,
+        perplexity=args.perplexity,
         bootstrap_seed=args.seed,
     )
     bar = console_progress(args, "eval")
@@ -94,8 +96,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="JSON validity/key metrics: auto = for JSON references, on = require JSON references",
     )
-    p.add_argument("--no-forgetting", action="store_true", help="skip the general-prompt forgetting check")
-    p.add_argument("--no-perplexity", action="store_true", help="skip validation perplexity")
+    p.add_argument(
+        "--general",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also answer the 20 bundled general prompts with both models (forgetting check); "
+        "default: on with a CUDA GPU, off on a CPU (quick mode: the task set only)",
+    )
+    p.add_argument(
+        "--no-forgetting", dest="general", action="store_false", default=None, help="same as --no-general"
+    )
+    p.add_argument(
+        "--perplexity",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also compute validation perplexity of both models; default: on with a CUDA GPU, off on a CPU",
+    )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed for the confidence intervals")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_flag(p)

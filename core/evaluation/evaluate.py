@@ -47,9 +47,32 @@ class EvalOptions:
     limit: int | None = None
     decoding: DecodingSettings = field(default_factory=DecodingSettings)
     json_metrics: str = "auto"  # auto: for JSON references; on: required; off: never
-    forgetting: bool = True
-    perplexity: bool = True
+    # The extras beyond the task set: None = automatic, on with a CUDA GPU and off on a CPU (quick mode: on a
+    # laptop the task set alone takes minutes; perplexity and 20 general prompts on both models double it).
+    forgetting: bool | None = None
+    perplexity: bool | None = None
     bootstrap_seed: int = 0
+
+    def with_extras_resolved(self, gpu: bool | None = None) -> EvalOptions:
+        """These options with `forgetting` and `perplexity` decided (automatic: on with a GPU only)."""
+        from dataclasses import replace
+
+        if self.forgetting is not None and self.perplexity is not None:
+            return self
+        if gpu is None:
+            from core.device import detect_device
+
+            gpu = detect_device().kind == "cuda"
+        return replace(
+            self,
+            forgetting=gpu if self.forgetting is None else self.forgetting,
+            perplexity=gpu if self.perplexity is None else self.perplexity,
+        )
+
+    @property
+    def quick(self) -> bool:
+        """Only the task set (no perplexity, no general prompts)."""
+        return not self.forgetting and not self.perplexity
 
     def source(self) -> dict[str, Any]:
         if self.data_file is not None:
@@ -221,8 +244,15 @@ def _perplexity(
     out: dict[str, Any] = {"examples": len(convs)}
     for i, side in enumerate(("base", "tuned")):
         check_stop(should_stop)
-        progress(i / 2, f"validation perplexity ({side})")
-        total, count = pair.assistant_loss(convs, side)
+        model_name = "base model" if side == "base" else "tuned model"
+
+        def report(k: int, n: int, i: int = i, model_name: str = model_name) -> None:
+            progress(
+                (i + k / max(n, 1)) / 2,
+                f"validation perplexity: example {k + 1} of {n} with the {model_name}",
+            )
+
+        total, count = pair.assistant_loss(convs, side, progress=report, should_stop=should_stop)
         out[side] = math.exp(total / count) if count else None
         out["tokens"] = count
     atomic_write_bytes(file, orjson.dumps(out))
@@ -257,6 +287,8 @@ def _summary(
         "source": options.source(),
         "dataset_sha256": run.dataset_sha256(),
         "decoding": asdict(options.decoding),
+        "mode": "quick" if options.quick else "full",
+        "extras": {"perplexity": bool(options.perplexity), "general_prompts": bool(options.forgetting)},
         "hit_max_tokens": {"base": len(hit_base), "tuned": len(hit_tuned)},
         "warnings": list(warnings),
         "examples_file": str(run.eval_dir / "examples.jsonl"),
@@ -288,7 +320,7 @@ def evaluate_run(
     """Generate (or re-use) base and tuned answers, score them and write RUN/eval/. Returns the summary."""
     from core.models import resolve_base_model
 
-    options = options or EvalOptions()
+    options = (options or EvalOptions()).with_extras_resolved()
     run = RunFolder.open(run_dir)
     if options.decoding.max_new_tokens < 1:
         raise UserError("--max-new-tokens must be at least 1.")
@@ -306,16 +338,21 @@ def evaluate_run(
         progress(0.03, "loading the base model and adapter")
         return ModelPair(base_dir, run.adapter_dir)
 
-    def answer(prompts: Any, lo: float, hi: float) -> Any:
+    what = "test" if options.data_file is None and options.split == "test" else "evaluation"
+    if options.data_file is None and options.split == "validation":
+        what = "validation"
+    task_hi = 0.75 if not options.quick else 0.99
+
+    def answer(prompts: Any, lo: float, hi: float, label: str) -> Any:
         """Both models' answers to `prompts` (cached), loading the pair once for the whole job."""
         answers, holder["pair"] = generate_answers(
             holder["pair"], cache, prompts, options.decoding, load_pair=load_pair,
-            progress=sub_progress(progress, lo, hi), should_stop=should_stop,
+            progress=sub_progress(progress, lo, hi), should_stop=should_stop, label=label,
         )  # fmt: skip
         return answers
 
     try:
-        answers = answer(items, 0.05, 0.75)
+        answers = answer(items, 0.05, task_hi, f"{what} prompt")
     except Cancelled:
         from core.evaluation.generate import cached_answers
 
@@ -349,7 +386,7 @@ def evaluate_run(
         if options.forgetting:
             check_stop(should_stop)
             general = load_general_prompts()
-            gen_answers = answer(general, 0.85, 0.99)
+            gen_answers = answer(general, 0.85, 0.99, "general prompt")
             task_refs = [it.reference for it in items]
             if run.dataset_file.exists():
                 for rec in run.dataset_records():

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,12 +133,22 @@ class ModelPair:
         return "\n".join(lines) + "\nassistant:"
 
     def generate(
-        self, messages_batch: Sequence[Sequence[dict[str, Any]]], side: str, settings: DecodingSettings
+        self,
+        messages_batch: Sequence[Sequence[dict[str, Any]]],
+        side: str,
+        settings: DecodingSettings,
+        *,
+        should_stop: StopFn | None = None,
+        on_token: Callable[[int], None] | None = None,
     ) -> list[Answer]:
+        """Greedy (or sampled) answers; raises Cancelled within one generated token once `should_stop()` is
+        true. `on_token(n)` is called after each generated token (for progress)."""
         import contextlib
 
         import torch
         from transformers import GenerationConfig
+
+        from core.stopping import stop_criteria
 
         texts = [self.render(m) for m in messages_batch]
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
@@ -158,7 +168,10 @@ class ModelPair:
             torch.manual_seed(settings.seed)
         ctx = self.model.disable_adapter() if side == "base" else contextlib.nullcontext()
         with torch.inference_mode(), ctx:
-            out = self.model.generate(**enc, generation_config=config)
+            out = self.model.generate(
+                **enc, generation_config=config, stopping_criteria=stop_criteria(should_stop, on_token)
+            )
+        check_stop(should_stop)
         new = out[:, enc["input_ids"].shape[1] :]
         answers = []
         eos_ids = set(eos if isinstance(eos, list) else [eos])
@@ -171,9 +184,15 @@ class ModelPair:
         return answers
 
     def assistant_loss(
-        self, conversations: Sequence[Sequence[dict[str, Any]]], side: str
+        self,
+        conversations: Sequence[Sequence[dict[str, Any]]],
+        side: str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        should_stop: StopFn | None = None,
     ) -> tuple[float, int]:
-        """Summed negative log-likelihood of the final assistant turns and their token count."""
+        """Summed negative log-likelihood of the final assistant turns and their token count.
+        `progress(k, n)` before conversation k of n; Cancelled between conversations on `should_stop()`."""
         import contextlib
 
         import torch
@@ -182,7 +201,10 @@ class ModelPair:
         count = 0
         ctx = self.model.disable_adapter() if side == "base" else contextlib.nullcontext()
         with torch.inference_mode(), ctx:
-            for conv in conversations:
+            for k, conv in enumerate(conversations):
+                check_stop(should_stop)
+                if progress is not None:
+                    progress(k, len(conversations))
                 split = split_conversation(conv)
                 if split is None:
                     continue
@@ -294,11 +316,14 @@ def generate_answers(
     load_pair: Any = None,
     progress: ProgressFn = no_progress,
     should_stop: StopFn | None = None,
+    label: str = "prompt",
 ) -> tuple[dict[str, dict[str, Answer]], ModelPair | None]:
     """Answers {item id: {"base": Answer, "tuned": Answer}} for every item, from the cache where possible.
 
-    `pair` is loaded lazily with `load_pair()` only when something is missing. Raises Cancelled (after
-    saving finished batches) when `should_stop()` turns true."""
+    `pair` is loaded lazily with `load_pair()` only when something is missing. Progress says what is being
+    done ("answering test prompt 3 of 10 with the tuned model", `label` = "test prompt"), token by token.
+    Raises Cancelled within one generated token when `should_stop()` turns true; finished batches are kept
+    in the cache."""
     todo: list[tuple[str, PromptItem]] = []
     for side in SIDES:
         seen: set[str] = set()
@@ -317,11 +342,28 @@ def generate_answers(
             side_items = [item for s, item in todo if s == side]
             # Similar lengths together: less padding per batch.
             side_items.sort(key=lambda it: len(orjson.dumps(it.messages)))
-            for start in range(0, len(side_items), settings.batch_size):
+            n = len(side_items)
+            for start in range(0, n, settings.batch_size):
                 check_stop(should_stop)
                 batch = side_items[start : start + settings.batch_size]
-                progress(done / total, f"{side}: answering {done + 1}-{done + len(batch)} of {total}")
-                answers = pair.generate([it.messages for it in batch], side, settings)  # type: ignore[union-attr]
+                which = (
+                    f"{label} {start + 1} of {n}"
+                    if len(batch) == 1
+                    else f"{label}s {start + 1}–{start + len(batch)} of {n}"
+                )
+                doing = f"answering {which} with the {side} model"
+                progress(done / total, doing)
+
+                def on_token(k: int, done: int = done, size: int = len(batch), doing: str = doing) -> None:
+                    part = min(k / max(settings.max_new_tokens, 1), 1.0)
+                    progress(
+                        (done + part * size) / total,
+                        f"{doing} (token {k} of at most {settings.max_new_tokens})",
+                    )
+
+                answers = pair.generate(  # type: ignore[union-attr]
+                    [it.messages for it in batch], side, settings, should_stop=should_stop, on_token=on_token
+                )
                 cache.add([(it.prompt_hash(), side, ans) for it, ans in zip(batch, answers, strict=True)])
                 done += len(batch)
         progress(1.0, "answers ready")

@@ -12,6 +12,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 from core.evaluation.metrics import METRIC_LABELS
 from desktop.context import AppContext
 from desktop.widgets.empty_state import EmptyState
+from desktop.widgets.eval_chat import ChatPanel
 from desktop.widgets.eval_review import BlindReviewWidget, ReviewResultsView
 from desktop.widgets.eval_table import ExamplesTable, MetricSummaryTable
 from desktop.workers import JobRunner
@@ -42,6 +44,12 @@ SORT_MODES = [
     ("Test order", "order"),
 ]
 ROW_METRICS = ("token_f1", "exact_match", "rouge_l", "bleu", "json_keys_match")
+
+
+def _has_gpu() -> bool:
+    from core.device import detect_device
+
+    return detect_device().kind == "cuda"
 
 
 def _runs_root(ctx: AppContext) -> Path:
@@ -103,6 +111,23 @@ class EvaluatePage(QWidget):
         self.max_tokens_spin.setValue(128)
         self.max_tokens_spin.setMaximumWidth(90)
         opts.addWidget(self.max_tokens_spin)
+        opts.addSpacing(12)
+        opts.addWidget(QLabel("Also:"))
+        self.perplexity_check = QCheckBox("Validation perplexity")
+        self.perplexity_check.setToolTip(
+            "How surprised each model is by the validation answers (lower is better). Runs both models over up "
+            "to 200 validation examples: minutes on a CPU."
+        )
+        opts.addWidget(self.perplexity_check)
+        self.general_check = QCheckBox("General prompts (forgetting check)")
+        self.general_check.setToolTip(
+            "Both models also answer 20 everyday prompts, to see whether tuning broke general answers. "
+            "Doubles the time on a CPU."
+        )
+        opts.addWidget(self.general_check)
+        gpu = _has_gpu()
+        self.perplexity_check.setChecked(gpu)  # quick mode on a CPU: the task set only
+        self.general_check.setChecked(gpu)
         opts.addStretch(1)
         layout.addLayout(opts)
         self.run_button = QPushButton("Run evaluation")
@@ -140,6 +165,11 @@ class EvaluatePage(QWidget):
             "Run evaluation",
             self.start_evaluation,
         )
+        self.chat_button = QPushButton("Chat with both models")
+        self.chat_button.setToolTip("Talk to the base and the tuned model side by side before evaluating.")
+        self.chat_button.clicked.connect(self.open_chat)
+        empty_layout = self.not_evaluated_state.layout()
+        empty_layout.insertWidget(empty_layout.count() - 1, self.chat_button, 0, Qt.AlignmentFlag.AlignCenter)
         self.body.addWidget(self.no_run_state)
         self.body.addWidget(self.not_evaluated_state)
         self.body.addWidget(self.tabs)
@@ -210,6 +240,8 @@ class EvaluatePage(QWidget):
         self.forgetting_table.horizontalHeader().setStretchLastSection(True)
         gl.addWidget(self.forgetting_table, 1)
         self.tabs.addTab(general, "General prompts")
+        self.chat = ChatPanel()
+        self.tabs.addTab(self.chat, "Chat")
 
         ctx.runChanged.connect(self.set_run)
         ctx.workspaceChanged.connect(lambda _path: self._reopen_review())
@@ -275,6 +307,7 @@ class EvaluatePage(QWidget):
         from core.evaluation.evaluate import load_results
 
         path = self.run_dir()
+        self.chat.set_run(path)
         self.summary, self.rows = (None, []) if path is None else load_results(path)
         if path is None:
             self.status_label.setText("Choose a trained run to compare its tuned model with the base model.")
@@ -313,6 +346,14 @@ class EvaluatePage(QWidget):
             text += " Partial results (cancelled): run again to finish; finished answers are re-used."
         return text
 
+    def open_chat(self) -> None:
+        """Show the Chat tab (also for a run that has not been evaluated yet)."""
+        if self.run_dir() is None:
+            return
+        self.body.setCurrentWidget(self.tabs)
+        self.tabs.setCurrentWidget(self.chat)
+        self.chat.input.setFocus()
+
     # evaluation -----------------------------------------------------------------------------------------
     def is_running(self) -> bool:
         return self.runner is not None and self.runner.is_running()
@@ -324,6 +365,10 @@ class EvaluatePage(QWidget):
         self.cancel_button.setEnabled(running)
         self.run_combo.setEnabled(not running)
         self.browse_button.setEnabled(not running)
+        for widget in (self.split_combo, self.limit_spin, self.max_tokens_spin):
+            widget.setEnabled(not running)
+        for check in (self.perplexity_check, self.general_check):
+            check.setEnabled(not running)
         self.report_button.setEnabled(has_run and not running)
         self.progress.setVisible(running)
         if self.not_evaluated_state.button is not None:
@@ -337,6 +382,8 @@ class EvaluatePage(QWidget):
             split=str(self.split_combo.currentData()),
             limit=self.limit_spin.value() or None,
             decoding=DecodingSettings(max_new_tokens=self.max_tokens_spin.value()),
+            perplexity=self.perplexity_check.isChecked(),
+            forgetting=self.general_check.isChecked(),
         )
 
     def start_evaluation(self) -> None:
@@ -364,7 +411,7 @@ class EvaluatePage(QWidget):
     def cancel_evaluation(self) -> None:
         if self.runner is not None:
             self.runner.cancel()
-            self.status_label.setText("Cancelling after the current batch…")
+            self.status_label.setText("Cancelling…")
             self.cancel_button.setEnabled(False)
 
     def _on_progress(self, fraction: float, message: str) -> None:
@@ -573,12 +620,25 @@ class EvaluatePage(QWidget):
 
     # window hooks -----------------------------------------------------------------------------------------
     def can_close(self) -> bool:
-        return True
+        """Asks before quitting while an evaluation runs (shutdown() then cancels it; answers finished so far
+        stay in the run's cache)."""
+        if not self.is_running():
+            return True
+        from PySide6.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(
+            self,
+            "Evaluation running",
+            "An evaluation is still running. Cancel it and quit? Answers finished so far are kept and re-used "
+            "next time.",
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def shutdown(self) -> None:
         if self.runner is not None and self.runner.is_running():
-            self.runner.cancel()
+            self.runner.cancel()  # generation checks it after every token
             self.runner.wait(60000)
+        self.chat.shutdown()
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -29,10 +29,14 @@ def _rewrite_dataset(run: Path, keep) -> None:
 
 @pytest.mark.slow
 def test_cli_json_contract(fake_run_dir: Path) -> None:
-    proc = run_cli("eval", str(fake_run_dir), "--limit", "4", "--max-new-tokens", "6", "--json", "--quiet")
+    proc = run_cli(
+        "eval", str(fake_run_dir), "--limit", "4", "--max-new-tokens", "6", "--perplexity", "--general",
+        "--json", "--quiet",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["n"] == 4
+    assert doc["n"] == 4 and doc["mode"] == "full"
+    assert doc["extras"] == {"perplexity": True, "general_prompts": True}
     for side in ("base", "tuned"):
         assert {
             "exact_match",
@@ -88,16 +92,16 @@ def test_results_are_cached_and_reused(fake_run_dir: Path, monkeypatch: pytest.M
 
 
 def test_cancel_keeps_partial_results_and_resume_reuses_them(fake_run_dir: Path) -> None:
-    calls = {"n": 0}
+    asked = {"stop": False}
 
-    def stop_after_two_batches() -> bool:
-        calls["n"] += 1
-        return calls["n"] > 3  # checked before loading and before every batch
+    def progress(_fraction: float, message: str) -> None:
+        if message.startswith("answering test prompts 9–12 of 12 with the base model"):
+            asked["stop"] = True  # Cancel pressed while the third batch starts
 
     options = _opts()
     options.decoding = DecodingSettings(max_new_tokens=4, batch_size=4)
     with pytest.raises(Cancelled):
-        evaluate_run(fake_run_dir, options, should_stop=stop_after_two_batches)
+        evaluate_run(fake_run_dir, options, progress=progress, should_stop=lambda: asked["stop"])
     summary, rows = load_results(fake_run_dir)
     assert summary is not None and summary["partial"] is True
     assert any("Cancelled" in w for w in summary["warnings"])
@@ -209,3 +213,55 @@ def test_data_may_be_a_workspace(fake_run_dir: Path, tmp_path: Path, sample_data
     assert summary["n"] == 3 and sorted(r["id"] for r in rows) == sorted(
         ids
     )  # ids lead back to the Data page
+
+
+def test_quick_mode_is_the_cpu_default(fake_run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU the default is the task set only (limit honoured); the extras are opt-in."""
+    import core.device
+    from core.device import ComputeDevice
+
+    monkeypatch.setattr(core.device, "detect_device", lambda *a, **k: ComputeDevice("cpu", "test CPU"))
+    assert EvalOptions().with_extras_resolved().quick
+    assert not EvalOptions().with_extras_resolved(gpu=True).quick
+    assert EvalOptions(perplexity=True).with_extras_resolved(gpu=False).perplexity is True
+    messages: list[str] = []
+    summary = evaluate_run(
+        fake_run_dir,
+        EvalOptions(limit=2, decoding=DecodingSettings(max_new_tokens=4)),
+        progress=lambda _f, m: messages.append(m),
+    )
+    assert summary["mode"] == "quick" and summary["n"] == 2
+    assert summary["extras"] == {"perplexity": False, "general_prompts": False}
+    assert "perplexity" not in summary["base"] and "forgetting" not in summary
+    assert not (fake_run_dir / "eval" / "forgetting.jsonl").exists()
+    assert not any("general prompt" in m or "perplexity" in m for m in messages)
+    # --perplexity / --general on the command line turn them on; --no-forgetting still works
+    from core.cli import build_parser
+
+    args = build_parser().parse_args(["eval", "r", "--perplexity", "--general"])
+    assert (args.perplexity, args.general) == (True, True)
+    args = build_parser().parse_args(["eval", "r", "--no-forgetting", "--no-perplexity"])
+    assert (args.perplexity, args.general) == (False, False)
+
+
+def test_progress_says_what_it_does_and_cancel_stops_within_a_token(fake_run_dir: Path) -> None:
+    messages: list[str] = []
+    asked = {"stop": False}
+
+    def progress(_fraction: float, message: str) -> None:
+        messages.append(message)
+        if "with the tuned model (token 2 of" in message:
+            asked["stop"] = True  # Cancel pressed while the tuned model writes its second token
+
+    options = _opts(limit=2)
+    options.decoding = DecodingSettings(max_new_tokens=40, batch_size=1)
+    with pytest.raises(Cancelled):
+        evaluate_run(fake_run_dir, options, progress=progress, should_stop=lambda: asked["stop"])
+    assert "answering test prompt 1 of 2 with the base model" in messages
+    assert "answering test prompt 2 of 2 with the base model (token 3 of at most 40)" in messages
+    tuned = [m for m in messages if "with the tuned model" in m]
+    assert tuned[0] == "answering test prompt 1 of 2 with the tuned model"
+    # generation ended at the token where Cancel was seen: no third token, no second prompt
+    assert tuned[-1] == "answering test prompt 1 of 2 with the tuned model (token 2 of at most 40)"
+    summary, _rows = load_results(fake_run_dir)
+    assert summary is not None and summary["partial"] is True and summary["n"] == 0

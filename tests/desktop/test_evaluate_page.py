@@ -207,6 +207,7 @@ def test_run_evaluation_off_the_ui_thread(qtbot, fake_run_dir: Path) -> None:
     assert "Not evaluated" in page.status_label.text()
     page.limit_spin.setValue(4)
     page.max_tokens_spin.setValue(6)
+    page.general_check.setChecked(True)  # opt-in on a CPU
     with qtbot.waitSignal(page.evaluationFinished, timeout=240000):
         page.start_evaluation()
         assert page.cancel_button.isEnabled() and not page.run_button.isEnabled()
@@ -253,3 +254,105 @@ def test_empty_states_guide_the_user(qtbot, fake_run_dir: Path) -> None:
     page.ctx.set_run(fake_run_dir)
     assert page.body.currentWidget() is page.not_evaluated_state
     assert page.run_button.isEnabled()
+
+
+def test_quick_mode_by_default_on_a_cpu(qtbot, fake_run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import desktop.pages.evaluate as E
+
+    monkeypatch.setattr(E, "_has_gpu", lambda: False)
+    page = _page(qtbot, fake_run_dir)
+    assert not page.perplexity_check.isChecked() and not page.general_check.isChecked()
+    assert page.options().with_extras_resolved().quick
+    page.general_check.setChecked(True)
+    assert page.options().forgetting is True and page.options().perplexity is False
+    monkeypatch.setattr(E, "_has_gpu", lambda: True)
+    gpu_page = _page(qtbot, fake_run_dir)
+    assert gpu_page.perplexity_check.isChecked() and gpu_page.general_check.isChecked()
+    page.shutdown()
+    gpu_page.shutdown()
+
+
+def test_chat_answers_with_both_models(qtbot, fake_run_dir: Path) -> None:
+    """The Chat tab streams an answer from the base and from the tuned model to the same message, with the
+    training rows' system prompt; Stop ends an answer and the panel can chat again."""
+    page = _page(qtbot, fake_run_dir)
+    assert page.body.currentWidget() is page.not_evaluated_state
+    page.chat_button.click()
+    assert page.body.currentWidget() is page.tabs and page.tabs.currentWidget() is page.chat
+    chat = page.chat
+    rows = [orjson.loads(line) for line in (fake_run_dir / "dataset.jsonl").read_bytes().splitlines()]
+    trained_system = rows[0]["messages"][0]
+    assert trained_system["role"] == "system" and chat.system_edit.text() == trained_system["content"]
+    chat.max_tokens_spin.setValue(8)
+    chat.input.setPlainText("Ticket: my invoice is wrong")
+    pieces: list[tuple[str, str]] = []
+    chat.streamed.connect(lambda side, text: pieces.append((side, text)))
+    with qtbot.waitSignal(chat.replyFinished, timeout=240000):
+        assert chat.send()
+        assert chat.stop_button.isEnabled() and not chat.send_button.isEnabled()
+    streamed = {side: "".join(text for s, text in pieces if s == side) for side in ("base", "tuned")}
+    assert streamed["base"] and streamed["tuned"]  # streamed piece by piece, both models
+    assert streamed["base"] != streamed["tuned"]  # the adapter changes the answer
+    for side in ("base", "tuned"):
+        conv = chat.conversations[side]
+        assert [m["role"] for m in conv] == ["system", "user", "assistant"]
+        assert conv[0]["content"] == trained_system["content"]
+        assert conv[2]["content"] == streamed[side].strip()  # what was shown is what the model keeps
+        assert "Ticket: my invoice is wrong" in chat.transcript(side)
+        assert " ".join(conv[2]["content"].split()) in " ".join(chat.transcript(side).split())
+    assert chat.send_button.isEnabled() and not chat.stop_button.isEnabled()
+
+    # Stop at the first streamed piece: the cut exchange is dropped from both conversations
+    chat.max_tokens_spin.setValue(400)
+    chat.streamed.connect(lambda *_: chat.stop())
+    with qtbot.waitSignal(chat.replyFinished, timeout=240000):
+        assert chat.send("And my second question?")
+    assert "Stopped" in chat.status_label.text()
+    assert [len(chat.conversations[s]) for s in ("base", "tuned")] == [3, 3]
+    assert "(stopped)" in chat.transcript("base")
+    page.shutdown()
+    assert chat.models is None and not chat.is_running()
+
+
+def test_quit_while_evaluating_asks_then_cancels(
+    qtbot, fake_run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QMessageBox
+
+    from core.settings import load_settings
+    from desktop.main_window import MainWindow
+
+    window = MainWindow(AppContext(load_settings()))
+    qtbot.addWidget(window)
+    window.show()
+    window.show_page("evaluate")
+    page = window.page("evaluate")
+    assert isinstance(page, EvaluatePage)
+    page.set_run(str(fake_run_dir))
+    page.max_tokens_spin.setValue(4000)  # the random model would write for a long time
+    page.start_evaluation()
+    qtbot.waitUntil(lambda: "answering" in page.status_label.text(), timeout=240000)
+    quit_action = next(a for a in window.findChildren(QAction) if a.text() == "&Quit")
+    assert quit_action.shortcut().toString() == "Ctrl+Q"
+    asked: list[str] = []
+
+    def answer(choice):  # noqa: ANN001, ANN202
+        def question(_parent, title, text, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+            asked.append(text)
+            return choice
+
+        return question
+
+    try:
+        monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+        quit_action.trigger()
+        assert window.isVisible() and page.is_running()  # "No": nothing changes
+        monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+        quit_action.trigger()
+        assert len(asked) == 2 and "evaluation is still running" in asked[0]
+        assert not window.isVisible() and not page.is_running()  # cancelled within a token, then closed
+    finally:
+        if page.runner is not None:  # never leave the job (or a real dialog at teardown) behind
+            page.runner.cancel()
+            page.runner.wait(120000)
