@@ -589,6 +589,15 @@ def resolve_for_hardware(config: TrainingConfig, hw: Hardware) -> Resolved:
             )
             config = with_overrides(config, {"model.attn_implementation": "auto"})
         attention = config.model.attn_implementation  # 'auto': core.loader picks sdpa or eager per model
+        if t.packing:
+            # Without flash-attention's variable-length kernels, attention over a packed row covers the whole
+            # row (its mask only hides the other examples): on SmolLM2 with 512-token rows that is slower than
+            # padding and holds GBs of attention weights for the backward pass.
+            notes.append(
+                "On a CPU, examples are batched by length instead of packed (similar lengths together, "
+                "little padding): packed rows cost more time and memory there."
+            )
+            config = with_overrides(config, {"train.packing": False})
     resolved_cfg = with_overrides(
         config,
         {

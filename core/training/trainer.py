@@ -123,6 +123,8 @@ def make_callback(
             self._t_step = now
             if stop_requested(run):
                 self._stop(state, control)
+            elif state.max_steps and state.global_step >= state.max_steps and args.eval_strategy != "no":
+                control.should_evaluate = True  # the last step is always validated (the run's final figure)
 
         def _stop(self, state: Any, control: Any) -> None:
             """Save a checkpoint at this step boundary and end; a validation (and its sample answers) that was
@@ -468,6 +470,8 @@ def sft_config(resolved: Resolved, hw: Hardware, output_dir: str, has_eval: bool
     )
     if t.packing:
         args_kwargs["packing_strategy"] = "bfd"
+    elif not hw.cuda:
+        args_kwargs["train_sampling_strategy"] = "group_by_length"  # little padding per batch
     if resolved.liger:
         args_kwargs["use_liger_kernel"] = True
     args_kwargs.update(extra)
@@ -476,6 +480,39 @@ def sft_config(resolved: Resolved, hw: Hardware, output_dir: str, has_eval: bool
     except TypeError:  # transformers 4.x: warmup_ratio
         args_kwargs["warmup_ratio"] = args_kwargs.pop("warmup_steps")
         return SFTConfig(**args_kwargs)
+
+
+MIN_STEPS_PER_EVAL_CPU = 25  # on a CPU one validation + sample answers costs about as much as a few steps
+MIN_STEPS_PER_EVAL_GPU = 10
+
+
+def planned_steps(trainer: Any, t: Any) -> int:
+    """The optimizer steps the run will take (what the Trainer computes when training starts)."""
+    if t.max_steps > 0:
+        return int(t.max_steps)
+    batches = math.ceil(len(trainer.train_dataset) / max(1, t.micro_batch_size))
+    per_epoch = max(batches // t.grad_accum + int(batches % t.grad_accum > 0), 1)
+    return max(1, math.ceil(per_epoch * (t.epochs if t.epochs > 0 else 1.0)))
+
+
+def size_validation(trainer: Any, t: Any, cuda: bool) -> str | None:
+    """Validations sized to the run: "Validate every" as a fraction (0.25 = four checks) becomes a whole
+    number of steps, with at least 25 steps (10 on a GPU) between checks, so a 7-step run validates once at
+    its end instead of four times. A whole number the user chose is kept. Returns the plan in words."""
+    if t.eval_steps >= 1:
+        return None
+    steps = planned_steps(trainer, t)
+    wanted = max(1, round(1 / t.eval_steps))
+    gap = MIN_STEPS_PER_EVAL_GPU if cuda else MIN_STEPS_PER_EVAL_CPU
+    count = max(1, min(wanted, steps // gap))
+    every = math.ceil(steps / count)
+    trainer.args.eval_steps = every
+    if count == wanted:
+        return None
+    return (
+        f"Validation {'once, at the end' if count == 1 else f'{count} times'} of this {steps}-step run "
+        f"(every {every} steps) instead of {wanted} times: each check costs about as much as a few steps."
+    )
 
 
 def build_trainer(
@@ -570,5 +607,9 @@ def build_trainer(
         return inner(features)
 
     trainer.data_collator = counting
+    if val_ds is not None:
+        plan = size_validation(trainer, t, hw.cuda)
+        if plan is not None:
+            emit({"type": "log", "step": 0, "message": plan})
     info = {"resolved": resolved, "stats": stats, "tokenizer": tokenizer, "hardware": hw, "sampler": sampler}
     return trainer, callback, info

@@ -188,6 +188,7 @@ def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
         "adapter": str(run.adapter_dir),
         "dataset_sha256": run.dataset_sha256(),
         "finished_at": time.time(),
+        "peak_ram_gib": _peak_ram_gib(),
     }
     if state.best_step is not None:
         best = run.checkpoints_dir / f"checkpoint-{state.best_step}"
@@ -219,6 +220,16 @@ def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
         }
     )
     return 0
+
+
+def _peak_ram_gib() -> float | None:
+    """The worker's peak resident memory (the figure a laptop user watches), or None where unknown."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**30 if sys.platform == "darwin" else 2**20), 2)
 
 
 def _restore_callback_state(run: RunFolder, callback: Any, step: int) -> None:

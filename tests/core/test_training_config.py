@@ -94,6 +94,42 @@ def test_cpu_resolution_is_fp32_without_checkpointing(monkeypatch: pytest.Monkey
     assert g.compute_dtype == "bfloat16" and g.gradient_checkpointing is True and not g.notes
 
 
+def test_cpu_batches_by_length_instead_of_packing() -> None:
+    """Packed rows make attention span the whole row on a CPU (no variable-length kernels): off there."""
+    from core.training.trainer import sft_config
+
+    cpu = resolve_for_hardware(TrainingConfig(), Hardware(False, False, "CPU"))
+    assert cpu.config.train.packing is False and any("batched by length" in n for n in cpu.notes)
+    args = sft_config(cpu, Hardware(False, False, "CPU"), "/tmp/unused", has_eval=True)
+    assert args.train_sampling_strategy == "group_by_length" and not args.padding_free
+    gpu = resolve_for_hardware(TrainingConfig(), Hardware(True, True, "RTX 4090", 24.0))
+    assert gpu.config.train.packing is True
+
+
+def test_validation_is_sized_to_the_run() -> None:
+    """A fraction of the run becomes whole steps with a minimum gap, so a short run validates only at its end."""
+    from types import SimpleNamespace
+
+    from core.training.trainer import size_validation
+
+    def trainer(rows: int) -> SimpleNamespace:
+        return SimpleNamespace(train_dataset=list(range(rows)), args=SimpleNamespace(eval_steps=0.25))
+
+    t = TrainingConfig().train.model_copy(update={"eval_steps": 0.25, "micro_batch_size": 4, "grad_accum": 1})
+    short = trainer(28)  # 7 steps
+    message = size_validation(short, t, cuda=False)
+    assert short.args.eval_steps == 7 and message and "once, at the end" in message and "7-step" in message
+    mid = trainer(200)  # 50 steps on a CPU: 2 checks
+    assert "2 times" in (size_validation(mid, t, cuda=False) or "") and mid.args.eval_steps == 25
+    long = trainer(800)  # 200 steps: the 4 checks asked for
+    assert size_validation(long, t, cuda=False) is None and long.args.eval_steps == 50
+    gpu = trainer(200)
+    assert size_validation(gpu, t, cuda=True) is None and gpu.args.eval_steps == 13
+    fixed = trainer(28)
+    t_fixed = t.model_copy(update={"eval_steps": 3.0})
+    assert size_validation(fixed, t_fixed, cuda=False) is None and fixed.args.eval_steps == 0.25  # kept
+
+
 def test_cli_flags_override_config_file(tmp_path: Path) -> None:
     file = tmp_path / "c.yaml"
     file.write_text(
