@@ -65,7 +65,7 @@ class ConsoleProgress:
             bar = "#" * filled + "-" * (width - filled)
             elapsed = now - self._start
             self.stream.write(
-                f"\r{self.label} [{bar}] {fraction * 100:5.1f}% {elapsed:6.1f}s {message[:40]:<40}"
+                f"\r{self.label} [{bar}] {fraction * 100:5.1f}% {elapsed:6.1f}s {message[:80]:<80}"
             )
             if fraction >= 1.0:
                 self.stream.write("\n")
