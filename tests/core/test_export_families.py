@@ -65,7 +65,7 @@ needs_llama_cpp = pytest.mark.skipif(
 )
 
 # Families whose GGUF comes from our own writer; the others from llama.cpp's convert_hf_to_gguf.
-WRITER_FAMILIES = {"llama3", "mistral", "qwen2.5"}
+WRITER_FAMILIES = {"llama3", "mistral", "mistral-tekken", "qwen2.5"}
 FAST_FAMILIES = {"qwen3"}  # one converter family stays out of `slow`, so a quick run covers the converter
 
 
