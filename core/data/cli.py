@@ -218,7 +218,7 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _template_probe(tokenizer: Any, examples: list[Any], max_length: int) -> dict[str, Any]:
     """Each row through the training tokenization: the rows that would train no token, and why."""
-    from core.training.dataset import fold_note, probe_row
+    from core.data.chat_template import fold_note, probe_row
 
     zero: list[dict[str, Any]] = []
     trained = folded = 0

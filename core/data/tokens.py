@@ -223,14 +223,14 @@ class TokenCounter:
     def _jinja(self, messages: Messages) -> str:
         """The conversation as training renders it: the system prompt folded into the first user turn where
         the template cannot keep it, rows without reasoning with enable_thinking=False."""
-        from core.training.dataset import prepare_messages, render_kwargs
+        from core.data.chat_template import prepare_messages, render_kwargs
 
         msgs, _ = prepare_messages(self.tokenizer, list(messages))
         text = self.tokenizer.apply_chat_template(msgs, tokenize=False, **render_kwargs(self.tokenizer, msgs))
         return text if isinstance(text, str) else str(text)
 
     def _shape_parts(self, messages: Messages) -> list[str] | None:
-        from core.training.dataset import carries_reasoning
+        from core.data.chat_template import carries_reasoning
 
         if any(set(m) - {"role", "content"} for m in messages) or carries_reasoning(list(messages)):
             return None
@@ -455,10 +455,10 @@ class TokenCounter:
 
     # --- preview -----------------------------------------------------------------------------------
     def preview(self, messages: Messages, max_length: int | None = None) -> TemplatePreview:
-        """The example rendered and tokenized exactly as training does (core.training.dataset), with the
+        """The example rendered and tokenized exactly as training does (core.data.chat_template), with the
         trained tokens (every assistant reply and the end-of-turn token after it) marked; `reason` says why
         no token is trained, `note` that the system prompt was folded into the first user turn."""
-        from core.training.dataset import assistant_spans, fold_note, prepare_messages, probe_row
+        from core.data.chat_template import assistant_spans, fold_note, prepare_messages, probe_row
 
         plain = [{"role": m.get("role"), "content": m.get("content") or ""} for m in messages]
         try:
@@ -577,9 +577,9 @@ def probe_workspace(
     should_stop: StopFn | None = None,
     chunk: int = 1024,
 ) -> dict[str, Any]:
-    """Every live example through the training tokenization (core.training.dataset.probe_row): the rows
+    """Every live example through the training tokenization (core.data.chat_template.probe_row): the rows
     that would train no token, with the reason, and how many system prompts the template makes us fold."""
-    from core.training.dataset import fold_note, probe_row
+    from core.data.chat_template import fold_note, probe_row
 
     ids = list(workspace.ids())
     zero: list[dict[str, str]] = []
