@@ -35,20 +35,38 @@ def _cpu_name() -> str:
     return f"{os.cpu_count()} cores"
 
 
-def detect_device(timeout: float = 5.0) -> ComputeDevice:
+def list_gpus(timeout: float = 5.0) -> list[ComputeDevice]:
+    """Every NVIDIA GPU nvidia-smi sees (honouring CUDA_VISIBLE_DEVICES when it lists indices), in index order."""
     smi = shutil.which("nvidia-smi")
-    if smi:
+    if not smi:
+        return []
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=index,name,memory.total,memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus: dict[str, ComputeDevice] = {}
+    for line in out.splitlines():
         try:
-            out = subprocess.run(
-                [smi, "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=True,
-            ).stdout.strip()
-            first = out.splitlines()[0]
-            name, total, free = (part.strip() for part in first.split(","))
-            return ComputeDevice("cuda", name, float(total) / 1024, float(free) / 1024)
-        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-            pass
+            index, name, total, free = (part.strip() for part in line.split(","))
+            gpus[index] = ComputeDevice("cuda", name, float(total) / 1024, float(free) / 1024)
+        except ValueError:
+            continue
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        wanted = [v.strip() for v in visible.split(",") if v.strip()]
+        if all(v.isdigit() for v in wanted):
+            return [gpus[v] for v in wanted if v in gpus]
+    return list(gpus.values())
+
+
+def detect_device(timeout: float = 5.0) -> ComputeDevice:
+    gpus = list_gpus(timeout)
+    if gpus:
+        return gpus[0]
     return ComputeDevice("cpu", _cpu_name())

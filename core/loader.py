@@ -218,10 +218,11 @@ def load_base_model(
     qconfig = quantization if quantization is not None else quantization_config(quant, dtype)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
-        kwargs["device_map"] = {"": 0 if device == "cuda" else device}
+        # One GPU per process: accelerate's launcher gives each rank of a multi-GPU run its LOCAL_RANK.
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0")) if device == "cuda" else device}
     model: Any = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
     if qconfig is None:
-        model = model.to(device)
+        model = model.to(f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if device == "cuda" else device)
     elif not device.startswith("cuda"):
         keep_4bit_trainable_on_cpu(model)
     return model

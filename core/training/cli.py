@@ -35,6 +35,9 @@ def add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-modules", choices=["attention", "all-linear"])
     p.add_argument("--eval-steps", type=float)
     p.add_argument("--save-steps", type=float)
+    p.add_argument(
+        "--gpus", type=int, help="train on N GPUs of this machine (data parallel, through accelerate)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -117,7 +120,7 @@ def _describe(event: dict[str, Any]) -> str | None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from core.training.config import config_from_args
-    from core.training.launch import kill_worker, prepare_run, run_summary, start_worker
+    from core.training.launch import check_gpus, kill_worker, prepare_run, run_summary, start_worker
     from core.training.run import RunFolder
 
     run_dir = Path(args.run_dir).expanduser()
@@ -140,6 +143,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     "(flags and --config override it)\n"
                 )
         cfg = config_from_args(args)
+        check_gpus(cfg.train.gpus)
         run = prepare_run(cfg, args.data, run_dir)
     proc = start_worker(run, resume=args.resume)
     last_error: dict[str, Any] | None = None

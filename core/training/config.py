@@ -194,6 +194,16 @@ class TrainSection(_Section):
         "Empty = automatic: on for a GPU, off on a CPU.",
         json_schema_extra=ADV,
     )
+    gpus: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        title="GPUs",
+        description="How many GPUs of this machine train together (data parallel: one process per GPU, each "
+        "with a whole copy of the model, the effective batch multiplied by the count). Every GPU must hold "
+        "the model and its batch; the time goes down about in proportion.",
+        json_schema_extra=ADV,
+    )
     liger: bool | None = Field(
         default=None,
         title="Liger kernels",
@@ -646,6 +656,7 @@ FLAG_PATHS = {
     "target_modules": "lora.target_modules",
     "eval_steps": "train.eval_steps",
     "save_steps": "train.save_steps",
+    "gpus": "train.gpus",
 }
 
 

@@ -374,6 +374,11 @@ def trl_chunks_logits() -> bool:
         return False
 
 
+# Throughput of each GPU in a data-parallel run relative to the same GPU alone (gradient all-reduce, the
+# slowest rank setting the pace). Assumed until measured on two GPUs; see benchmarks/bench_ddp_gpu.py.
+DDP_EFFICIENCY = 0.9
+
+
 def estimate(
     cfg: TrainingConfig,
     shape: ModelShape,
@@ -432,21 +437,26 @@ def estimate(
         if relative != 1.0:
             basis += f", scaled by this card's rough relative speed ({relative:g}x)"
     tok_s = speed / flops_token
+    gpus = 1 if on_cpu else t.gpus
+    if gpus > 1:
+        # Data parallel: every GPU trains its own micro-batches; the gradient exchange costs a little of each.
+        tok_s *= gpus * DDP_EFFICIENCY
+        basis += f"; {gpus} GPUs, each at {DDP_EFFICIENCY:.0%} of one GPU's speed (data parallel)"
     steps = time_s = None
     if dataset_tokens:
         real = min(dataset_tokens, (dataset_examples or 1) * t.max_length)
-        per_step = t.micro_batch_size * t.grad_accum * (t.max_length if t.packing else mean_len)
+        per_step = t.micro_batch_size * t.grad_accum * gpus * (t.max_length if t.packing else mean_len)
         steps = (
             max(1, math.ceil(real / per_step))
             if t.packing
-            else max(1, math.ceil((dataset_examples or 1) / (t.micro_batch_size * t.grad_accum)))
+            else max(1, math.ceil((dataset_examples or 1) / (t.micro_batch_size * t.grad_accum * gpus)))
         )
         epoch_tokens = real
         time_s = epoch_tokens / tok_s
         if t.max_steps:
             time_s = time_s * t.max_steps / steps
     elif t.max_steps:
-        time_s = t.max_steps * t.micro_batch_size * t.grad_accum * t.max_length / tok_s
+        time_s = t.max_steps * t.micro_batch_size * t.grad_accum * gpus * t.max_length / tok_s
 
     est = Estimate(
         vram_gib=round(vram, 2),

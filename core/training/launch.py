@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.errors import UserError
+from core.errors import UserError, WhetstoneError
 from core.training.config import TrainingConfig, save_config, with_overrides
 from core.training.run import RunFolder
 
@@ -51,11 +51,76 @@ def prepare_run(config: TrainingConfig, data: str | Path | None, run_dir: str | 
     return run
 
 
+CPU_PROCESSES_ENV = "WHETSTONE_DDP_ON_CPU"
+"""Set to 1 to let `train.gpus > 1` start that many CPU processes (gloo) on a machine without GPUs: the same
+launch path as on GPUs, which is how CPU CI proves it; users never need it."""
+
+
+def run_gpus(run: RunFolder) -> int:
+    """How many processes (one per GPU) the run trains with; 1 for a config that does not say."""
+    try:
+        value = int(((run.read_config().get("train") or {}).get("gpus")) or 1)
+    except (WhetstoneError, TypeError, ValueError):
+        return 1
+    return max(1, value)
+
+
+def check_gpus(gpus: int) -> None:
+    """A one-line UserError when this machine cannot train on `gpus` GPUs."""
+    if gpus <= 1:
+        return
+    if os.environ.get(CPU_PROCESSES_ENV) == "1":
+        return
+    from core.device import list_gpus
+
+    found = list_gpus()
+    if not found:
+        raise UserError(f"Training on {gpus} GPUs was asked for, but this machine has no NVIDIA GPU.")
+    if len(found) < gpus:
+        names = ", ".join(f"{d.name} ({d.total_gib:.0f} GiB)" for d in found)
+        raise UserError(
+            f"Training on {gpus} GPUs was asked for, but this machine has {len(found)}: {names}. "
+            f"Set GPUs to {len(found)} or fewer."
+        )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def worker_command(run: RunFolder, resume: bool = False) -> list[str]:
-    cmd = [sys.executable, "-m", "core.training.worker", str(run.path)]
-    if resume:
-        cmd.append("--resume")
-    return cmd
+    """One process on one device; with `train.gpus` = N > 1, accelerate's launcher starts N copies of the same
+    worker (one per GPU, torch.distributed underneath); rank 0 writes the events, checkpoints and adapter."""
+    worker = ["core.training.worker", str(run.path)] + (["--resume"] if resume else [])
+    gpus = run_gpus(run)
+    if gpus <= 1:
+        return [sys.executable, "-m", *worker]
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(gpus),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",  # the trainer's own bf16/fp16 settings decide
+        "--dynamo_backend",
+        "no",
+        "--main_process_ip",
+        "127.0.0.1",
+        "--main_process_port",
+        str(_free_port()),
+        "--monitor_interval",
+        "1",
+        "--module",
+        *worker,
+    ]
 
 
 def start_worker(
@@ -64,6 +129,7 @@ def start_worker(
     """Start the worker in its own process group (so a cancel kills it and nothing else); its stderr goes to
     logs/worker.log. stdout carries the events (one JSON per line) when `capture_stdout`."""
     run.ensure()
+    check_gpus(run_gpus(run))
     log = open(run.logs_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
     repo_root = str(Path(__file__).resolve().parents[2])
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

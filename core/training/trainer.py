@@ -85,6 +85,12 @@ def stop_requested(run: RunFolder) -> bool:
         return True
 
 
+def stop_agreed(run: RunFolder) -> bool:
+    """stop_requested, decided for all ranks of a multi-GPU run at once: a rank that stopped alone would leave
+    the others waiting for it forever, so any rank that saw the request stops them all at the same point."""
+    return across_ranks([1.0 if stop_requested(run) else 0.0], "max")[0] > 0
+
+
 def save_stopped_checkpoint(trainer: Any) -> None:
     """After StopDuringEvaluation: save the checkpoint of the last finished step, as the Trainer would have."""
     trainer.model.train()
@@ -121,7 +127,7 @@ def make_callback(
             self._step_times.append(now - self._t_step)
             self._step_times = self._step_times[-20:]
             self._t_step = now
-            if stop_requested(run):
+            if stop_agreed(run):
                 self._stop(state, control)
             elif state.max_steps and state.global_step >= state.max_steps and args.eval_strategy != "no":
                 control.should_evaluate = True  # the last step is always validated (the run's final figure)
@@ -147,7 +153,7 @@ def make_callback(
         def on_prediction_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             # A Stop during a validation pass ends it after the current batch (the worker saves the checkpoint
             # of the step just finished): a big validation split must not hold a Stop for minutes.
-            if stop_requested(run):
+            if stop_agreed(run):
                 self._stop(state, control)
                 raise StopDuringEvaluation(state.global_step)
 
@@ -165,10 +171,7 @@ def make_callback(
                     window = self._speed_window = deque([(now, token_counter[0])], maxlen=9)
                 else:
                     window.append((now, token_counter[0]))
-                tokens = window[-1][1] - window[0][1]
                 elapsed = max(1e-9, window[-1][0] - window[0][0])
-                avg = sum(self._step_times) / max(1, len(self._step_times))
-                eta = max(0, state.max_steps - step) * avg if state.max_steps else None
                 vram = None
                 try:
                     import torch
@@ -177,6 +180,13 @@ def make_callback(
                         vram = round(torch.cuda.max_memory_allocated() / 2**30, 3)
                 except Exception:  # noqa: BLE001
                     pass
+                # Tokens of every rank (each counts its own batches); peak memory of each GPU.
+                per_rank = gather_ranks([float(window[-1][1] - window[0][1]), -1.0 if vram is None else vram])
+                tokens = sum(r[0] for r in per_rank)
+                vrams = [r[1] for r in per_rank if r[1] >= 0]
+                vram = max(vrams) if vrams else None
+                avg = sum(self._step_times) / max(1, len(self._step_times))
+                eta = max(0, state.max_steps - step) * avg if state.max_steps else None
                 event = {
                     "type": "step",
                     "step": step,
@@ -189,6 +199,10 @@ def make_callback(
                     "eta_s": None if eta is None else round(eta, 1),
                     "max_steps": state.max_steps,
                 }
+                if len(per_rank) > 1:
+                    event["gpus"] = len(per_rank)
+                    event["tokens_per_s_per_gpu"] = round(tokens / elapsed / len(per_rank), 1)
+                    event["vram_gib_per_gpu"] = vrams or None
                 emit(event)
                 self._red_flags_train(loss, step, args, control, emit)
             if "eval_loss" in logs:
@@ -259,9 +273,12 @@ def make_callback(
                     )
 
         def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
-            if sampler is not None and sampler.active and model is not None and not stop_requested(run):
+            sample = (
+                sampler is not None and sampler.active and model is not None and state.is_world_process_zero
+            )
+            if sample and not stop_requested(run):  # rank 0 answers; the others wait for it at the next step
                 self._sample(args, state, model, emit)
-            if stop_requested(run):  # asked while validating or sampling: save this step now and end
+            if stop_agreed(run):  # asked while validating or sampling: save this step now and end
                 self._stop(state, control)
 
         def _sample(self, args: Any, state: Any, model: Any, emit: EmitFn) -> None:
@@ -338,6 +355,51 @@ def make_callback(
             )
 
     return EventsCallback()
+
+
+def _distributed() -> Any:
+    """torch.distributed when this worker is one rank of a multi-GPU run, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
+        return None
+    return dist
+
+
+def _collective_device(dist: Any) -> Any:
+    import torch
+
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def across_ranks(values: list[float], op: str = "sum") -> list[float]:
+    """`values` reduced over the ranks of a multi-GPU run (sum or max); unchanged for one process. Used for the
+    Stop decision and the speed figures only (gradients are DDP's business)."""
+    dist = _distributed()
+    if dist is None:
+        return values
+    import torch
+
+    tensor = torch.tensor(values, dtype=torch.float64, device=_collective_device(dist))
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return [float(v) for v in tensor.tolist()]
+
+
+def gather_ranks(values: list[float]) -> list[list[float]]:
+    """Each rank's `values`, in rank order ([values] for one process)."""
+    dist = _distributed()
+    if dist is None:
+        return [values]
+    import torch
+
+    tensor = torch.tensor(values, dtype=torch.float64, device=_collective_device(dist))
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor)
+    return [[float(v) for v in part.tolist()] for part in parts]
 
 
 def _num(value: Any) -> float | None:
@@ -474,6 +536,9 @@ def sft_config(resolved: Resolved, hw: Hardware, output_dir: str, has_eval: bool
         args_kwargs["train_sampling_strategy"] = "group_by_length"  # little padding per batch
     if resolved.liger:
         args_kwargs["use_liger_kernel"] = True
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # LoRA leaves most parameters frozen; every trainable one gets a gradient at each step.
+        args_kwargs["ddp_find_unused_parameters"] = False
     args_kwargs.update(extra)
     try:
         return SFTConfig(**args_kwargs)

@@ -31,12 +31,32 @@ from core.errors import UserError, WhetstoneError
 from core.training.run import RunFolder
 
 
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this worker: (0, 1) alone, set by accelerate's launcher when `train.gpus` > 1."""
+    try:
+        return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 0, 1
+
+
 class EventWriter:
-    def __init__(self, run: RunFolder, stream: IO[str]) -> None:
+    """Rank 0 (or the only process) writes every event. The other ranks of a multi-GPU run write only their own
+    failure. In a multi-GPU run only the first failure is written, naming its GPU: a rank that dies takes the
+    others down with connection errors that are not the reason."""
+
+    def __init__(self, run: RunFolder, stream: IO[str], rank: int = 0, world: int = 1) -> None:
         self.run = run
         self.stream = stream
+        self.rank = rank
+        self.world = world
 
     def __call__(self, event: dict[str, Any]) -> None:
+        if self.rank != 0 and event.get("type") != "error":
+            return
+        if self.world > 1 and event.get("type") == "error":
+            if self.error_reported():  # the first failure is the reason; the rest are its echoes
+                return
+            event = {**event, "rank": self.rank, "message": f"GPU {self.rank}: {event.get('message', '')}"}
         event = {k: v for k, v in event.items() if v is not None}
         event.setdefault("time", round(time.time(), 3))
         self.run.append_event(event)
@@ -45,6 +65,13 @@ class EventWriter:
             self.stream.flush()
         except (OSError, ValueError):
             pass
+
+    def error_reported(self) -> bool:
+        try:
+            events, _ = self.run.read_events()
+        except (OSError, WhetstoneError):
+            return False
+        return any(e.get("type") == "error" for e in events)
 
 
 def _events_stream() -> IO[str]:
@@ -80,17 +107,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     args = parser.parse_args(argv)
     run = RunFolder.open(args.run_dir).ensure()
-    emit = EventWriter(run, _events_stream())
+    rank, world = process_rank()
+    emit = EventWriter(run, _events_stream(), rank, world)
     log_path = run.logs_dir / "worker.log"
-    atomic_write_text(run.pid_file, json.dumps({"pid": os.getpid(), "started": time.time()}) + "\n")
+    if rank == 0:
+        atomic_write_text(run.pid_file, json.dumps({"pid": os.getpid(), "started": time.time()}) + "\n")
     try:
-        run.control_file.unlink(missing_ok=True)
+        if rank == 0:
+            run.control_file.unlink(missing_ok=True)
         return _train(run, emit, args.resume)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes one event plus a logged traceback
         return _fail(run, emit, exc, log_path)
     finally:
-        run.pid_file.unlink(missing_ok=True)
-        run.control_file.unlink(missing_ok=True)
+        if rank == 0:
+            run.pid_file.unlink(missing_ok=True)
+            run.control_file.unlink(missing_ok=True)
 
 
 def _fail(run: RunFolder, emit: EventWriter, exc: BaseException, log_path: Any) -> int:
@@ -128,8 +159,10 @@ def _fail(run: RunFolder, emit: EventWriter, exc: BaseException, log_path: Any) 
         message = f"{name}: {first}"[:400]
     message += f" (full log: {log_path})" if code == 1 else ""
     try:
+        reported = emit.world > 1 and emit.error_reported()
         emit({"type": "error", "message": message, "exit_code": code})
-        _write_summary(run, {"status": "error", "message": message})
+        if not reported:
+            _write_summary(run, {"status": "error", "message": message})
     except OSError:
         pass
     return code
@@ -145,7 +178,9 @@ def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
     from core.training.trainer import build_trainer, environment
 
     hw = detect_hardware()
-    run.write_env(environment(hw))
+    rank, world = process_rank()
+    if rank == 0:
+        run.write_env({**environment(hw), "processes": world})
     checkpoint = run.last_checkpoint() if resume else None
     if resume and checkpoint is None:
         emit(
@@ -167,6 +202,8 @@ def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except StopDuringEvaluation:
         save_stopped_checkpoint(trainer)
+    if rank != 0:
+        return 0  # rank 0 saves the adapter and writes the summary
     state = callback.state
     tokenizer = info["tokenizer"]
     run.adapter_dir.mkdir(parents=True, exist_ok=True)

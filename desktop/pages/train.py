@@ -167,6 +167,7 @@ class TrainPage(QWidget):
 
         start_preset = "Quick test (CPU)" if not self.hardware.cuda else "QLoRA 7–8B on 24 GB"
         self.form = ConfigForm(preset_config(start_preset))
+        self._describe_gpus()
         self.preset_combo.setCurrentText(start_preset)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -456,6 +457,33 @@ class TrainPage(QWidget):
         self.preset_combo.setCurrentIndex(index)
         self.preset_combo.blockSignals(False)
         self._estimate_timer.start()
+
+    def _describe_gpus(self) -> None:
+        """The GPUs field (Advanced) lists this machine's cards and offers no more than there are."""
+        field = self.form.fields.get(("train", "gpus"))
+        if field is None:
+            return
+        from core.device import list_gpus
+
+        cards = list_gpus() if self.hardware.cuda else []
+        spin = field.widget
+        if len(cards) > 1:
+            spin.setMaximum(len(cards))
+            listing = "\n".join(f"GPU {i}: {c.name} ({c.total_gib:.0f} GiB)" for i, c in enumerate(cards))
+            note = f"This computer has {len(cards)} GPUs:\n{listing}"
+        else:
+            spin.setMaximum(1)
+            spin.setEnabled(False)
+            note = (
+                f"This computer has one GPU ({cards[0].name}): training runs in one process."
+                if cards
+                else "No NVIDIA GPU found: training runs in one process on the CPU."
+            )
+        if not hasattr(self, "_gpus_help"):
+            self._gpus_help = spin.toolTip()
+        tip = f"{self._gpus_help}\n\n{note}".strip()
+        spin.setToolTip(tip)
+        field.label.setToolTip(tip)
 
     def _on_form_changed(self) -> None:
         if self.preset_combo.currentIndex() != 0 and not self.form.signalsBlocked():

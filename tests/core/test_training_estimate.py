@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from core.training.config import Hardware, TrainingConfig, preset_config, with_overrides
 from core.training.estimate import SMOLLM2_135M, ModelShape, estimate, format_duration
 from tests.conftest import run_cli
@@ -181,3 +183,26 @@ def test_cpu_time_uses_this_computers_last_run_of_the_model(tmp_path: Path) -> N
     assert est.time_s is not None and abs(est.time_s - steps / 310.0) < 1
     # the measurement is for the CPU only: a GPU target keeps the measured GPU basis
     assert "H200" in estimate(cfg, SMOLLM2_135M, CPU, target_gib=24, cpu_measured=(310.0, "c")).time_basis
+
+
+def test_two_gpus_take_about_half_the_time_with_the_same_memory_per_gpu() -> None:
+    from core.training.estimate import DDP_EFFICIENCY
+
+    shape = ModelShape.from_config_json(LLAMA3_8B)
+    one = estimate(_cfg(), shape, GPU24, dataset_tokens=10_000_000, dataset_examples=30_000)
+    two = estimate(
+        _cfg(**{"train.gpus": 2}), shape, GPU24, dataset_tokens=10_000_000, dataset_examples=30_000
+    )
+    assert two.vram_gib == one.vram_gib and two.fits == one.fits  # each GPU holds the whole model
+    assert two.tokens_per_s == pytest.approx(2 * DDP_EFFICIENCY * one.tokens_per_s, rel=1e-3)
+    assert one.time_s is not None and two.time_s is not None
+    assert two.time_s == pytest.approx(one.time_s / (2 * DDP_EFFICIENCY), rel=1e-2)
+    assert one.steps_per_epoch is not None and two.steps_per_epoch is not None
+    assert two.steps_per_epoch == pytest.approx(one.steps_per_epoch / 2, abs=1)  # the global batch doubles
+    assert "2 GPUs" in two.time_basis
+    # on a CPU target the GPU count does not apply
+    cpu = estimate(
+        _cfg(**{"train.gpus": 2}), shape, CPU, cpu_target=True, dataset_tokens=10_000, dataset_examples=30
+    )
+    cpu1 = estimate(_cfg(), shape, CPU, cpu_target=True, dataset_tokens=10_000, dataset_examples=30)
+    assert cpu.time_s == cpu1.time_s

@@ -213,3 +213,27 @@ def test_trust_checkbox_allows_a_models_own_code(qtbot, ctx, tmp_path) -> None: 
     assert registry_allows_code(folder)
     page.trust_check.setChecked(False)
     assert not registry_allows_code(folder)
+
+
+def test_gpu_count_lists_the_cards_and_offers_no_more_than_there_are(qtbot, ctx, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import core.device
+    from core.device import ComputeDevice
+
+    monkeypatch.setattr(core.device, "list_gpus", lambda timeout=5.0: [])
+    cpu_page = _page(qtbot, ctx)
+    cpu_page.hardware = type(cpu_page.hardware)(False, False, "CPU")
+    cpu_page._describe_gpus()
+    gpus = cpu_page.form.fields[("train", "gpus")]
+    assert not gpus.widget.isEnabled() and gpus.widget.maximum() == 1
+    assert "No NVIDIA GPU found" in gpus.widget.toolTip()
+
+    cards = [ComputeDevice("cuda", "NVIDIA GeForce RTX 4090", 24.0, 23.5)] * 2
+    monkeypatch.setattr(core.device, "list_gpus", lambda timeout=5.0: cards)
+    cpu_page.hardware = type(cpu_page.hardware)(True, True, cards[0].name, 24.0)
+    cpu_page._describe_gpus()
+    assert gpus.widget.maximum() == 2
+    assert "GPU 0: NVIDIA GeForce RTX 4090 (24 GiB)" in gpus.widget.toolTip()
+    assert "GPU 1: NVIDIA GeForce RTX 4090 (24 GiB)" in gpus.widget.toolTip()
+    assert "No NVIDIA GPU found" not in gpus.widget.toolTip()
+    gpus.set(2)
+    assert cpu_page.form.config().train.gpus == 2
