@@ -30,10 +30,10 @@ def child(shape: str, path: str, steps: int, max_len: int) -> None:
     from qlora_peer import Clock, make_dataset, make_tokenizer
     from trl import SFTTrainer
 
+    from core.loader import detect_hardware
     from core.training.config import TrainingConfig, preset_config, resolve_for_hardware, with_overrides
     from core.training.trainer import (
         across_ranks,
-        detect_hardware,
         gather_ranks,
         load_model,
         lora_config,

@@ -58,11 +58,12 @@ RUNTIME_OVERHEAD_GIB = 1.0
 SUSTAINED_FLOPS = {"cpu": 25e9}
 
 
-# Measured tokens/s of our default QLoRA recipe (NF4, r16 all-linear, len 2048, packing, checkpointing) on an
-# H200 (24 GiB cap): (what was measured, total parameters, tokens/s). FLOP/s = tokens/s x 6 x parameters.
+# Measured tokens/s of our default QLoRA recipe (NF4, r16 all-linear, len 2048, packing with attention per
+# document, checkpointing) on an H200 (24 GiB cap; benchmarks/results/TRAIN_GPU.md, 12 steps): (what was
+# measured, total parameters, tokens/s). FLOP/s = tokens/s x 6 x parameters.
 MEASURED_GPU = (
-    ("a Llama-3.2-1B-shaped model", 1.236e9, 15_849.0),
-    ("a Llama-3-8B-shaped model", 8.03e9, 5_215.0),
+    ("a Llama-3.2-1B-shaped model", 1.236e9, 28_088.0),
+    ("a Llama-3-8B-shaped model", 8.03e9, 9_014.0),  # 8,907 and 9,121 in two calls
 )
 # Training speed relative to the measured H100/H200 class (rough: from public bf16 throughput and training
 # benchmarks of these cards; not measured by us). Memory targets on the Train page map to a typical card.
@@ -375,8 +376,16 @@ def trl_chunks_logits() -> bool:
 
 
 # Throughput of each GPU in a data-parallel run relative to the same GPU alone (gradient all-reduce, the
-# slowest rank setting the pace). Assumed until measured on two GPUs; see benchmarks/bench_ddp_gpu.py.
-DDP_EFFICIENCY = 0.9
+# slowest rank setting the pace), measured on 2 x H200 with the same global batch (benchmarks/bench_ddp_gpu.py,
+# results/ddp_h200x2_session3.jsonl): 0.978 for the 8B shape, 0.826 for the 1B shape (its steps are short,
+# so the exchange weighs more). Between them by log-parameters, like MEASURED_GPU.
+DDP_EFFICIENCY = ((1.236e9, 0.826), (8.03e9, 0.978))
+
+
+def ddp_efficiency(params: float) -> float:
+    (small_n, small), (big_n, big) = DDP_EFFICIENCY
+    t = (math.log(max(params, 1.0)) - math.log(small_n)) / (math.log(big_n) - math.log(small_n))
+    return small + min(1.0, max(0.0, t)) * (big - small)
 
 
 def estimate(
@@ -440,8 +449,9 @@ def estimate(
     gpus = 1 if on_cpu else t.gpus
     if gpus > 1:
         # Data parallel: every GPU trains its own micro-batches; the gradient exchange costs a little of each.
-        tok_s *= gpus * DDP_EFFICIENCY
-        basis += f"; {gpus} GPUs, each at {DDP_EFFICIENCY:.0%} of one GPU's speed (data parallel)"
+        efficiency = ddp_efficiency(shape.total_params())
+        tok_s *= gpus * efficiency
+        basis += f"; {gpus} GPUs, each at {efficiency:.0%} of one GPU's speed (measured data parallel)"
     steps = time_s = None
     if dataset_tokens:
         real = min(dataset_tokens, (dataset_examples or 1) * t.max_length)

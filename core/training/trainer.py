@@ -274,7 +274,10 @@ def make_callback(
 
         def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
             sample = (
-                sampler is not None and sampler.active and model is not None and state.is_world_process_zero
+                sampler is not None
+                and sampler.active
+                and model is not None
+                and getattr(state, "is_world_process_zero", True)
             )
             if sample and not stop_requested(run):  # rank 0 answers; the others wait for it at the next step
                 self._sample(args, state, model, emit)
