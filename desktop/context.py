@@ -119,6 +119,15 @@ class AppContext(QObject):
     def save_settings(self) -> None:
         save_settings(self.settings)
 
+    def workspace_name(self) -> str:
+        """The open workspace as the user knows it: the file they imported ("helpdesk.csv"), not the internal
+        workspace file ("helpdesk-266b7ad9c3.wsdb"); "" when none is open."""
+        meta = getattr(self.workspace, "meta", None)
+        source = meta("source") if meta is not None else None
+        if source:
+            return Path(source).name
+        return self.workspace_path.name if self.workspace_path is not None else ""
+
     def set_workspace(self, path: str | Path, workspace: object | None = None) -> None:
         self.workspace_path = Path(path)
         self.workspace = workspace

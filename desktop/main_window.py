@@ -184,7 +184,7 @@ class MainWindow(QMainWindow):
         self.ctx.openWorkspaceRequested.emit(path)
 
     def _on_workspace_changed(self, path: str) -> None:
-        self.setWindowTitle(f"Whetstone — {Path(path).name}")
+        self.setWindowTitle(f"Whetstone — {self.ctx.workspace_name() or Path(path).name}")
 
     def show_diagnostics(self) -> None:
         """Help > Diagnostics: the `whetstone doctor` self-check, with a Copy to clipboard button."""

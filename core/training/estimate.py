@@ -542,10 +542,22 @@ def dataset_token_stats(path: str | Path) -> tuple[int, int]:
     from core.data.formats import read_dataset
 
     p = Path(path)
-    if p.suffix == ".wsdb":
-        return 0, 0
-    result = read_dataset(p)
+    if p.suffix == ".wsdb":  # the desktop's usual dataset: a workspace; its live rows are what training reads
+        import sqlite3
+
+        from core.data.workspace import DatasetWorkspace
+
+        try:
+            workspace = DatasetWorkspace.open(p)
+            try:
+                examples = workspace.examples()
+            finally:
+                workspace.close()
+        except sqlite3.Error:  # busy with a long change elsewhere: no size for now (an estimate, not a check)
+            return 0, 0
+    else:
+        examples = read_dataset(p).examples
     tokens = 0
-    for ex in result.examples:
+    for ex in examples:
         tokens += int(sum(len(m.content) for m in ex.messages) / 3.6) + 8 * len(ex.messages) + 20
-    return tokens, len(result.examples)
+    return tokens, len(examples)

@@ -97,8 +97,9 @@ class DataPage(QWidget):
         root.addWidget(self.stack, 1)
         self.empty = EmptyState(
             "Start with your examples",
-            "Open a dataset (JSONL, JSON, CSV or Parquet in Alpaca, ShareGPT, messages or prompt/completion "
-            "form). Whetstone keeps it in a workspace where every edit is saved at once, bad lines are listed "
+            "Open a dataset: JSONL, JSON, CSV or Parquet, in Alpaca, ShareGPT, messages or prompt/completion "
+            "form, or a spreadsheet with its own columns (you say which column is the question and which the "
+            "answer). Whetstone keeps it in a workspace where every edit is saved at once, bad lines are listed "
             "so you can fix them, and you can split, count tokens and export.",
             "Open dataset…",
             self.open_dialog,
@@ -712,10 +713,13 @@ class DataPage(QWidget):
         self._refresh_visible_panel()
         conf = ws.meta("confidence")
         fmt = ws.source_format
-        conf_text = f", detected with {float(conf):.0%} confidence" if conf else ""
+        mapping = ws.meta("mapping")
+        if mapping:  # read through the columns the user chose: nothing was "detected"
+            read_as = f" · read through your column mapping ({_mapping_words(mapping)})"
+        else:
+            read_as = f" · {fmt}" + (f", detected with {float(conf):.0%} confidence" if conf else "")
         self.subtitle.setText(
-            f" · {fmt}{conf_text} · {len(bad):,} bad lines"
-            + (" · test split locked" if ws.test_locked else "")
+            f"{read_as} · {len(bad):,} bad lines" + (" · test split locked" if ws.test_locked else "")
         )
 
     def _refresh_visible_panel(self) -> None:
@@ -1431,6 +1435,18 @@ class DataPage(QWidget):
         self._queued.clear()
         if self.workspace is not None:
             self.workspace.close()
+
+
+def _mapping_words(text: str) -> str:
+    """`prompt=Customer question,completion=Agent answer` -> `question: Customer question, answer: Agent answer`
+    (the two columns that make the examples; the dialog shows the rest)."""
+    from core.data.mapping import ColumnMapping
+
+    try:
+        mapping = ColumnMapping.parse(text)
+    except WhetstoneError:
+        return text
+    return f"question: {mapping.prompt}, answer: {mapping.completion}"
 
 
 def _describe(op: Operation) -> str:

@@ -42,6 +42,7 @@ from desktop.context import AppContext, WorkspaceCommand
 from desktop.widgets.dedup_diff import DedupDiffView
 from desktop.widgets.dedup_preview import ClusterSample, RemovalPreviewDialog
 from desktop.widgets.empty_state import EmptyState
+from desktop.widgets.shortcuts import add_main_action_shortcut
 from desktop.widgets.undo import add_undo_redo
 from desktop.workers import JobRunner
 
@@ -147,6 +148,7 @@ class DedupPage(QWidget):
         self.find_button = QPushButton("Find duplicates")
         self.find_button.setObjectName("primary")
         self.find_button.clicked.connect(self.start)
+        add_main_action_shortcut(self.find_button)
         controls.addWidget(self.find_button)
         controls.addStretch(1)
         layout.addLayout(controls)
@@ -166,6 +168,7 @@ class DedupPage(QWidget):
         self.cancel_button.setEnabled(False)
         progress_row.addWidget(self.cancel_button)
         layout.addLayout(progress_row)
+        self._show_progress(False)  # an empty bar before the first search looked like a text field
 
         threshold_row = QHBoxLayout()
         threshold_row.addWidget(QLabel("Similarity threshold"))
@@ -300,12 +303,13 @@ class DedupPage(QWidget):
         self._clear_detail()
         self.progress.setValue(0)
         self.progress.setFormat("")
+        self._show_progress(False)
         if self.workspace is None:
             self.stack.setCurrentWidget(self.empty)
             return
         self.stack.setCurrentWidget(self.main)
         self._fill_models()
-        self.subtitle.setText(f"{self.workspace.count():,} examples in {self.workspace.path.name}")
+        self.subtitle.setText(f"{self.workspace.count():,} examples in {self.ctx.workspace_name()}")
         self.summary.setText("Press “Find duplicates” to compare every example with every other.")
         self.leak_label.setText("")
         self.bulk_button.setEnabled(False)
@@ -407,7 +411,13 @@ class DedupPage(QWidget):
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
         self.progress.setFormat("Starting…")
+        self._show_progress(True)
         self.runner.start()
+
+    def _show_progress(self, on: bool) -> None:
+        """The bar and its Cancel appear with the first search and then keep its outcome ('Done in 3.1 s')."""
+        self.progress.setVisible(on)
+        self.cancel_button.setVisible(on)
 
     def is_running(self) -> bool:
         return self.runner is not None and self.runner.is_running()
@@ -575,13 +585,8 @@ class DedupPage(QWidget):
         self.right_box.clear()
         self.diff.clear()
         self._set_cluster_actions_enabled(False)
-        for button, text in (
-            (self.keep_longest_button, "Keep longest"),
-            (self.keep_first_button, "Keep first"),
-            (self.keep_selected_button, "Keep selected"),
-            (self.keep_all_button, "Keep all"),
-        ):
-            button.setText(text)
+        for button in (self.keep_longest_button, self.keep_first_button, self.keep_selected_button):
+            button.setToolTip("")
 
     def _set_cluster_actions_enabled(self, on: bool) -> None:
         for b in (*self._decision_buttons, self.show_button):
@@ -604,6 +609,8 @@ class DedupPage(QWidget):
             title += f" — ⚠ leakage: {pairs} are in train/validation and test"
         if view.decision == "keep_all":
             title += " — you kept all"
+        else:
+            title += f" · keeping one moves {len(view.rows) - 1:,} to the bin"
         self.cluster_title.setText(title)
         self.members.setRowCount(len(view.rows))
         for r, i in enumerate(view.rows):
@@ -629,11 +636,20 @@ class DedupPage(QWidget):
         self.right_box.setCurrentIndex(1 if len(view.rows) > 1 else 0)
         self.members.selectRow(0)
         self._set_cluster_actions_enabled(True)
-        moves = f" ({len(view.rows) - 1:,} to the bin)"
-        self.keep_longest_button.setText("Keep longest" + moves)
-        self.keep_first_button.setText("Keep first" + moves)
-        self.keep_selected_button.setText("Keep selected" + moves)
-        self.keep_all_button.setText("Keep all (none moved)")
+        # The number each action moves is in the title and the tooltips: "(6 to the bin)" on every button made
+        # the row wider than the panel at 1280 px, clipping the labels.
+        moves = len(view.rows) - 1
+        for button, which in (
+            (self.keep_longest_button, "the longest example"),
+            (self.keep_first_button, "the first example"),
+            (self.keep_selected_button, "the example selected above"),
+        ):
+            button.setToolTip(
+                f"Keep {which} and move the other {moves:,} to the bin (Ctrl+Z brings them back)"
+            )
+        self.keep_all_button.setToolTip(
+            "Keep all of them (nothing is moved) and skip this cluster from now on"
+        )
         self._show_diff()
 
     def _on_member_selected(self) -> None:
@@ -691,7 +707,7 @@ class DedupPage(QWidget):
     def _after_edit(self) -> None:
         self._sync_alive()
         if self.workspace is not None:
-            self.subtitle.setText(f"{self.workspace.count():,} examples in {self.workspace.path.name}")
+            self.subtitle.setText(f"{self.workspace.count():,} examples in {self.ctx.workspace_name()}")
         self.ctx.workspaceEdited.emit("dedup")
         self.recluster()
 

@@ -36,6 +36,7 @@ from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.eval_chat import ChatPanel
 from desktop.widgets.eval_review import BlindReviewWidget, ReviewResultsView
 from desktop.widgets.eval_table import ExamplesTable, MetricSummaryTable
+from desktop.widgets.shortcuts import add_main_action_shortcut
 from desktop.workers import JobRunner
 
 SORT_MODES = [
@@ -133,6 +134,7 @@ class EvaluatePage(QWidget):
         self.run_button = QPushButton("Run evaluation")
         self.run_button.setObjectName("primary")
         self.run_button.clicked.connect(self.start_evaluation)
+        add_main_action_shortcut(self.run_button)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_evaluation)
@@ -369,7 +371,9 @@ class EvaluatePage(QWidget):
             widget.setEnabled(not running)
         for check in (self.perplexity_check, self.general_check):
             check.setEnabled(not running)
-        self.report_button.setEnabled(has_run and not running)
+        self.report_button.setEnabled(
+            has_run and not running and self.summary is not None
+        )  # nothing to report
         self.progress.setVisible(running)
         if self.not_evaluated_state.button is not None:
             self.not_evaluated_state.button.setEnabled(has_run and not running)

@@ -45,6 +45,7 @@ from core.export.formats import (
 from desktop.context import AppContext
 from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.run_commands import RunCommands
+from desktop.widgets.shortcuts import add_main_action_shortcut
 
 FORMAT_LABELS = {
     "adapter": (
@@ -249,6 +250,7 @@ class ExportPage(QWidget):
         self.export_button = QPushButton("Export")
         self.export_button.setObjectName("primary")
         self.export_button.clicked.connect(self.start_export)
+        add_main_action_shortcut(self.export_button)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_export)

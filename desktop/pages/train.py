@@ -33,6 +33,7 @@ from core.training.launch import worker_died
 from core.training.run import RunFolder, flag_label
 from desktop.context import AppContext
 from desktop.widgets.safe_inputs import SafeComboBox
+from desktop.widgets.shortcuts import add_main_action_shortcut
 from desktop.widgets.train_form import ConfigForm
 from desktop.widgets.train_plot import TrainingPlot
 from desktop.widgets.train_runs import CompareDialog, RunsList
@@ -290,6 +291,7 @@ class TrainPage(QWidget):
         self.target_combo.currentIndexChanged.connect(lambda _i: self._estimate_timer.start())
         self.preset_combo.currentIndexChanged.connect(self._apply_preset)
         self.train_button.clicked.connect(self.start_training)
+        add_main_action_shortcut(self.train_button)
         self.stop_button.clicked.connect(self.stop_training)
         self.resume_button.clicked.connect(self.resume_training)
         self.cancel_button.clicked.connect(self.cancel_training)

@@ -108,19 +108,27 @@ class LengthHistogram(QWidget):
         self.plot.setLabel("left", "examples")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setMinimumHeight(160)
+        for side in ("bottom", "left"):  # token counts, not "x0.001" scaled units
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=1, brush="#5b9bff", pen=None)
         self.plot.addItem(self.bars)
         self.limit = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d9534f", width=2, style=Qt.PenStyle.DashLine))
         self.plot.addItem(self.limit)
         layout.addWidget(self.plot)
         self.counts: list[int] = []
+        self.set_counts([])
 
     def set_counts(self, counts: Sequence[int], max_length: int | None = None) -> None:
         import numpy as np
 
         self.counts = list(counts)
-        if not self.counts:
+        if not self.counts:  # nothing counted yet: an empty 0..max length frame, not pyqtgraph's -500..500
             self.bars.setOpts(x=[], height=[], width=1)
+            right = max_length or 2048
+            self.limit.setValue(right)
+            self.limit.setVisible(max_length is not None)
+            self.plot.setXRange(0, right, padding=0.02)
+            self.plot.setYRange(0, 1, padding=0)
             return
         data = np.asarray(self.counts)
         lo, hi = int(data.min()), int(data.max())
@@ -164,6 +172,10 @@ class IssuesPanel(QWidget):
         self.heading.setWordWrap(True)
         layout.addWidget(self.heading)
         self.list = QListWidget()
+        self.list.setWordWrap(
+            True
+        )  # "Line 6: mixed formats: ..." runs past the panel; wrapped, it reads whole
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.currentItemChanged.connect(self._on_select)
         layout.addWidget(self.list, 1)
         self.reason = QLabel("")

@@ -210,3 +210,32 @@ def test_two_gpus_take_about_half_the_time_with_the_same_memory_per_gpu() -> Non
     )
     cpu1 = estimate(_cfg(), shape, CPU, cpu_target=True, dataset_tokens=10_000, dataset_examples=30)
     assert cpu.time_s == cpu1.time_s
+
+
+def test_a_workspace_is_sized_like_its_file_so_the_train_page_can_time_an_epoch(tmp_path: Path) -> None:
+    """The Train page's dataset is a workspace (.wsdb): it used to count as no dataset (0 examples), so the
+    estimate never gave a time per epoch for the desktop's own data."""
+    from core.data.workspace import DatasetWorkspace
+    from core.training.estimate import dataset_token_stats
+    from tests.conftest import SAMPLE_DATA
+
+    file_tokens, file_examples = dataset_token_stats(SAMPLE_DATA)
+    workspace = DatasetWorkspace.create_from_file(SAMPLE_DATA, tmp_path / "sample.wsdb")
+    try:
+        gone = workspace.ids()[:20]
+        workspace.delete(gone)  # rows in the bin are not trained on
+    finally:
+        workspace.close()
+    tokens, examples = dataset_token_stats(tmp_path / "sample.wsdb")
+    assert (file_examples, examples) == (120, 100)
+    assert 0.7 * file_tokens < tokens < 0.9 * file_tokens
+    cfg = with_overrides(preset_config("Quick test (CPU)"), {"train.max_steps": 0})
+    est = estimate(
+        cfg,
+        SMOLLM2_135M,
+        Hardware(False, False, None, 0.0),
+        dataset_tokens=tokens,
+        dataset_examples=examples,
+        cpu_target=True,
+    )
+    assert est.time_s is not None and est.time_s > 0

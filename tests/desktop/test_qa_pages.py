@@ -1,0 +1,196 @@
+"""What a look at every page in a real window found (issue 16 QA): labels cut off at 1280x800, internal file
+names, an empty plot with a nonsense axis, a report button with nothing to report, and no key for each page's
+main action."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from core.data.mapping import ColumnMapping
+from core.data.workspace import DatasetWorkspace
+from core.settings import load_settings
+from desktop.context import AppContext
+from desktop.main_window import MainWindow
+from desktop.pages.data import DataPage
+from desktop.pages.dedup import DedupPage
+from desktop.pages.evaluate import EvaluatePage
+from tests.core.dedup_helpers import FakeEmbedder
+from tests.core.test_data_mapping import write_csv
+
+pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+
+# a 1280x800 window less the 190 px navigation rail
+PAGE_W, PAGE_H = 1090, 780
+
+
+def _helpdesk_rows(n: int = 12) -> list[list[str]]:
+    names = ["Anna", "Ben", "Chloé", "Dmitri", "Eva", "Farid"]
+    kinds = [
+        ("The mobile app crashes when I open the Files tab.", "Please update to version 4.2.1."),
+        ("How do I export my invoices as PDF?", "Go to Billing > Invoices and click 'Download PDF'."),
+    ]
+    rows = []
+    for i in range(n):
+        name = names[i % len(names)]
+        question, answer = kinds[i % 2]
+        rows.append(
+            [
+                f"T-{1000 + i}",
+                f"Hi, {name} here (order #{4000 + 7 * i}). {question}",
+                f"Hello {name}, {answer}",
+            ]
+        )
+    return rows
+
+
+@pytest.fixture
+def helpdesk_workspace(tmp_path: Path):
+    csv = write_csv(
+        tmp_path / "helpdesk.csv", ["Ticket ID", "Customer question", "Agent answer"], _helpdesk_rows()
+    )
+    mapping = ColumnMapping.parse("prompt=Customer question,completion=Agent answer,id=Ticket ID")
+    ws = DatasetWorkspace.create_from_file(csv, tmp_path / "helpdesk-266b7ad9c3.wsdb", mapping=mapping)
+    yield ws
+    ws.close()
+
+
+def _show(qtbot, widget, w: int = PAGE_W, h: int = PAGE_H):
+    qtbot.addWidget(widget)
+    widget.resize(w, h)
+    with qtbot.waitActive(widget):
+        widget.show()
+        widget.activateWindow()
+    return widget
+
+
+def _search(qtbot, page: DedupPage) -> None:
+    page.start()
+    assert page.runner is not None
+    with qtbot.waitSignal(page.runner.done, timeout=30000):
+        pass
+    qtbot.waitUntil(lambda: page.runner is None)
+
+
+def test_duplicates_cluster_actions_show_whole_labels_and_say_what_they_move(
+    qtbot, helpdesk_workspace
+) -> None:
+    ctx = AppContext()
+    ctx.set_workspace(helpdesk_workspace.path, helpdesk_workspace)
+    page = DedupPage(ctx)
+    page.embedder_factory = lambda model: FakeEmbedder()
+    _show(qtbot, page)
+    # the file the user imported, not the internal workspace file
+    assert page.subtitle.text() == "12 examples in helpdesk.csv"
+    assert not page.progress.isVisible()  # no empty bar before the first search
+    page.slider.setValue(850)
+    _search(qtbot, page)
+    assert page.progress.isVisible() and "Done" in page.progress.format()
+    assert page.views, "the same two requests with other names cluster at 0.85"
+    view = page.views[0]
+    moved = len(view.rows) - 1
+    assert f"keeping one moves {moved} to the bin" in page.cluster_title.text()
+    assert f"move the other {moved} to the bin" in page.keep_longest_button.toolTip()
+    qtbot.waitUntil(lambda: page.keep_longest_button.width() > 0)
+    for button in (*page._decision_buttons, page.show_button):
+        # at 1280x800 every label is whole (the "(N to the bin)" labels were cut: "eep longest (6 to the bi")
+        assert button.width() >= button.sizeHint().width(), button.text()
+
+
+def test_window_title_names_the_imported_file(qtbot, helpdesk_workspace) -> None:
+    window = MainWindow(AppContext(load_settings()))
+    qtbot.addWidget(window)
+    window.ctx.set_workspace(helpdesk_workspace.path, helpdesk_workspace)
+    assert window.windowTitle() == "Whetstone — helpdesk.csv"
+
+
+def test_ctrl_enter_runs_the_main_action_of_the_page_on_screen_only(
+    qtbot, helpdesk_workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop.pages.train import TrainPage
+
+    trained: list[bool] = []
+    monkeypatch.setattr(TrainPage, "start_training", lambda self: trained.append(True))
+    window = MainWindow(AppContext(load_settings()))
+    dedup = window.page("dedup")
+    dedup.embedder_factory = lambda model: FakeEmbedder()
+    train = window.page("train")
+    window.ctx.set_workspace(helpdesk_workspace.path, helpdesk_workspace)
+    _show(qtbot, window, 1280, 800)
+    assert "(Ctrl+Enter)" in dedup.find_button.toolTip() and "(Ctrl+Enter)" in train.train_button.toolTip()
+
+    window.show_page("dedup")
+    qtbot.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert dedup.runner is not None, "Ctrl+Enter on Duplicates starts Find duplicates"
+    assert trained == [], "the hidden Train page's Train button does not answer"
+    with qtbot.waitSignal(dedup.runner.done, timeout=30000):
+        pass
+    qtbot.waitUntil(lambda: dedup.runner is None)
+
+    window.show_page("train")
+    qtbot.keyClick(window, Qt.Key.Key_Enter, Qt.KeyboardModifier.ControlModifier)  # the keypad's Enter
+    assert trained == [True] and dedup.runner is None
+
+
+def test_mapped_file_says_it_was_read_through_the_mapping_not_detected(qtbot, helpdesk_workspace) -> None:
+    ctx = AppContext()
+    page = DataPage(ctx)
+    _show(qtbot, page)
+    page.set_workspace(helpdesk_workspace)
+    subtitle = page.subtitle.text()
+    assert "read through your column mapping (question: Customer question, answer: Agent answer)" in subtitle
+    assert "detected" not in subtitle
+    page.workspace = None  # the fixture closes it
+
+
+def test_lengths_plot_before_counting_is_an_empty_frame_from_zero(qtbot) -> None:
+    from desktop.widgets.data_panels import LengthHistogram
+
+    histogram = _show(qtbot, LengthHistogram(), 500, 300)
+    histogram.set_counts([], 2048)
+    (x_lo, x_hi), _ = histogram.plot.getViewBox().viewRange()
+    assert -100 < x_lo <= 0 and 2048 <= x_hi < 2200  # was -500..500 with "(x0.001)" on the axis
+    assert "x0.001" not in histogram.plot.getAxis("bottom").labelString()
+    histogram.set_counts([80, 90, 95, 108], 2048)
+    (x_lo, _), _ = histogram.plot.getViewBox().viewRange()
+    assert x_lo > 50
+
+
+def test_bad_line_reasons_wrap_instead_of_running_off_the_panel(qtbot, tmp_path: Path) -> None:
+    data = tmp_path / "mixed.jsonl"
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    alpaca = {"instruction": "Classify the ticket", "input": "My invoice is wrong", "output": "billing"}
+    data.write_text("\n".join([json.dumps(good)] * 5 + [json.dumps(alpaca)]) + "\n", encoding="utf-8")
+    workspace = DatasetWorkspace.create_from_file(data, tmp_path / "mixed.wsdb")
+    page = DataPage(AppContext())
+    _show(qtbot, page)
+    page.set_workspace(workspace)
+    page.tabs.setCurrentWidget(page.issues)
+    listing = page.issues.list
+    assert listing.count() == 1 and "mixed formats" in listing.item(0).text()
+    qtbot.waitUntil(lambda: listing.viewport().width() > 0)
+    assert listing.horizontalScrollBar().maximum() == 0
+    assert listing.visualItemRect(listing.item(0)).width() <= listing.viewport().width()
+    page.shutdown()
+    workspace.close()
+
+
+def test_save_report_waits_for_an_evaluation(qtbot, tmp_path: Path) -> None:
+    from tests.desktop.test_evaluate_page import _fake_results
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model:\n  name: tiny\n", encoding="utf-8")
+    ctx = AppContext()
+    page = EvaluatePage(ctx)
+    _show(qtbot, page)
+    ctx.set_run(run)
+    assert page.body.currentWidget() is page.not_evaluated_state
+    assert not page.report_button.isEnabled()  # it wrote a report of nothing
+    _fake_results(run)
+    ctx.set_run(run)
+    assert page.report_button.isEnabled()
+    page.shutdown()
