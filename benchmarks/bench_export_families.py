@@ -18,7 +18,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("WHETSTONE_HOME", tempfile.mkdtemp(prefix="bench-export-home-"))
 
 
 def _status(result) -> str:  # type: ignore[no-untyped-def]
@@ -35,6 +34,7 @@ def main(families: list[str]) -> None:
 
     families = families or list(FAMILIES)
     root = Path(tempfile.mkdtemp(prefix="bench-export-families-"))
+    os.environ.setdefault("WHETSTONE_HOME", str(root / "home"))  # removed with root at the end
     rows = []
     try:
         for family in families:
