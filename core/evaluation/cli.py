@@ -77,6 +77,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             f"general prompts: {forgetting['changed']} of {forgetting['prompts']} answers changed; broken: "
             f"base {forgetting['broken_base']}, tuned {forgetting['broken_tuned']}"
         )
+    if summary.get("mode") == "quick":
+        print("quick mode (the task set only): --perplexity and --general add validation perplexity and the")
+        print("general-prompt forgetting check")
     print(f"per-example results: {summary['examples_file']}")
     return 0
 
