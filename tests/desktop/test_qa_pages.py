@@ -194,3 +194,36 @@ def test_save_report_waits_for_an_evaluation(qtbot, tmp_path: Path) -> None:
     ctx.set_run(run)
     assert page.report_button.isEnabled()
     page.shutdown()
+
+
+def test_chat_box_keeps_its_own_ctrl_enter(qtbot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Evaluate's Ctrl+Enter (Run evaluation) steps aside while the focus is in the Chat box, whose Ctrl+Enter
+    sends the message: two live shortcuts on one key would make Qt run neither."""
+    from desktop.widgets.eval_chat import ChatPanel
+    from tests.desktop.test_evaluate_page import _fake_results
+
+    sent: list[bool] = []
+    evaluated: list[bool] = []
+    monkeypatch.setattr(ChatPanel, "send", lambda self, text=None: sent.append(True) or True)
+    monkeypatch.setattr(EvaluatePage, "start_evaluation", lambda self: evaluated.append(True))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model:\n  name: tiny\n", encoding="utf-8")
+    _fake_results(run)
+    ctx = AppContext()
+    page = EvaluatePage(ctx)
+    _show(qtbot, page)
+    ctx.set_run(run)
+    page.tabs.setCurrentWidget(page.chat)
+    page.chat.input.setFocus()
+    qtbot.waitUntil(page.chat.input.hasFocus)
+    qtbot.keyClick(page.chat.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert (sent, evaluated) == ([True], [])
+    page.run_combo.setFocus()  # anywhere else on the page, Ctrl+Enter runs the evaluation
+    qtbot.waitUntil(page.run_combo.hasFocus)
+    qtbot.keyClick(page.run_combo, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert (sent, evaluated) == ([True], [True])
+    page.run_button.setFocus()  # the button itself too
+    qtbot.keyClick(page.run_button, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert evaluated == [True, True]
+    page.shutdown()
