@@ -9,7 +9,7 @@ content and the end-of-turn token the template emits) as trained tokens.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -282,6 +282,7 @@ class RowProbe:
     trained: int
     reason: str = ""
     folded: bool = False
+    tokenized: Tokenized | None = field(default=None, repr=False)  # the whole row (before max length)
 
 
 def probe_row(
@@ -305,7 +306,7 @@ def probe_row(
     reason = ""
     if not trained:
         reason = zero_trained_reason(tokenizer, msgs, full if any(full.assistant_mask) else None, max_length)
-    return RowProbe(index, row_id, len(full.input_ids), trained, reason, folded)
+    return RowProbe(index, row_id, len(full.input_ids), trained, reason, folded, full)
 
 
 def untrained_rows_error(probes: list[RowProbe], limit: int = 5) -> str:

@@ -153,7 +153,9 @@ def build_datasets(
         if not probe.trained:
             stats["dropped"] += 1
             continue
-        tok = tokenize_conversation(tokenizer, messages, None, assistant_only)
+        tok = probe.tokenized if assistant_only and probe.tokenized is not None else None
+        if tok is None:  # the probe's tokenization is reused: each row is rendered once
+            tok = tokenize_conversation(tokenizer, messages, None, assistant_only)
         if len(tok.input_ids) > max_length:
             stats["truncated"] += 1
             tok = Tokenized(tok.input_ids[:max_length], tok.assistant_mask[:max_length])
