@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
@@ -162,7 +163,13 @@ class ExportPage(QWidget):
             body.setMinimumHeight(3 * body.fontMetrics().lineSpacing() + 12)
             empty_layout.setAlignment(body, Qt.AlignmentFlag.AlignHCenter)
         self.stack.addWidget(self.empty)
-        self.stack.addWidget(self._build_main())
+        # The result (files, the verification figures when unfolded, the run commands) is taller than a
+        # 1280x800 window: it scrolls instead of squashing the rows of the Run it box into each other.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self._build_main())
+        self.stack.addWidget(scroll)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.stack)
@@ -240,7 +247,7 @@ class ExportPage(QWidget):
         form.addRow("Save to", out_row)
 
         self.verify_box = QCheckBox(
-            "Verify the result (compare logits with the merged model; check the chat template in llama.cpp)"
+            "Verify the result (check it answers like the trained model and reads prompts as in training)"
         )
         self.verify_box.setChecked(True)
         form.addRow("", self.verify_box)

@@ -227,3 +227,51 @@ def test_chat_box_keeps_its_own_ctrl_enter(qtbot, monkeypatch: pytest.MonkeyPatc
     qtbot.keyClick(page.run_button, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert evaluated == [True, True]
     page.shutdown()
+
+
+def test_export_result_with_details_open_scrolls_instead_of_squashing(qtbot, tmp_path: Path) -> None:
+    """At 1280x800, unfolding 'Details' squeezed the Run it box until its rows overlapped (Copy buttons a few
+    pixels high); the page now scrolls."""
+    from core.export.formats import ExportResult
+    from core.export.modelfile import run_commands
+    from desktop.pages.export import ExportPage
+
+    out = tmp_path / "gguf-q8_0"
+    gguf = out / "tickets-q8_0.gguf"
+    commands = run_commands(gguf, out / "Modelfile", "You triage tickets.")
+    merged = {"max_abs_logit_delta": 6.9e-5, "top1_agreement": 1.0, "positions": 162, "passed": True}
+    result = ExportResult(
+        format="gguf",
+        out_dir=str(out),
+        quant="q8_0",
+        files=[{"path": str(gguf), "bytes": 1000}, {"path": str(out / "Modelfile"), "bytes": 10}],
+        verification={
+            "merged": {**merged, "prompts": 4, "next_token_top1_agreement": 1.0},
+            "gguf_transformers": {"skipped": "not needed for this test"},
+            "llama_cpp": {"skipped": "llama.cpp is not installed"},
+        },
+        notes=["Ollama Modelfile: template translated (chatml)"],
+        system_prompt={
+            "text": "You triage tickets.",
+            "sentence": "All 96 training rows used the same system prompt",
+        },
+        commands=[{"label": label, "command": command} for label, command in commands],
+    )
+    from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    page = ExportPage(AppContext(load_settings()))
+    host = QWidget()  # the page's share of a 1280x800 window, which does not grow to fit it
+    QVBoxLayout(host).addWidget(page)
+    host.setFixedSize(PAGE_W, PAGE_H)
+    _show(qtbot, host, PAGE_W, PAGE_H)
+    page.stack.setCurrentIndex(1)
+    page.show_result(result)
+    page.details_button.setChecked(True)
+    qtbot.waitUntil(lambda: page.checks_table.isVisible())
+    box = page.run_commands
+    widgets = (*box.fields, *box.copy_buttons, page.open_button)
+
+    def whole() -> bool:
+        return all(w.height() >= w.minimumSizeHint().height() for w in widgets)
+
+    qtbot.waitUntil(whole, timeout=3000)  # squashed for good on the old page (fields 16 px of 22)
