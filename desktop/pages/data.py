@@ -714,10 +714,14 @@ class DataPage(QWidget):
         conf = ws.meta("confidence")
         fmt = ws.source_format
         mapping = ws.meta("mapping")
-        if mapping:  # read through the columns the user chose: nothing was "detected"
-            read_as = f" · read through your column mapping ({_mapping_words(mapping)})"
+        if (
+            mapping
+        ):  # read through the columns the user chose: nothing was "detected"; which ones in the tooltip
+            read_as = " · read through your column mapping"
+            self.subtitle.setToolTip(f"{_mapping_words(mapping)} (Format > Map columns… to change it)")
         else:
             read_as = f" · {fmt}" + (f", detected with {float(conf):.0%} confidence" if conf else "")
+            self.subtitle.setToolTip("")
         self.subtitle.setText(
             f"{read_as} · {len(bad):,} bad lines" + (" · test split locked" if ws.test_locked else "")
         )
@@ -1438,7 +1442,7 @@ class DataPage(QWidget):
 
 
 def _mapping_words(text: str) -> str:
-    """`prompt=Customer question,completion=Agent answer` -> `question: Customer question, answer: Agent answer`
+    """`prompt=Customer question,completion=Agent answer` -> `Question: Customer question, answer: Agent answer`
     (the two columns that make the examples; the dialog shows the rest)."""
     from core.data.mapping import ColumnMapping
 
@@ -1446,7 +1450,7 @@ def _mapping_words(text: str) -> str:
         mapping = ColumnMapping.parse(text)
     except WhetstoneError:
         return text
-    return f"question: {mapping.prompt}, answer: {mapping.completion}"
+    return f"Question: {mapping.prompt}, answer: {mapping.completion}"
 
 
 def _describe(op: Operation) -> str:
