@@ -236,6 +236,7 @@ class TrainPage(QWidget):
         self.run_label = QLabel("No run yet")
         self.run_label.setObjectName("runLabel")
         self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.run_label.setWordWrap(True)  # "Finished · PATH · best checkpoint: step 2" ran off the right edge
         right_layout.addWidget(self.run_label)
         stats = QHBoxLayout()
         self.stat_step = _Stat("Step")

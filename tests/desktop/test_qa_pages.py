@@ -277,3 +277,30 @@ def test_export_result_with_details_open_scrolls_instead_of_squashing(qtbot, tmp
         return all(w.height() >= w.minimumSizeHint().height() for w in widgets)
 
     qtbot.waitUntil(whole, timeout=3000)  # squashed for good on the old page (fields 16 px of 22)
+
+
+def test_train_run_line_shows_all_of_a_long_run_path(qtbot, tmp_path: Path) -> None:
+    """'Finished · /home/.../runs/20261130-101500-ticket-triage · best checkpoint: step 2' was cut at the right
+    edge of the 1280x800 window ('best checkpoint: step')."""
+    from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    from desktop.pages.train import TrainPage
+
+    page = TrainPage(AppContext())
+    host = QWidget()  # the page's share of a 1280x800 window, which does not grow to fit it
+    QVBoxLayout(host).addWidget(page)
+    host.setFixedSize(PAGE_W, PAGE_H)
+    _show(qtbot, host, PAGE_W, PAGE_H)
+    text = (
+        f"Finished · {tmp_path}/whetstone/data/runs/20261130-101500-ticket-triage · best checkpoint: step 2"
+    )
+    page.run_label.setText(text)
+    label = page.run_label
+
+    def shown_whole() -> bool:
+        if label.wordWrap():
+            return 0 < label.heightForWidth(label.width()) <= label.height()
+        return label.fontMetrics().horizontalAdvance(text) <= label.width()
+
+    qtbot.waitUntil(shown_whole, timeout=3000)
+    page.shutdown()
