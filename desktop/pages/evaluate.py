@@ -362,8 +362,13 @@ class EvaluatePage(QWidget):
 
     def _update_buttons(self) -> None:
         running = self.is_running()
-        has_run = self.run_dir() is not None
-        self.run_button.setEnabled(has_run and not running)
+        run = self.run_dir()
+        has_run = run is not None
+        # a run stopped before its first checkpoint has no adapter: nothing to evaluate or chat with yet (the
+        # status line says to train it first)
+        trained = run is not None and (run / "adapter" / "adapter_config.json").exists()
+        self.run_button.setEnabled(trained and not running)
+        self.chat_button.setEnabled(trained)
         self.cancel_button.setEnabled(running)
         self.run_combo.setEnabled(not running)
         self.browse_button.setEnabled(not running)
@@ -376,7 +381,7 @@ class EvaluatePage(QWidget):
         )  # nothing to report
         self.progress.setVisible(running)
         if self.not_evaluated_state.button is not None:
-            self.not_evaluated_state.button.setEnabled(has_run and not running)
+            self.not_evaluated_state.button.setEnabled(trained and not running)
 
     def options(self) -> Any:
         from core.evaluation.evaluate import EvalOptions

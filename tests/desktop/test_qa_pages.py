@@ -209,7 +209,8 @@ def test_chat_box_keeps_its_own_ctrl_enter(qtbot, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(ChatPanel, "send", lambda self, text=None: sent.append(True) or True)
     monkeypatch.setattr(EvaluatePage, "start_evaluation", lambda self: evaluated.append(True))
     run = tmp_path / "run"
-    run.mkdir()
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
     (run / "config.yaml").write_text("model:\n  name: tiny\n", encoding="utf-8")
     _fake_results(run)
     ctx = AppContext()
@@ -303,4 +304,24 @@ def test_train_run_line_shows_all_of_a_long_run_path(qtbot, tmp_path: Path) -> N
         return label.fontMetrics().horizontalAdvance(text) <= label.width()
 
     qtbot.waitUntil(shown_whole, timeout=3000)
+    page.shutdown()
+
+
+def test_a_run_without_an_adapter_cannot_be_evaluated_or_chatted_with(qtbot, tmp_path: Path) -> None:
+    """A run interrupted before its first checkpoint is listed; Run evaluation and Chat were enabled and failed
+    only after loading the model."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model:\n  name: tiny\n", encoding="utf-8")
+    ctx = AppContext()
+    page = EvaluatePage(ctx)
+    _show(qtbot, page)
+    ctx.set_run(run)
+    assert "no trained adapter yet" in page.status_label.text()
+    assert not page.run_button.isEnabled() and not page.chat_button.isEnabled()
+    assert page.not_evaluated_state.button is not None and not page.not_evaluated_state.button.isEnabled()
+    (run / "adapter").mkdir()
+    (run / "adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
+    ctx.set_run(run)
+    assert page.run_button.isEnabled() and page.chat_button.isEnabled()
     page.shutdown()
