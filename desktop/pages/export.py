@@ -194,10 +194,10 @@ class ExportPage(QWidget):
         self.run_label = QLabel()
         self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.run_label.setWordWrap(True)
-        change = QPushButton("Choose run…")
-        change.clicked.connect(self.browse_run)
+        self.choose_run_button = QPushButton("Choose run…")
+        self.choose_run_button.clicked.connect(self.browse_run)
         run_row.addWidget(self.run_label, 1)
-        run_row.addWidget(change)
+        run_row.addWidget(self.choose_run_button)
         layout.addLayout(run_row)
 
         options = QGroupBox("What to export")
@@ -236,10 +236,10 @@ class ExportPage(QWidget):
         out_row = QHBoxLayout()
         self.out_edit = QLineEdit()
         self.out_edit.textEdited.connect(self._mark_out_edited)
-        out_browse = QPushButton("Browse…")
-        out_browse.clicked.connect(self.browse_out)
+        self.out_browse = QPushButton("Browse…")
+        self.out_browse.clicked.connect(self.browse_out)
         out_row.addWidget(self.out_edit, 1)
-        out_row.addWidget(out_browse)
+        out_row.addWidget(self.out_browse)
         self.out_edit.setToolTip(
             "A folder for the export. For GGUF, a name ending in .gguf writes exactly that file, with "
             "NAME.Modelfile and NAME.README.md beside it."
@@ -404,6 +404,9 @@ class ExportPage(QWidget):
         for button in self.format_buttons.values():
             button.setEnabled(not running)
         self.out_edit.setEnabled(not running)
+        # nothing that changes what is being written while it is written (Browse stayed enabled)
+        self.out_browse.setEnabled(not running)
+        self.choose_run_button.setEnabled(not running)
         self.export_button.setEnabled(not running and self.run_dir is not None)
         self.cancel_button.setEnabled(running)
 

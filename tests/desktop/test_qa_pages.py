@@ -325,3 +325,19 @@ def test_a_run_without_an_adapter_cannot_be_evaluated_or_chatted_with(qtbot, tmp
     ctx.set_run(run)
     assert page.run_button.isEnabled() and page.chat_button.isEnabled()
     page.shutdown()
+
+
+def test_export_form_is_locked_while_writing(qtbot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The Save-to field was disabled during an export but its Browse… and Choose run… were not."""
+    from desktop.pages.export import ExportPage
+
+    page = ExportPage(AppContext(load_settings()))
+    _show(qtbot, page)
+    page.stack.setCurrentIndex(1)
+    monkeypatch.setattr(ExportPage, "is_running", lambda self: True)
+    page._update_enabled()
+    assert not page.out_edit.isEnabled()
+    assert not page.out_browse.isEnabled() and not page.choose_run_button.isEnabled()
+    monkeypatch.setattr(ExportPage, "is_running", lambda self: False)
+    page._update_enabled()
+    assert page.out_browse.isEnabled() and page.choose_run_button.isEnabled()
