@@ -425,7 +425,9 @@ class EvaluatePage(QWidget):
 
     def _on_progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(fraction * 1000))
-        self.status_label.setText(message)
+        self.status_label.setText(
+            message[:1].upper() + message[1:]
+        )  # a sentence, like the page's other lines
 
     def _on_finished(self, summary: object) -> None:
         self._load_run()

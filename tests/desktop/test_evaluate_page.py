@@ -332,7 +332,7 @@ def test_quit_while_evaluating_asks_then_cancels(
     page.set_run(str(fake_run_dir))
     page.max_tokens_spin.setValue(4000)  # the random model would write for a long time
     page.start_evaluation()
-    qtbot.waitUntil(lambda: "answering" in page.status_label.text(), timeout=240000)
+    qtbot.waitUntil(lambda: "answering" in page.status_label.text().lower(), timeout=240000)
     quit_action = next(a for a in window.findChildren(QAction) if a.text() == "&Quit")
     assert quit_action.shortcut().toString() == "Ctrl+Q"
     asked: list[str] = []

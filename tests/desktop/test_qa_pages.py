@@ -341,3 +341,14 @@ def test_export_form_is_locked_while_writing(qtbot, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(ExportPage, "is_running", lambda self: False)
     page._update_enabled()
     assert page.out_browse.isEnabled() and page.choose_run_button.isEnabled()
+
+
+def test_evaluation_progress_reads_as_a_sentence(qtbot) -> None:
+    page = EvaluatePage(AppContext())
+    _show(qtbot, page)
+    page._on_progress(0.3, "answering test prompt 3 of 10 with the tuned model (token 37 of at most 128)")
+    assert page.status_label.text() == (
+        "Answering test prompt 3 of 10 with the tuned model (token 37 of at most 128)"
+    )
+    assert page.progress.value() == 300
+    page.shutdown()
