@@ -343,7 +343,15 @@ class EvaluatePage(QWidget):
             if "data" in source
             else f"{source.get('split', 'test')} split"
         )
-        text = f"{summary.get('n', 0)} examples from the {where}, evaluated {summary.get('created', '')}."
+        created = str(summary.get("created", ""))
+        try:  # "2026-11-30T14:47:06" -> "30 Nov 2026, 14:47"
+            from datetime import datetime
+
+            when = datetime.fromisoformat(created)
+            created = f"{when.day} {when:%b %Y, %H:%M}"
+        except ValueError:
+            pass
+        text = f"{summary.get('n', 0)} examples from the {where}, evaluated {created}."
         if summary.get("partial"):
             text += " Partial results (cancelled): run again to finish; finished answers are re-used."
         return text

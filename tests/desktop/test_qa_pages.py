@@ -352,3 +352,10 @@ def test_evaluation_progress_reads_as_a_sentence(qtbot) -> None:
     )
     assert page.progress.value() == 300
     page.shutdown()
+
+
+def test_evaluated_date_reads_as_a_date() -> None:
+    line = EvaluatePage._summary_line({"n": 2, "source": {"split": "test"}, "created": "2026-11-30T14:47:06"})
+    assert line == "2 examples from the test split, evaluated 30 Nov 2026, 14:47."
+    odd = EvaluatePage._summary_line({"n": 2, "source": {"split": "test"}, "created": "yesterday"})
+    assert odd.endswith("evaluated yesterday.")
