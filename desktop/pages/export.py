@@ -168,7 +168,11 @@ class ExportPage(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(self._build_main())
+        main = self._build_main()
+        scroll.setWidget(main)
+        # see-through, so the page keeps the window's background (setWidget makes both paint the default grey)
+        scroll.viewport().setAutoFillBackground(False)
+        main.setAutoFillBackground(False)
         self.stack.addWidget(scroll)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -409,6 +413,7 @@ class ExportPage(QWidget):
         self.choose_run_button.setEnabled(not running)
         self.export_button.setEnabled(not running and self.run_dir is not None)
         self.cancel_button.setEnabled(running)
+        self.progress.setVisible(running)  # idle, an empty bar beside Cancel looked like a text field
 
     # actions --------------------------------------------------------------------------------------------------
     def browse_run(self) -> None:

@@ -338,9 +338,11 @@ def test_export_form_is_locked_while_writing(qtbot, monkeypatch: pytest.MonkeyPa
     page._update_enabled()
     assert not page.out_edit.isEnabled()
     assert not page.out_browse.isEnabled() and not page.choose_run_button.isEnabled()
+    assert page.progress.isVisible()
     monkeypatch.setattr(ExportPage, "is_running", lambda self: False)
     page._update_enabled()
     assert page.out_browse.isEnabled() and page.choose_run_button.isEnabled()
+    assert not page.progress.isVisible()  # no empty bar that looks like a text field
 
 
 def test_evaluation_progress_reads_as_a_sentence(qtbot) -> None:
