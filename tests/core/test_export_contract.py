@@ -253,9 +253,13 @@ def test_verification_summary_in_plain_words() -> None:
         "passed": True,
     }
     text = verification_summary(verification)
-    assert text.startswith("Verified:")
+    # one greedy answer differs: every check passed, yet it is not called "Verified"
+    assert text.startswith("Partly verified:") and verification_status(verification) == "partial"
     assert "reads the prompt exactly as in training on 4 of 4 test prompts" in text
-    assert "answers match the merged model on 3 of 4 test prompts" in text
+    assert "answers match the merged model on 3 of 4 test prompts (the others word" in text
+    rows[3]["greedy_match"] = True
+    assert verification_summary(verification).startswith("Verified:")
+    assert verification_status(verification) == "verified"
     verification["llama_cpp"] = {"skipped": "llama-cpp-python is not installed"}
     assert verification_status(verification) == "partial"
     assert verification_summary(verification).startswith("Partly verified")
