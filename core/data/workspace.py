@@ -744,6 +744,17 @@ class DatasetWorkspace:
             )
         return out
 
+    def last_edit(self) -> int:
+        """The sequence number of the latest recorded edit (0 before any): a view that remembers it can tell
+        whether someone else changed the workspace since."""
+        return int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM history").fetchone()[0])
+
+    def edited_since(self, seq: int) -> set[str]:
+        """Ids of the examples edited after edit number `seq` (see last_edit)."""
+        return {
+            r[0] for r in self.conn.execute("SELECT DISTINCT example_id FROM history WHERE seq > ?", (seq,))
+        }
+
     def bad_lines(self, include_fixed: bool = False) -> list[BadLine]:
         sql = "SELECT rowid, line, message, raw, fixed_id FROM bad_lines"
         if not include_fixed:

@@ -10,9 +10,12 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from core.data.workspace import DatasetWorkspace
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedup_embeddings (
@@ -62,6 +65,11 @@ class EmbeddingCache:
         conn.executescript(_SCHEMA + _PAIR_SCHEMA)
         self.hits = 0
         self.misses = 0
+
+    @classmethod
+    def for_workspace(cls, workspace: DatasetWorkspace) -> EmbeddingCache:
+        """The cache stored in a workspace file (on that workspace's connection)."""
+        return cls(workspace.conn)
 
     def lookup(
         self, model_id: str, hashes: Sequence[str], precision: str

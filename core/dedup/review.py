@@ -11,9 +11,12 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
+
+if TYPE_CHECKING:
+    from core.data.workspace import DatasetWorkspace
 
 NOT_DUPLICATE = "not_duplicate"
 KEEP_ALL = "keep_all"
@@ -38,6 +41,11 @@ class DecisionStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         conn.executescript(_SCHEMA)
+
+    @classmethod
+    def for_workspace(cls, workspace: DatasetWorkspace) -> DecisionStore:
+        """The decisions stored in a workspace file (on that workspace's connection)."""
+        return cls(workspace.conn)
 
     def record(self, hashes: Sequence[str], decision: str) -> None:
         """Record `decision` for every pair among `hashes` (one cluster)."""
@@ -172,3 +180,68 @@ def compared_sentence(roles: Sequence[str]) -> str:
     if "system" not in chosen:
         text += " The system prompt is left out (it is usually the same in every row)."
     return text
+
+
+# --- clusters as the review shows them ---------------------------------------------------------------------
+@dataclass
+class ClusterStats:
+    """One cluster of near-duplicates with what the review says about it."""
+
+    rows: list[int]  # row numbers in the search's order, ascending
+    best: float  # the highest score of a pair in it
+    exact: int  # pairs that are equal after normalisation
+    typos: int  # typo-variant pairs (kept below the threshold by character overlap)
+    leaks: list[Leak]  # train/test leakage pairs in it
+    decision: str | None  # KEEP_ALL / NOT_DUPLICATE when decided, else None
+
+
+@dataclass
+class ClusterReview:
+    clusters: list[ClusterStats]  # largest first, then by best score, then by first row
+    best: dict[int, float]  # each clustered row's best score with another row
+    leaks: list[Leak]  # every train/test leakage pair
+
+
+def review_clusters(
+    n: int,
+    pairs: Sequence[Any],
+    splits: Sequence[str | None],
+    hashes: Sequence[str],
+    decisions: DecisionStore | None = None,
+) -> ClusterReview:
+    """The clusters of `n` rows joined by `pairs` (core.dedup.search.Pair: a, b, score, exact_text, lexical),
+    with each cluster's best score, exact and typo pair counts, leakage (by `splits`) and the decision
+    remembered for its texts (`hashes`, one per row) in `decisions`."""
+    import numpy as np
+
+    from core.dedup.search import connected_components
+
+    leaks = leakage(pairs, splits)
+    a = np.array([p.a for p in pairs], dtype=np.int64)
+    b = np.array([p.b for p in pairs], dtype=np.int64)
+    best: dict[int, float] = {}
+    exact: dict[int, int] = {}
+    typos: dict[int, int] = {}
+    for p in pairs:
+        if p.lexical:
+            typos[p.a] = typos.get(p.a, 0) + 1
+        best[p.a] = max(best.get(p.a, 0.0), p.score)
+        best[p.b] = max(best.get(p.b, 0.0), p.score)
+        if p.exact_text:
+            exact[p.a] = exact.get(p.a, 0) + 1
+    clusters = []
+    for group in connected_components(n, a, b):
+        rows = sorted(group)
+        members = set(rows)
+        clusters.append(
+            ClusterStats(
+                rows=rows,
+                best=max(best.get(i, 0.0) for i in rows),
+                exact=sum(exact.get(i, 0) for i in rows),
+                typos=sum(typos.get(i, 0) for i in rows),
+                leaks=[leak for leak in leaks if leak.a in members],
+                decision=decisions.decision_for([hashes[i] for i in rows]) if decisions is not None else None,
+            )
+        )
+    clusters.sort(key=lambda c: (-len(c.rows), -c.best, c.rows[0]))
+    return ClusterReview(clusters, best, leaks)

@@ -834,7 +834,7 @@ class DataPage(QWidget):
     def _last_edit(self) -> int:
         if self.workspace is None:
             return 0
-        return int(self.workspace.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM history").fetchone()[0])
+        return self.workspace.last_edit()
 
     def _on_edited_elsewhere(self, page: str) -> None:
         """Another page changed rows (Duplicates removed some, or an undo there replayed one of its steps):
@@ -1320,10 +1320,7 @@ class DataPage(QWidget):
 
             if self.workspace is not ws:
                 return
-            edited = {
-                row[0]
-                for row in ws.conn.execute("SELECT DISTINCT example_id FROM history WHERE seq > ?", (since,))
-            }
+            edited = ws.edited_since(since)
             ws.set_token_counts({i: n for i, n in counts.items() if i not in edited}, model_id)
             self.model.layoutChanged.emit()
             self._refresh_side_panels()

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.dedup.review import ClusterStats
 from core.errors import WhetstoneError
 from desktop.context import AppContext, WorkspaceCommand
 from desktop.widgets.dedup_diff import DedupDiffView
@@ -65,22 +66,12 @@ class DedupRun:
     roles: tuple[str, ...] = ("user", "assistant")
 
 
-@dataclass
-class ClusterView:
-    rows: list[int]
-    best: float
-    exact: int
-    typos: int
-    leaks: list[Any]
-    decision: str | None
-
-
 class DedupPage(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
         self.run: DedupRun | None = None
-        self.views: list[ClusterView] = []
+        self.views: list[ClusterStats] = []
         self.runner: JobRunner | None = None
         self._embedders: dict[str, Any] = {}
         # tests replace this to run without the real model: (model id) -> embedder
@@ -384,11 +375,11 @@ class DedupPage(QWidget):
                 progress(0.0, "Reading examples")
                 examples = own.examples()
                 texts = [example_text(e, roles) for e in examples]
-                finder = NearDuplicateFinder(self._embedder(model), EmbeddingCache(own.conn))
+                finder = NearDuplicateFinder(self._embedder(model), EmbeddingCache.for_workspace(own))
                 result = finder.run(
                     texts, threshold, floor=FLOOR, lexical=lexical, progress=progress, should_stop=should_stop
                 )
-                ignored = DecisionStore(own.conn).pairs(NOT_DUPLICATE)
+                ignored = DecisionStore.for_workspace(own).pairs(NOT_DUPLICATE)
             finally:
                 own.close()
             return DedupRun(
@@ -484,7 +475,7 @@ class DedupPage(QWidget):
 
     def recluster(self) -> None:
         """Clusters at the slider's threshold from the stored pairs (never re-embeds)."""
-        from core.dedup.review import DecisionStore, leakage
+        from core.dedup.review import DecisionStore, review_clusters
 
         run = self.run
         if run is None:
@@ -493,43 +484,12 @@ class DedupPage(QWidget):
         t = self.threshold()
         alive = [run.ids[i] in self._alive for i in range(len(run.ids))]
         pairs = [p for p in run.result.pairs(t, run.ignored) if alive[p.a] and alive[p.b]]
-        leaks = leakage(pairs, run.splits)
-        import numpy as np
-
-        from core.dedup.search import connected_components
-
-        a = np.array([p.a for p in pairs], dtype=np.int64)
-        b = np.array([p.b for p in pairs], dtype=np.int64)
-        groups = connected_components(len(run.ids), a, b)
-        best: dict[int, float] = {}
-        exact: dict[int, int] = {}
-        typos: dict[int, int] = {}
-        for p in pairs:
-            if p.lexical:
-                typos[p.a] = typos.get(p.a, 0) + 1
-            best[p.a] = max(best.get(p.a, 0.0), p.score)
-            best[p.b] = max(best.get(p.b, 0.0), p.score)
-            if p.exact_text:
-                exact[p.a] = exact.get(p.a, 0) + 1
-        store = DecisionStore(self.workspace.conn) if self.workspace is not None else None
-        views = []
-        for g in groups:
-            rows = sorted(g)
-            members = set(rows)
-            hashes = [run.result.hashes[i] for i in rows]
-            views.append(
-                ClusterView(
-                    rows=rows,
-                    best=max(best.get(i, 0.0) for i in rows),
-                    exact=sum(exact.get(i, 0) for i in rows),
-                    typos=sum(typos.get(i, 0) for i in rows),
-                    leaks=[leak for leak in leaks if leak.a in members],
-                    decision=store.decision_for(hashes) if store is not None else None,
-                )
-            )
-        views.sort(key=lambda v: (-len(v.rows), -v.best, v.rows[0]))
+        store = DecisionStore.for_workspace(self.workspace) if self.workspace is not None else None
+        review = review_clusters(len(run.ids), pairs, run.splits, run.result.hashes, store)
+        views = review.clusters
         self.views = views
-        self._best = best
+        self._best = review.best
+        leaks = review.leaks
         previous = self.cluster_list.currentRow()
         self.cluster_list.blockSignals(True)
         self.cluster_list.clear()
@@ -574,7 +534,7 @@ class DedupPage(QWidget):
             self._clear_detail()
             self.cluster_title.setText("No duplicates at this threshold.")
 
-    def current_view(self) -> ClusterView | None:
+    def current_view(self) -> ClusterStats | None:
         row = self.cluster_list.currentRow()
         return self.views[row] if 0 <= row < len(self.views) else None
 
@@ -814,7 +774,7 @@ class DedupPage(QWidget):
         if view is None or self.run is None or self.workspace is None:
             return
         hashes = [self.run.result.hashes[i] for i in view.rows]
-        DecisionStore(self.workspace.conn).record(hashes, decision)
+        DecisionStore.for_workspace(self.workspace).record(hashes, decision)
         if decision == NOT_DUPLICATE:
             unique = sorted(set(hashes))
             self.run.ignored |= {

@@ -84,6 +84,19 @@ def test_edit_history_and_undo_through_inverse(ws: DatasetWorkspace) -> None:
     assert len(ws.history(id_)) == 3
 
 
+def test_last_edit_and_what_was_edited_since(ws: DatasetWorkspace) -> None:
+    assert ws.last_edit() == 0 and ws.edited_since(0) == set()
+    first, second, third = ws.ids()[:3]
+    edited = ws.get(first)
+    edited.notes = "checked"
+    ws.update_example(edited)
+    mark = ws.last_edit()
+    assert mark > 0 and ws.edited_since(0) == {first}
+    ws.delete([second, third])
+    assert ws.last_edit() > mark and ws.edited_since(mark) == {second, third}
+    assert ws.edited_since(ws.last_edit()) == set()
+
+
 def test_delete_goes_to_bin_and_restores(ws: DatasetWorkspace) -> None:
     ids = ws.ids()[:5]
     inverse = ws.delete(ids)

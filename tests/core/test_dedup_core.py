@@ -18,8 +18,9 @@ from core.dedup.review import (
     choose_keeper,
     leakage,
     removals,
+    review_clusters,
 )
-from core.dedup.search import NearDuplicateFinder, connected_components, pair_search
+from core.dedup.search import NearDuplicateFinder, Pair, connected_components, pair_search
 from core.errors import Cancelled, UserError
 from tests.core.dedup_helpers import FakeEmbedder
 
@@ -198,6 +199,38 @@ def test_finder_cancel() -> None:
 
 
 # --- decisions, keepers, leakage -------------------------------------------------------------------------
+def test_review_clusters_counts_scores_leaks_and_decisions() -> None:
+    pairs = [
+        Pair(0, 1, 0.99, exact_text=True),  # train ~ test: leakage
+        Pair(1, 2, 0.95),  # test ~ train: leakage too
+        Pair(4, 5, 0.93),  # train ~ validation: no leakage
+        Pair(3, 6, 0.50, lexical=True),  # a typo variant below the threshold
+    ]
+    splits = ["train", "test", "train", "train", "train", "validation", None]
+    hashes = [f"h{i}" for i in range(7)]
+    store = DecisionStore(sqlite3.connect(":memory:"))
+    store.record(["h4", "h5"], KEEP_ALL)
+
+    review = review_clusters(7, pairs, splits, hashes, store)
+
+    # largest first, then by best score
+    assert [c.rows for c in review.clusters] == [[0, 1, 2], [4, 5], [3, 6]]
+    big, kept, typo = review.clusters
+    assert (big.best, big.exact, big.typos, big.decision) == (0.99, 1, 0, None)
+    assert [(leak.a, leak.b, leak.splits) for leak in big.leaks] == [
+        (0, 1, ("train", "test")),
+        (1, 2, ("test", "train")),
+    ]
+    assert (kept.best, kept.exact, kept.typos, kept.leaks, kept.decision) == (0.93, 0, 0, [], KEEP_ALL)
+    assert (typo.best, typo.exact, typo.typos, typo.decision) == (0.5, 0, 1, None)
+    assert review.best == {0: 0.99, 1: 0.99, 2: 0.95, 4: 0.93, 5: 0.93, 3: 0.5, 6: 0.5}
+    assert review.leaks == big.leaks
+    # without a decision store nothing is decided; without pairs there is nothing to review
+    assert [c.decision for c in review_clusters(7, pairs, splits, hashes).clusters] == [None, None, None]
+    empty = review_clusters(7, [], splits, hashes, store)
+    assert empty.clusters == [] and empty.best == {} and empty.leaks == []
+
+
 def test_decisions_are_remembered_and_exclude_pairs() -> None:
     conn = sqlite3.connect(":memory:")
     result = NearDuplicateFinder(FakeEmbedder()).run(TEXTS, 0.9)
