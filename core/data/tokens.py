@@ -576,11 +576,14 @@ def probe_workspace(
     progress: ProgressFn = no_progress,
     should_stop: StopFn | None = None,
     chunk: int = 1024,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Every live example through the training tokenization (core.data.chat_template.probe_row): the rows
-    that would train no token, with the reason, and how many system prompts the template makes us fold."""
+    that would train no token, with the reason, and how many system prompts the template makes us fold.
+    None for a counter without a chat tokenizer (nothing to probe with)."""
     from core.data.chat_template import fold_note, probe_row
 
+    if getattr(counter, "tokenizer", None) is None:
+        return None
     ids = list(workspace.ids())
     zero: list[dict[str, str]] = []
     folded = 0

@@ -749,11 +749,19 @@ class DatasetWorkspace:
         whether someone else changed the workspace since."""
         return int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM history").fetchone()[0])
 
-    def edited_since(self, seq: int) -> set[str]:
-        """Ids of the examples edited after edit number `seq` (see last_edit)."""
-        return {
-            r[0] for r in self.conn.execute("SELECT DISTINCT example_id FROM history WHERE seq > ?", (seq,))
-        }
+    def edited_since(self, seq: int, messages_only: bool = False) -> set[str]:
+        """Ids of the examples edited after edit number `seq` (see last_edit); with `messages_only`, only those
+        whose conversation changed (a split, tag or note change leaves their token count as it was)."""
+        rows = self.conn.execute("SELECT example_id, before, after FROM history WHERE seq > ?", (seq,))
+        if not messages_only:
+            return {r[0] for r in rows}
+        changed = set()
+        for id_, before, after in rows:
+            new = orjson.loads(after) if after else {}
+            old = orjson.loads(before) if before else {}
+            if "messages" in new and new.get("messages") != old.get("messages"):
+                changed.add(id_)
+        return changed
 
     def bad_lines(self, include_fixed: bool = False) -> list[BadLine]:
         sql = "SELECT rowid, line, message, raw, fixed_id FROM bad_lines"

@@ -1298,7 +1298,7 @@ class DataPage(QWidget):
         since = self._last_edit()
         max_length = self.max_length.value()
 
-        def job(progress: Any, should_stop: Any) -> tuple[Any, dict[str, int], dict[str, Any]]:
+        def job(progress: Any, should_stop: Any) -> tuple[Any, dict[str, int], dict[str, Any] | None]:
             nonlocal counter
             if counter is None:
                 counter = load(progress, should_stop)
@@ -1315,26 +1315,28 @@ class DataPage(QWidget):
                 probe = probe_workspace(reader, counter, max_length, probing, should_stop)
             return counter, counts, probe
 
-        def store(counts: dict[str, int], probe: dict[str, Any]) -> None:
+        def store(counts: dict[str, int], probe: dict[str, Any] | None) -> None:
             from core.data.tokens import probe_summary
 
             if self.workspace is not ws:
                 return
-            edited = ws.edited_since(since)
+            edited = ws.edited_since(since, messages_only=True)
             ws.set_token_counts({i: n for i, n in counts.items() if i not in edited}, model_id)
             self.model.layoutChanged.emit()
             self._refresh_side_panels()
             self.apply_filters()
             self._recount_changed()  # rows edited while counting, from their new text
-            self.probe = probe
-            self.preview.set_probe(probe_summary(probe), bool(probe["zero_trained"]))
-            zero = len(probe["zero_trained"])
+            zero = 0
+            if probe is not None:
+                self.probe = probe
+                self.preview.set_probe(probe_summary(probe), bool(probe["zero_trained"]))
+                zero = len(probe["zero_trained"])
             self.ctx.status(
                 f"Counted tokens of {len(counts):,} examples"
                 + (f"; {zero:,} rows train no token (Template tab)" if zero else "")
             )
 
-        def done(result: tuple[Any, dict[str, int], dict[str, Any]]) -> None:
+        def done(result: tuple[Any, dict[str, int], dict[str, Any] | None]) -> None:
             loaded, counts, probe = result
             self.counter, self._counter_model = loaded, model_id
             if self._bulk is None:

@@ -95,6 +95,13 @@ def test_last_edit_and_what_was_edited_since(ws: DatasetWorkspace) -> None:
     ws.delete([second, third])
     assert ws.last_edit() > mark and ws.edited_since(mark) == {second, third}
     assert ws.edited_since(ws.last_edit()) == set()
+    # only a changed conversation changes a token count: a note, split or delete does not
+    assert ws.edited_since(0, messages_only=True) == set()
+    mark = ws.last_edit()
+    fourth = ws.get(ws.ids()[0])
+    fourth.messages[-1].content += " More."
+    ws.update_example(fourth)
+    assert ws.edited_since(mark, messages_only=True) == {fourth.id}
 
 
 def test_delete_goes_to_bin_and_restores(ws: DatasetWorkspace) -> None:

@@ -232,7 +232,7 @@ def test_token_counts_finishing_during_a_bulk_change_are_stored_after_it(
         def count(self, conversations, progress=None, should_stop=None, batch_size=0):  # type: ignore[override]
             return [7 for _ in conversations]
 
-        def preview(self, messages):  # type: ignore[override]
+        def preview(self, messages, *args, **kwargs):  # type: ignore[override]
             raise UserError("no template preview for this counter")
 
     page.counter = Sevens()

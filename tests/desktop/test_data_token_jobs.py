@@ -173,7 +173,8 @@ def test_cancel_while_counting_keeps_the_previous_counts(
     page.count_button.click()
     qtbot.waitUntil(gated.reached.is_set, timeout=60000)
     qtbot.waitUntil(lambda: page.job_bar.format() == f"Counting tokens: 2,048 of {ROWS:,}", timeout=10000)
-    assert page.job_bar.maximum() == 1000 and page.job_bar.value() == int(2048 / ROWS * 1000)
+    # counting fills the first 60% of the bar (the template probe the rest)
+    assert page.job_bar.maximum() == 1000 and page.job_bar.value() == int(0.6 * 2048 / ROWS * 1000)
     assert page.job_label.text() == f"Token counts ({model})"
     if os.environ.get("WHETSTONE_SCREENSHOTS"):
         page.grab().save(str(Path(os.environ["WHETSTONE_SCREENSHOTS"]) / "data-count-counting.png"))
