@@ -104,7 +104,7 @@ class _FakeSampler:
         self.active = True
         self.calls = 0
 
-    def sample(self, model: Any, autocast_dtype: Any = None):  # type: ignore[no-untyped-def]
+    def sample(self, model: Any, autocast_dtype: Any = None, should_stop: Any = None):  # type: ignore[no-untyped-def]
         self.calls += 1
         if self.calls == self.fail_at:
             raise RuntimeError("CUDA out of memory")
