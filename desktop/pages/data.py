@@ -18,7 +18,6 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -29,7 +28,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QStackedWidget,
     QTableView,
@@ -50,6 +48,7 @@ from desktop.widgets.data_editor import ExampleEditor
 from desktop.widgets.data_panels import IssuesPanel, LengthHistogram, SplitsPanel, TemplatePreviewView
 from desktop.widgets.data_table import COL_ASSISTANT, COL_TOKENS, COL_USER, ExampleTableModel
 from desktop.widgets.empty_state import EmptyState
+from desktop.widgets.safe_inputs import SafeComboBox, SafeSpinBox
 from desktop.widgets.undo import add_undo_redo
 from desktop.workers import JobRunner
 
@@ -200,14 +199,14 @@ class DataPage(QWidget):
         self.regex = QCheckBox("Regex")
         self.regex.toggled.connect(lambda _b: self.apply_filters())
         filters.addWidget(self.regex)
-        self.split_filter = QComboBox()
+        self.split_filter = SafeComboBox()
         self.split_filter.addItem("All splits", None)
         for split in SPLITS:
             self.split_filter.addItem(split, split)
         self.split_filter.addItem("No split", "none")
         self.split_filter.currentIndexChanged.connect(lambda _i: self.apply_filters())
         filters.addWidget(self.split_filter)
-        self.tag_filter = QComboBox()
+        self.tag_filter = SafeComboBox()
         self.tag_filter.addItem("All tags", None)
         self.tag_filter.currentIndexChanged.connect(lambda _i: self.apply_filters())
         filters.addWidget(self.tag_filter)
@@ -338,7 +337,7 @@ class DataPage(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
         row.addWidget(QLabel("Model"))
-        self.model_combo = QComboBox()
+        self.model_combo = SafeComboBox()
         try:
             entries = self.ctx.registry.list("base")
         except WhetstoneError:
@@ -352,7 +351,7 @@ class DataPage(QWidget):
         self.model_combo.setToolTip("Tokens are counted with this model's tokenizer and chat template")
         row.addWidget(self.model_combo, 1)
         row.addWidget(QLabel("Max length"))
-        self.max_length = QSpinBox()
+        self.max_length = SafeSpinBox()
         self.max_length.setRange(16, 1_000_000)
         self.max_length.setSingleStep(256)
         self.max_length.setValue(2048)

@@ -19,7 +19,6 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -43,6 +42,7 @@ from desktop.context import AppContext, WorkspaceCommand
 from desktop.widgets.dedup_diff import DedupDiffView
 from desktop.widgets.dedup_preview import ClusterSample, RemovalPreviewDialog
 from desktop.widgets.empty_state import EmptyState
+from desktop.widgets.safe_inputs import SafeComboBox
 from desktop.widgets.shortcuts import add_main_action_shortcut
 from desktop.widgets.undo import add_undo_redo
 from desktop.workers import JobRunner
@@ -117,7 +117,7 @@ class DedupPage(QWidget):
 
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Model"))
-        self.model_box = QComboBox()
+        self.model_box = SafeComboBox()
         self.model_box.setMinimumWidth(160)
         controls.addWidget(self.model_box)
         controls.addSpacing(12)
@@ -179,7 +179,7 @@ class DedupPage(QWidget):
 
         bulk = QHBoxLayout()
         bulk.addWidget(QLabel("In every cluster keep"))
-        self.strategy_box = QComboBox()
+        self.strategy_box = SafeComboBox()
         self.strategy_box.addItem("the longest", "longest")
         self.strategy_box.addItem("the first", "first")
         bulk.addWidget(self.strategy_box)
@@ -260,8 +260,8 @@ class DedupPage(QWidget):
 
         compare = QHBoxLayout()
         compare.addWidget(QLabel("Compare"))
-        self.left_box = QComboBox()
-        self.right_box = QComboBox()
+        self.left_box = SafeComboBox()
+        self.right_box = SafeComboBox()
         self.left_box.currentIndexChanged.connect(self._show_diff)
         self.right_box.currentIndexChanged.connect(self._show_diff)
         compare.addWidget(self.left_box, 1)

@@ -13,13 +13,11 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QStackedWidget,
     QTableWidget,
@@ -36,6 +34,7 @@ from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.eval_chat import ChatPanel
 from desktop.widgets.eval_review import BlindReviewWidget, ReviewResultsView
 from desktop.widgets.eval_table import ExamplesTable, MetricSummaryTable
+from desktop.widgets.safe_inputs import SafeComboBox, SafeSpinBox
 from desktop.widgets.shortcuts import add_main_action_shortcut
 from desktop.workers import JobRunner
 
@@ -81,7 +80,7 @@ class EvaluatePage(QWidget):
         # run and options ----------------------------------------------------------------------------
         run_row = QHBoxLayout()
         run_row.addWidget(QLabel("Run:"))
-        self.run_combo = QComboBox()
+        self.run_combo = SafeComboBox()
         self.run_combo.setMinimumWidth(360)
         self.run_combo.currentIndexChanged.connect(self._on_run_picked)
         run_row.addWidget(self.run_combo, 1)
@@ -95,19 +94,19 @@ class EvaluatePage(QWidget):
 
         opts = QHBoxLayout()
         opts.addWidget(QLabel("Examples:"))
-        self.split_combo = QComboBox()
+        self.split_combo = SafeComboBox()
         self.split_combo.addItem("Test split", "test")
         self.split_combo.setToolTip("The held-out test split is never seen in training.")
         self.split_combo.addItem("Validation split", "validation")
         opts.addWidget(self.split_combo)
         opts.addWidget(QLabel("Limit:"))
-        self.limit_spin = QSpinBox()
+        self.limit_spin = SafeSpinBox()
         self.limit_spin.setRange(0, 100000)
         self.limit_spin.setSpecialValueText("all")
         self.limit_spin.setMaximumWidth(90)
         opts.addWidget(self.limit_spin)
         opts.addWidget(QLabel("Max new tokens:"))
-        self.max_tokens_spin = QSpinBox()
+        self.max_tokens_spin = SafeSpinBox()
         self.max_tokens_spin.setRange(1, 8192)
         self.max_tokens_spin.setValue(128)
         self.max_tokens_spin.setMaximumWidth(90)
@@ -194,13 +193,13 @@ class EvaluatePage(QWidget):
         rl.addWidget(self.warnings_label)
         sort_row = QHBoxLayout()
         sort_row.addWidget(QLabel("Sort:"))
-        self.sort_combo = QComboBox()
+        self.sort_combo = SafeComboBox()
         for text, mode in SORT_MODES:
             self.sort_combo.addItem(text, mode)
         self.sort_combo.currentIndexChanged.connect(self._apply_sort)
         sort_row.addWidget(self.sort_combo)
         sort_row.addWidget(QLabel("by"))
-        self.metric_combo = QComboBox()
+        self.metric_combo = SafeComboBox()
         for metric in ROW_METRICS:
             self.metric_combo.addItem(METRIC_LABELS[metric], metric)
         self.metric_combo.currentIndexChanged.connect(self._on_metric)

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
     QCheckBox,
-    QComboBox,
     QFileDialog,
     QFormLayout,
     QFrame,
@@ -46,6 +45,7 @@ from core.export.formats import (
 from desktop.context import AppContext
 from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.run_commands import RunCommands
+from desktop.widgets.safe_inputs import SafeComboBox
 from desktop.widgets.shortcuts import add_main_action_shortcut
 
 FORMAT_LABELS = {
@@ -219,7 +219,7 @@ class ExportPage(QWidget):
         self.format_group.buttonToggled.connect(self._on_format_changed)
         form.addRow("Format", fmt_row)
 
-        self.quant_combo = QComboBox()
+        self.quant_combo = SafeComboBox()
         model = QStandardItemModel(self.quant_combo)
         self.quant_combo.setModel(model)
         for quant in ALL_QUANTS:

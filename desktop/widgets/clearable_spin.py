@@ -6,8 +6,10 @@ from __future__ import annotations
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QSpinBox
 
+from desktop.widgets.safe_inputs import WheelNeedsFocus
 
-class ClearableSpinBox(QSpinBox):
+
+class ClearableSpinBox(WheelNeedsFocus, QSpinBox):
     def validate(self, text: str, pos: int) -> object:
         if not text.strip():
             return (QValidator.State.Acceptable, text, pos)

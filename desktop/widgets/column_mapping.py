@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from core.data.mapping import FIELD_LABELS, MAP_FIELDS, ColumnMapping, FileSample, mapped_examples
 from core.errors import UserError
+from desktop.widgets.safe_inputs import SafeComboBox
 
 NONE_TEXT = "(not in this file)"
 PREVIEW_EXAMPLES = 20
@@ -63,7 +64,7 @@ class ColumnMappingDialog(QDialog):
         form = QFormLayout()
         self.boxes: dict[str, QComboBox] = {}
         for key in MAP_FIELDS:
-            box = QComboBox()
+            box = SafeComboBox()
             box.addItem(NONE_TEXT, None)
             for c in sample.columns:
                 box.addItem(c, c)

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QTextEdit,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 from core.data.example import SPLITS
 from core.data.tokens import TemplatePreview
 from core.data.workspace import BadLine
+from desktop.widgets.safe_inputs import SafeDoubleSpinBox, SafeSpinBox
 
 
 class TemplatePreviewView(QWidget):
@@ -295,7 +295,7 @@ class SplitsPanel(QWidget):
         ratio_row = QHBoxLayout()
         self.ratios: list[QDoubleSpinBox] = []
         for split, value in zip(SPLITS, (0.8, 0.1, 0.1), strict=True):
-            spin = QDoubleSpinBox()
+            spin = SafeDoubleSpinBox()
             spin.setRange(0.0, 1.0)
             spin.setSingleStep(0.05)
             spin.setDecimals(2)
@@ -305,7 +305,7 @@ class SplitsPanel(QWidget):
             ratio_row.addWidget(spin)
             self.ratios.append(spin)
         form.addRow("Ratios", ratio_row)
-        self.seed = QSpinBox()
+        self.seed = SafeSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setValue(0)
         form.addRow("Seed", self.seed)

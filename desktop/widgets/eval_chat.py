@@ -23,11 +23,12 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QSpinBox,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
+
+from desktop.widgets.safe_inputs import SafeSpinBox
 
 SIDE_TITLES = {"base": "Base model", "tuned": "Tuned model"}
 
@@ -113,7 +114,7 @@ class ChatPanel(QWidget):
         )
         top.addWidget(self.system_edit, 1)
         top.addWidget(QLabel("Max new tokens:"))
-        self.max_tokens_spin = QSpinBox()
+        self.max_tokens_spin = SafeSpinBox()
         self.max_tokens_spin.setRange(1, 4096)
         self.max_tokens_spin.setValue(256)
         top.addWidget(self.max_tokens_spin)

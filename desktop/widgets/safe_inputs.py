@@ -11,44 +11,31 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox, QWidget
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox
 
 
-def _guard(widget: QWidget) -> None:
-    widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+class WheelNeedsFocus:
+    """Mixin for a Qt input: the wheel changes it only while it has focus (clicked or tabbed into; the wheel
+    itself gives no focus), otherwise the event goes on to the parent and the page scrolls."""
 
-
-class SafeComboBox(QComboBox):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        _guard(self)
-
-    def wheelEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        if self.hasFocus():
-            super().wheelEvent(event)
-        else:
-            event.ignore()  # goes on to the parent: the page scrolls
-
-
-class SafeSpinBox(QSpinBox):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        _guard(self)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # type: ignore[attr-defined]
 
     def wheelEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        if self.hasFocus():
-            super().wheelEvent(event)
+        if self.hasFocus():  # type: ignore[attr-defined]
+            super().wheelEvent(event)  # type: ignore[misc]
         else:
             event.ignore()
 
 
-class SafeDoubleSpinBox(QDoubleSpinBox):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        _guard(self)
+class SafeComboBox(WheelNeedsFocus, QComboBox):
+    pass
 
-    def wheelEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        if self.hasFocus():
-            super().wheelEvent(event)
-        else:
-            event.ignore()
+
+class SafeSpinBox(WheelNeedsFocus, QSpinBox):
+    pass
+
+
+class SafeDoubleSpinBox(WheelNeedsFocus, QDoubleSpinBox):
+    pass

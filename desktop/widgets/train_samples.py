@@ -10,7 +10,6 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextOption
 from PySide6.QtWidgets import (
-    QComboBox,
     QHBoxLayout,
     QLabel,
     QStackedWidget,
@@ -18,6 +17,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from desktop.widgets.safe_inputs import SafeComboBox
 
 OFF_TEXT = (
     "Sample answers are off for this run. Set “Sample answers” above 0 (Advanced settings → Training) to read "
@@ -68,7 +69,7 @@ class SamplesPanel(QWidget):
         content_layout = QVBoxLayout(content)
         content_layout.setContentsMargins(0, 4, 0, 0)
         head = QHBoxLayout()
-        self.step_combo = QComboBox()
+        self.step_combo = SafeComboBox()
         self.step_combo.setObjectName("samplesStep")
         self.step_combo.setToolTip("The validation whose sample answers are shown")
         self.step_combo.currentIndexChanged.connect(self._show_index)

@@ -68,3 +68,38 @@ def test_window_start_imports_no_heavy_library() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+
+
+def test_no_setting_on_any_page_changes_under_a_passing_mouse_wheel(qtbot) -> None:
+    """Every combo and spin box of every page takes the wheel only once clicked or tabbed into (a wheel turn over
+    an unfocused one scrolls the page and changes nothing)."""
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QComboBox
+
+    from desktop.widgets.safe_inputs import WheelNeedsFocus
+
+    window = _window(qtbot)
+    boxes = []
+    for key, _title, _module, _cls in PAGES:
+        window.show_page(key)
+        page = window.stack.currentWidget()
+        boxes += [(key, w) for w in page.findChildren(QComboBox) + page.findChildren(QAbstractSpinBox)]
+    assert len(boxes) > 20
+    unsafe = [
+        f"{key}: {w.objectName() or type(w).__name__}"
+        for key, w in boxes
+        if not isinstance(w, WheelNeedsFocus)
+    ]
+    assert not unsafe, unsafe
+    # and the guard works: a spin box with a value to move does not move without focus, and moves with it
+    window.show_page("evaluate")
+    spin = next(w for key, w in boxes if key == "evaluate" and isinstance(w, QAbstractSpinBox))
+    spin.setEnabled(True)
+    before = spin.value()
+    event = QWheelEvent(
+        QPointF(5, 5), QPointF(5, 5), QPoint(0, 0), QPoint(0, 120),
+        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False,
+    )  # fmt: skip
+    QApplication.sendEvent(spin, event)
+    assert spin.value() == before
