@@ -210,7 +210,10 @@ def _stats(args: argparse.Namespace) -> int:
         if probe["note"]:
             print(probe["note"])
         zero = probe["zero_trained"]
-        print(f"{len(zero)} rows train no token" + (":" if zero else "."))
+        n = len(zero)
+        print(
+            f"{n} row{'' if n == 1 else 's'} train{'s' if n == 1 else ''} no token" + (":" if zero else ".")
+        )
         for z in zero[:20]:
             print(f"  line {z['line']}: {z['reason']}")
     return 0

@@ -1332,7 +1332,11 @@ class DataPage(QWidget):
                 zero = len(probe["zero_trained"])
             self.ctx.status(
                 f"Counted tokens of {len(counts):,} examples"
-                + (f"; {zero:,} rows train no token (Template tab)" if zero else "")
+                + (
+                    f"; {zero:,} row{'' if zero == 1 else 's'} train{'s' if zero == 1 else ''} no token (Template tab)"
+                    if zero
+                    else ""
+                )
             )
 
         def done(result: tuple[Any, dict[str, int], dict[str, Any] | None]) -> None:
