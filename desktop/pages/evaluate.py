@@ -46,6 +46,12 @@ SORT_MODES = [
 ROW_METRICS = ("token_f1", "exact_match", "rouge_l", "bleu", "json_keys_match")
 
 
+def _page_wording(warning: str) -> str:
+    """A stored warning as the page says it: the setting's name on this page, not the CLI flag (the CLI and
+    results.json keep both)."""
+    return warning.replace("(Max new tokens; --max-new-tokens on the command line)", "(Max new tokens)")
+
+
 def _has_gpu() -> bool:
     from core.device import detect_device
 
@@ -215,6 +221,7 @@ class EvaluatePage(QWidget):
         )
         splitter.addWidget(self.examples_table)
         self.detail = QTextBrowser()
+        self.detail.setPlaceholderText("Click a row to see the prompt, the reference and both answers.")
         splitter.addWidget(self.detail)
         splitter.setSizes([400, 160])
         rl.addWidget(splitter, 1)
@@ -460,7 +467,7 @@ class EvaluatePage(QWidget):
         self.summary_table.set_summary(self.summary)
         self.verdict_label.setText(self._verdict(self.summary))
         warnings = (self.summary or {}).get("warnings", [])
-        self.warnings_label.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.warnings_label.setText("\n".join(f"⚠ {_page_wording(w)}" for w in warnings))
         self.warnings_label.setVisible(bool(warnings))
         self.examples_table.set_rows(self.rows)
         self._apply_sort()

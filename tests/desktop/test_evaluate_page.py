@@ -356,3 +356,31 @@ def test_quit_while_evaluating_asks_then_cancels(
         if page.runner is not None:  # never leave the job (or a real dialog at teardown) behind
             page.runner.cancel()
             page.runner.wait(120000)
+
+
+def test_cut_off_warning_names_the_page_setting_not_the_cli_flag(qtbot, fake_results_run: Path) -> None:
+    from core.evaluation.evaluate import _max_tokens_warning
+
+    rows = [
+        orjson.loads(line)
+        for line in (fake_results_run / "eval" / "examples.jsonl").read_bytes().splitlines()
+    ]
+    warning = _max_tokens_warning(rows, 32)
+    assert warning is not None and "--max-new-tokens" in warning  # the CLI keeps its wording
+    summary = orjson.loads((fake_results_run / "eval" / "results.json").read_bytes())
+    summary["warnings"] = [warning]
+    (fake_results_run / "eval" / "results.json").write_bytes(orjson.dumps(summary))
+    page = _page(qtbot, fake_results_run)
+    text = page.warnings_label.text()
+    assert "stopped at the limit of 32 new tokens" in text and "(Max new tokens)" in text
+    assert "--max-new-tokens" not in text and "command line" not in text
+    page.shutdown()
+
+
+def test_answer_detail_pane_hints_until_a_row_is_chosen(qtbot, fake_results_run: Path) -> None:
+    page = _page(qtbot, fake_results_run)
+    assert page.detail.toPlainText() == ""
+    assert page.detail.placeholderText() == "Click a row to see the prompt, the reference and both answers."
+    page.examples_table.selectRow(0)
+    assert "Reference" in page.detail.toPlainText()  # the hint gives way to the example
+    page.shutdown()
