@@ -424,8 +424,12 @@ def estimate(
 
     # time: on this CPU, or on the GPU the run is sized for (the detected one or the target card)
     timed = here if on_cpu else resolved
+    # the recipe that will run there: a CPU does not pack (resolve_for_hardware) but batches by length
+    packing = timed.config.train.packing
+    # attention spans one example: packed with per-document attention, or length-grouped batches on a CPU
+    attn_len = mean_len if packing or on_cpu else t.max_length
     flops_token = (4 + (2 if timed.gradient_checkpointing else 0)) * shape.total_params()
-    flops_token += 6 * shape.layers * shape.hidden * (mean_len if t.packing else t.max_length)
+    flops_token += 6 * shape.layers * shape.hidden * attn_len
     if on_cpu and cpu_measured:
         speed = cpu_measured[0] * flops_token  # this computer's own tokens/s for this model
         time_device = "this CPU"
@@ -455,10 +459,10 @@ def estimate(
     steps = time_s = None
     if dataset_tokens:
         real = min(dataset_tokens, (dataset_examples or 1) * t.max_length)
-        per_step = t.micro_batch_size * t.grad_accum * gpus * (t.max_length if t.packing else mean_len)
+        per_step = t.micro_batch_size * t.grad_accum * gpus * (t.max_length if packing else mean_len)
         steps = (
             max(1, math.ceil(real / per_step))
-            if t.packing
+            if packing
             else max(1, math.ceil((dataset_examples or 1) / (t.micro_batch_size * t.grad_accum * gpus)))
         )
         epoch_tokens = real

@@ -239,3 +239,30 @@ def test_a_workspace_is_sized_like_its_file_so_the_train_page_can_time_an_epoch(
         cpu_target=True,
     )
     assert est.time_s is not None and est.time_s > 0
+
+
+def test_cpu_target_counts_steps_by_examples_because_a_cpu_does_not_pack() -> None:
+    """The CPU recipe batches by length instead of packing: an epoch is examples / (micro-batch x GA) steps,
+    and a max_steps run trains that many examples, not that many full packed rows (QA saw ~4.5 h for the
+    20-step Quick test on the sample data; the packed count made it ~5x too long)."""
+    from core.training.estimate import dataset_token_stats
+    from tests.conftest import SAMPLE_DATA
+
+    tokens, examples = dataset_token_stats(SAMPLE_DATA)
+    quick = preset_config("Quick test (CPU)")  # packing on, micro-batch 4, GA 1, 20 steps, length 512
+    assert quick.train.packing and quick.train.max_steps == 20
+    epoch = with_overrides(quick, {"train.max_steps": 0})
+    est = estimate(
+        epoch, SMOLLM2_135M, CPU, cpu_target=True, dataset_tokens=tokens, dataset_examples=examples
+    )
+    assert est.steps_per_epoch == -(-examples // 4)  # 120 examples, 4 a step: 30 steps, not 6 packed rows
+    run = estimate(
+        quick, SMOLLM2_135M, CPU, cpu_target=True, dataset_tokens=tokens, dataset_examples=examples
+    )
+    assert run.time_s is not None and est.time_s is not None
+    assert run.time_s == pytest.approx(est.time_s * 20 / 30, rel=1e-2)
+    # 20 steps x 4 examples of the mean length, at the estimate's own speed
+    assert run.time_s == pytest.approx(20 * 4 * (tokens // examples) / run.tokens_per_s, rel=0.05)
+    # a GPU target keeps packing: steps are full packed rows
+    gpu = estimate(epoch, SMOLLM2_135M, CPU, target_gib=24, dataset_tokens=tokens, dataset_examples=examples)
+    assert gpu.steps_per_epoch == -(-tokens // (4 * 512))
