@@ -43,6 +43,10 @@ SORT_MODES = [
     ("Biggest regression first", "regression"),
     ("Test order", "order"),
 ]
+NOT_EVALUATED_TEXT = (
+    "The base and the tuned model will answer every example of the held-out test split with the same greedy "
+    "decoding; answers are kept in the run folder and re-used."
+)
 ROW_METRICS = ("token_f1", "exact_match", "rouge_l", "bleu", "json_keys_match")
 
 
@@ -167,8 +171,7 @@ class EvaluatePage(QWidget):
         )
         self.not_evaluated_state = EmptyState(
             "Not evaluated yet",
-            "The base and the tuned model will answer every example of the held-out test split with the same "
-            "greedy decoding; answers are kept in the run folder and re-used.",
+            NOT_EVALUATED_TEXT,
             "Run evaluation",
             self.start_evaluation,
         )
@@ -249,6 +252,8 @@ class EvaluatePage(QWidget):
         gl.addWidget(self.forgetting_table, 1)
         self.tabs.addTab(general, "General prompts")
         self.chat = ChatPanel()
+        self.chat.replyStarted.connect(self._update_buttons)
+        self.chat.replyFinished.connect(self._update_buttons)
         self.tabs.addTab(self.chat, "Chat")
 
         ctx.runChanged.connect(self.set_run)
@@ -381,7 +386,16 @@ class EvaluatePage(QWidget):
         # a run stopped before its first checkpoint has no adapter: nothing to evaluate or chat with yet (the
         # status line says to train it first)
         trained = run is not None and (run / "adapter" / "adapter_config.json").exists()
-        self.run_button.setEnabled(trained and not running)
+        # the chat and the evaluation each load the base model and the adapter: one at a time
+        chatting = self.chat.is_running()
+        why = "Wait until the chat has answered (or press Stop): it is using the models." if chatting else ""
+        self.run_button.setEnabled(trained and not running and not chatting)
+        self.run_button.setToolTip(why)
+        self.chat.set_blocked(
+            "Wait until the evaluation has finished (or cancel it): it is using the models."
+            if running
+            else ""
+        )
         self.chat_button.setEnabled(trained)
         self.cancel_button.setEnabled(running)
         self.run_combo.setEnabled(not running)
@@ -395,7 +409,16 @@ class EvaluatePage(QWidget):
         )  # nothing to report
         self.progress.setVisible(running)
         if self.not_evaluated_state.button is not None:
-            self.not_evaluated_state.button.setEnabled(trained and not running)
+            self.not_evaluated_state.button.setEnabled(trained and not running and not chatting)
+            self.not_evaluated_state.button.setToolTip(why)
+        if running:
+            self.not_evaluated_state.set_text(
+                "Evaluating…",
+                "The base and the tuned model are answering the held-out examples; the progress is above. "
+                "Results appear here when they finish.",
+            )
+        else:
+            self.not_evaluated_state.set_text("Not evaluated yet", NOT_EVALUATED_TEXT)
 
     def options(self) -> Any:
         from core.evaluation.evaluate import EvalOptions
@@ -411,7 +434,7 @@ class EvaluatePage(QWidget):
 
     def start_evaluation(self) -> None:
         run = self.run_dir()
-        if run is None or self.is_running():
+        if run is None or self.is_running() or self.chat.is_running():  # the chat holds the models
             return
         options = self.options()
 

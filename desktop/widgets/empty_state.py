@@ -20,10 +20,10 @@ class EmptyState(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
-        heading = QLabel(title)
+        self.heading = heading = QLabel(title)
         heading.setObjectName("emptyTitle")
         heading.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        body = QLabel(text)
+        self.body = body = QLabel(text)
         body.setObjectName("emptyText")
         body.setWordWrap(True)
         body.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -46,3 +46,7 @@ class EmptyState(QWidget):
                 self.button.clicked.connect(on_action)
             layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignCenter)
         layout.addStretch(2)
+
+    def set_text(self, title: str, text: str) -> None:
+        self.heading.setText(title)
+        self.body.setText(text)

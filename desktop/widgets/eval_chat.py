@@ -90,6 +90,7 @@ class _ChatJob(QObject):
 class ChatPanel(QWidget):
     """Base and tuned model side by side on the same prompts."""
 
+    replyStarted = Signal()  # a message was sent; the panel is busy until replyFinished
     replyFinished = Signal()  # both models answered (or the chat stopped or failed); the panel is idle again
     streamed = Signal(str, str)  # side, a new piece of its answer (shown as it arrives)
 
@@ -102,6 +103,7 @@ class ChatPanel(QWidget):
         self._job: _ChatJob | None = None
         self._current: dict[str, str] = {"base": "", "tuned": ""}
         self._turn_start: dict[str, int] = {}
+        self._blocked = ""  # why Send is off while the page evaluates ("" when it is not)
 
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -184,11 +186,18 @@ class ChatPanel(QWidget):
     def _update_buttons(self) -> None:
         running = self.is_running()
         ready = self.run_dir is not None and (self.run_dir / "adapter" / "adapter_config.json").exists()
-        self.send_button.setEnabled(ready and not running)
+        self.send_button.setEnabled(ready and not running and not self._blocked)
+        self.send_button.setToolTip(self._blocked)
         self.stop_button.setEnabled(running)
         self.clear_button.setEnabled(not running)
         self.system_edit.setEnabled(not running)
         self.max_tokens_spin.setEnabled(not running)
+
+    def set_blocked(self, reason: str) -> None:
+        """Turn Send off with `reason` as its tooltip ("" turns it back on): the page's evaluation loads the
+        same models."""
+        self._blocked = reason
+        self._update_buttons()
 
     # chat --------------------------------------------------------------------------------------------------
     def send(self, text: str | None = None) -> bool:
@@ -226,6 +235,7 @@ class ChatPanel(QWidget):
         self._thread.finished.connect(self._on_thread_done)
         self._thread.start()
         self._update_buttons()
+        self.replyStarted.emit()
         return True
 
     def stop(self) -> None:

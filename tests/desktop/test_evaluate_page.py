@@ -384,3 +384,71 @@ def test_answer_detail_pane_hints_until_a_row_is_chosen(qtbot, fake_results_run:
     page.examples_table.selectRow(0)
     assert "Reference" in page.detail.toPlainText()  # the hint gives way to the example
     page.shutdown()
+
+
+class _SlowChatModels:
+    """Stands in for core.evaluation.chat.ChatModels: each answer waits until the test releases it."""
+
+    release = None  # a threading.Event, set by the test
+
+    def __init__(self, run_dir: Path) -> None:
+        self.last_hit_max_tokens = False
+
+    def reply(self, messages, side, settings, on_text, should_stop=None) -> str:  # noqa: ANN001
+        assert self.release is not None and self.release.wait(30)
+        on_text("an answer")
+        return "an answer"
+
+    def close(self) -> None:
+        pass
+
+
+def test_chat_and_evaluation_never_load_the_models_at_once(
+    qtbot, fake_run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the chat answers, Run evaluation is off (with the reason); while an evaluation runs, the chat's Send
+    is off and the page says it is evaluating instead of 'Not evaluated yet'."""
+    import threading
+
+    import core.evaluation.chat as chat_module
+    import core.evaluation.evaluate as evaluate_module
+
+    release = threading.Event()
+    monkeypatch.setattr(_SlowChatModels, "release", release)
+    monkeypatch.setattr(chat_module, "ChatModels", _SlowChatModels)
+    page = _page(qtbot, fake_run_dir)
+    run_button = page.run_button
+    empty_button = page.not_evaluated_state.button
+    assert run_button.isEnabled() and empty_button is not None and empty_button.isEnabled()
+    with qtbot.waitSignal(page.chat.replyFinished, timeout=30000):
+        assert page.chat.send("hello")
+        assert not run_button.isEnabled() and not empty_button.isEnabled()
+        assert "chat" in run_button.toolTip() and "chat" in empty_button.toolTip()
+        page.start_evaluation()  # the shortcut or a queued click does nothing either
+        assert page.runner is None
+        release.set()
+    assert run_button.isEnabled() and run_button.toolTip() == ""
+
+    def slow_eval(run_dir, options, *, progress, should_stop):  # noqa: ANN001, ANN202
+        progress(0.1, "the base model is answering 1 of 4")
+        while not should_stop():
+            threading.Event().wait(0.01)
+        from core.errors import Cancelled
+
+        raise Cancelled("cancelled")
+
+    monkeypatch.setattr(evaluate_module, "evaluate_run", slow_eval)
+    assert page.body.currentWidget() is page.not_evaluated_state
+    assert page.not_evaluated_state.heading.text() == "Not evaluated yet"
+    page.start_evaluation()
+    assert page.runner is not None
+    assert page.not_evaluated_state.heading.text() == "Evaluating…"
+    assert "Not evaluated" not in page.not_evaluated_state.body.text()
+    send = page.chat.send_button
+    assert not send.isEnabled() and "evaluation" in send.toolTip()
+    assert not page.chat.send("hello again")
+    with qtbot.waitSignal(page.runner.done, timeout=30000):
+        page.cancel_evaluation()
+    assert send.isEnabled() and send.toolTip() == ""
+    assert page.not_evaluated_state.heading.text() == "Not evaluated yet"
+    page.shutdown()
