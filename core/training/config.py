@@ -551,6 +551,8 @@ class Resolved:
     gradient_checkpointing: bool
     liger: bool
     notes: list[str] = field(default_factory=list)
+    # the technical reasons behind some notes: written to the run log only (the notes are for the user)
+    log_notes: list[str] = field(default_factory=list)
     # what load_model asks core.loader for: "whetstone_packed" (core.training.packed_attention) for 'auto'
     # on a GPU with packing, else the configured one ('auto': sdpa or eager per model)
     attention: str = "auto"
@@ -565,6 +567,7 @@ def liger_available() -> bool:
 def resolve_for_hardware(config: TrainingConfig, hw: Hardware) -> Resolved:
     """Fill the 'auto' settings for this machine. On a CPU: float32 compute, no gradient checkpointing."""
     notes: list[str] = []
+    log_notes: list[str] = []
     q, t = config.quant, config.train
     if hw.cuda:
         best = "bfloat16" if hw.bf16 else "float16"
@@ -579,7 +582,7 @@ def resolve_for_hardware(config: TrainingConfig, hw: Hardware) -> Resolved:
                 "Liger kernels were asked for but the liger-kernel package is missing; running without."
             )
             liger = False
-        attention = _gpu_attention(config, notes)
+        attention = _gpu_attention(config, notes, log_notes)
     else:
         compute = "float32"
         weights = "float32"
@@ -617,10 +620,10 @@ def resolve_for_hardware(config: TrainingConfig, hw: Hardware) -> Resolved:
             "train.liger": liger,
         },
     )
-    return Resolved(resolved_cfg, compute, weights, ckpt, liger, notes, attention)
+    return Resolved(resolved_cfg, compute, weights, ckpt, liger, notes, log_notes, attention)
 
 
-def _gpu_attention(config: TrainingConfig, notes: list[str]) -> str:
+def _gpu_attention(config: TrainingConfig, notes: list[str], log_notes: list[str]) -> str:
     """The attention implementation on a CUDA GPU; a note says when 'auto' cannot take the fast path."""
     chosen = config.model.attn_implementation
     if chosen != "auto":
@@ -632,6 +635,10 @@ def _gpu_attention(config: TrainingConfig, notes: list[str]) -> str:
         return "auto"
     if not varlen_available():
         notes.append(
+            "Training here cannot use the fastest attention for packed examples; it will run, somewhat "
+            "slower, with the same results."
+        )
+        log_notes.append(
             "This PyTorch has no variable-length flash attention kernel: attention runs on SDPA over each "
             "whole packed row (slower; same results)."
         )

@@ -602,7 +602,7 @@ def build_trainer(
     resolved = resolve_for_hardware(cfg, hw)
     rc = resolved.config
     t = rc.train
-    for note in resolved.notes:
+    for note in resolved.notes + resolved.log_notes:
         emit({"type": "log", "step": 0, "message": note})
     model_dir = resolve_base_model(rc.model.name)
     tokenizer = load_tokenizer(model_dir, trust_remote_code=registry_trust(rc.model.name), set_pad=True)
