@@ -518,6 +518,7 @@ class TrainPage(QWidget):
             return
         chosen = self.target_combo.currentData()
         cpu_target = chosen == "cpu"
+        self._show_packing(cpu_target)
         target = None if cpu_target or chosen is None else float(chosen)
         if target is None and not self.hardware.cuda:
             target = 24.0
@@ -571,6 +572,22 @@ class TrainPage(QWidget):
             lines.append(f"<i style='color:#5c6473'>{n}</i>")
         self.estimate_label.setText("<br>".join(lines))
         self.last_estimate = est
+
+    def _show_packing(self, cpu_target: bool) -> None:
+        """On this CPU the run batches by length instead of packing: the box says so (unticked, greyed out);
+        the user's choice stays in the settings (saved YAML, GPU runs) and shows again for a GPU target."""
+        if ("train", "packing") not in self.form.fields:
+            return
+        if cpu_target and not self.hardware.cuda:
+            self.form.pin(
+                "train",
+                "packing",
+                False,
+                "A CPU does not pack examples: it batches examples of similar length together instead "
+                "(packing is slower there). Your choice is kept for training on a GPU.",
+            )
+        else:
+            self.form.unpin("train", "packing")
 
     def _cpu_speed(self, model: str) -> tuple[float, str] | None:
         """This computer's measured tokens/s for the model (newest CPU run), read again after each run."""

@@ -95,8 +95,18 @@ class _Field:
         self.widget.setWhatsThis(help_text)
         self.label = QLabel(info.title or name)
         self.label.setToolTip(help_text)
+        self.help_text = help_text
+        # (value shown, why) while the target machine overrides this setting; the user's own value is kept
+        self.pinned: tuple[Any, str] | None = None
+        self.kept: Any = None
 
     def set(self, value: Any) -> None:
+        if self.pinned is not None:  # shown pinned; the value set is the user's, restored on unpin
+            self.kept = value
+            return
+        self._show(value)
+
+    def _show(self, value: Any) -> None:
         w = self.widget
         if self.kind == "tristate":
             assert isinstance(w, QComboBox)
@@ -118,6 +128,8 @@ class _Field:
             w.setText(str(value))
 
     def get(self) -> Any:
+        if self.pinned is not None:
+            return self.kept
         w = self.widget
         if self.kind == "tristate":
             assert isinstance(w, QComboBox)
@@ -224,6 +236,33 @@ class ConfigForm(QWidget):
             f.set(data[section][name])
             f.widget.blockSignals(False)
         self.changed.emit()
+
+    def pin(self, section: str, name: str, value: Any, why: str) -> None:
+        """Show `value`, greyed out with `why` as its tooltip, while the target machine overrides the setting
+        (a CPU does not pack). The config keeps the user's own value, shown again on unpin()."""
+        f = self.fields[(section, name)]
+        if f.pinned is None:
+            f.kept = f.get()
+        f.pinned = (value, why)
+        f.widget.blockSignals(True)
+        f._show(value)
+        f.widget.blockSignals(False)
+        f.widget.setEnabled(False)
+        tip = f"{f.help_text}\n\n{why}".strip()
+        f.widget.setToolTip(tip)
+        f.label.setToolTip(tip)
+
+    def unpin(self, section: str, name: str) -> None:
+        f = self.fields[(section, name)]
+        if f.pinned is None:
+            return
+        f.pinned = None
+        f.widget.blockSignals(True)
+        f._show(f.kept)
+        f.widget.blockSignals(False)
+        f.widget.setEnabled(True)
+        f.widget.setToolTip(f.help_text)
+        f.label.setToolTip(f.help_text)
 
     def values(self) -> dict[str, Any]:
         data = self._config.to_dict()

@@ -238,3 +238,38 @@ def test_gpu_count_lists_the_cards_and_offers_no_more_than_there_are(qtbot, ctx,
     assert "No NVIDIA GPU found" not in gpus.widget.toolTip()
     gpus.set(2)
     assert cpu_page.form.config().train.gpus == 2
+
+
+def test_pack_box_shows_that_a_cpu_does_not_pack_and_keeps_the_users_choice(qtbot, ctx, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.training.config import load_config
+
+    page = _page(qtbot, ctx)  # this machine has no GPU: the estimate is for its CPU
+    assert page.target_combo.currentData() == "cpu"
+    pack = page.form.fields[("train", "packing")]
+    box = pack.widget
+    # the Quick test preset asks for packing; the CPU batches by length instead, and the box says so
+    assert not box.isChecked() and not box.isEnabled()
+    assert "A CPU does not pack examples" in box.toolTip()
+    assert "batched by length" in page.estimate_label.text()
+    # the user's choice stays in the settings: a saved YAML still packs on a GPU
+    assert page.current_config().train.packing is True
+    page.data_edit.setText(str(tmp_path / "d.jsonl"))
+    path = tmp_path / "s.yaml"
+    from core.training.config import save_config
+
+    save_config(page.current_config(), path)
+    assert load_config(path).train.packing is True
+    # a preset or loaded settings set while pinned become the choice shown for a GPU target
+    pack.set(False)
+    assert page.current_config().train.packing is False and not box.isChecked()
+    pack.set(True)
+    # planning for a GPU: the box shows and edits the user's choice again
+    page.target_combo.setCurrentText("24 GB GPU")
+    qtbot.waitUntil(lambda: box.isEnabled(), timeout=3000)
+    assert box.isChecked() and "A CPU does not pack" not in box.toolTip()
+    box.setChecked(False)
+    assert page.current_config().train.packing is False
+    assert page.preset_combo.currentText() == "Custom"  # a real edit, unlike the pinning
+    page.target_combo.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: not box.isEnabled(), timeout=3000)
+    assert page.current_config().train.packing is False and not box.isChecked()
