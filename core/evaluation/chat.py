@@ -60,6 +60,7 @@ class ChatModels:
         if not (run.adapter_dir / "adapter_config.json").exists():
             raise UserError(f"{run.path} has no trained adapter yet (adapter/); train the run first.")
         self.pair = ModelPair(resolve_base_model(run.base_model()), run.adapter_dir)
+        self.last_hit_max_tokens = False  # the last reply stopped at settings.max_new_tokens (it is cut off)
 
     def reply(
         self,
@@ -76,6 +77,7 @@ class ChatModels:
         import torch
         from transformers import GenerationConfig, TextIteratorStreamer
 
+        from core.evaluation.generate import _stop_ids
         from core.stopping import stop_criteria
 
         if side not in SIDES:
@@ -84,6 +86,7 @@ class ChatModels:
         tok = pair.tokenizer
         enc = tok([pair.render(messages)], return_tensors="pt", add_special_tokens=False).to(pair.device)
         sample = settings.temperature > 0
+        eos = _stop_ids(tok, pair.model)  # the model's own end-of-turn tokens too, as in the evaluation
         config = GenerationConfig(
             max_new_tokens=settings.max_new_tokens,
             do_sample=sample,
@@ -91,21 +94,24 @@ class ChatModels:
             top_p=None,
             top_k=None,
             pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
+            eos_token_id=eos,
         )
         streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
         failure: list[BaseException] = []
+        new_tokens: list[Any] = []
+        self.last_hit_max_tokens = False
 
         def run() -> None:
             ctx = pair.model.disable_adapter() if side == "base" else contextlib.nullcontext()
             try:
                 with torch.inference_mode(), ctx:
-                    pair.model.generate(
+                    out = pair.model.generate(
                         **enc,
                         generation_config=config,
                         streamer=streamer,
                         stopping_criteria=stop_criteria(should_stop),
                     )
+                new_tokens.extend(out[0, enc["input_ids"].shape[1] :].tolist())
             except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
                 failure.append(exc)
                 streamer.end()
@@ -121,6 +127,10 @@ class ChatModels:
         if failure:
             raise failure[0]
         check_stop(should_stop)
+        stop_ids = eos if isinstance(eos, list) else [eos]
+        self.last_hit_max_tokens = (
+            len(new_tokens) >= settings.max_new_tokens and new_tokens[-1] not in stop_ids
+        )
         return "".join(parts).strip()
 
     def close(self) -> None:

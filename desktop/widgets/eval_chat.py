@@ -39,6 +39,7 @@ class _ChatJob(QObject):
     loaded = Signal(object)  # ChatModels
     status = Signal(str)
     piece = Signal(str, str)  # side, text
+    cut = Signal(str, int)  # side, the token limit its answer stopped at
     answered = Signal(str, str)  # side, whole answer
     failed = Signal(str)
     stopped = Signal()
@@ -74,6 +75,8 @@ class _ChatJob(QObject):
                     lambda piece, side=side: self.piece.emit(side, piece),
                     self.stop.is_set,
                 )
+                if getattr(self.models, "last_hit_max_tokens", False):
+                    self.cut.emit(side, self.settings.max_new_tokens)
                 self.answered.emit(side, text)
         except Cancelled:
             self.stopped.emit()
@@ -229,6 +232,7 @@ class ChatPanel(QWidget):
         self._job.loaded.connect(self._on_loaded)
         self._job.status.connect(self.status_label.setText)
         self._job.piece.connect(self._on_piece)
+        self._job.cut.connect(self._on_cut)
         self._job.answered.connect(self._on_answered)
         self._job.failed.connect(self._on_failed)
         self._job.stopped.connect(self._on_stopped)
@@ -262,6 +266,12 @@ class ChatPanel(QWidget):
         view.setTextCursor(cursor)
         view.ensureCursorVisible()
         self.streamed.emit(side, piece)
+
+    def _on_cut(self, side: str, limit: int) -> None:
+        self._append(
+            side,
+            f" <i>… (stopped at the {limit}-token limit; raise Max new tokens for longer answers)</i>",
+        )
 
     def _on_answered(self, side: str, text: str) -> None:
         self.conversations[side].append({"role": "assistant", "content": text})

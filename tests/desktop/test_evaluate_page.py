@@ -452,3 +452,40 @@ def test_chat_and_evaluation_never_load_the_models_at_once(
     assert send.isEnabled() and send.toolTip() == ""
     assert page.not_evaluated_state.heading.text() == "Not evaluated yet"
     page.shutdown()
+
+
+def test_chat_marks_an_answer_cut_at_the_token_limit(
+    qtbot, fake_run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real models at a 3-token limit stop mid-answer: each column says so in plain words, and the mark is
+    not part of the conversation the model sees next."""
+    page = _page(qtbot, fake_run_dir)
+    chat = page.chat
+    chat.max_tokens_spin.setValue(3)
+    with qtbot.waitSignal(chat.replyFinished, timeout=240000):
+        assert chat.send("Ticket: my invoice is wrong")
+    assert chat.models is not None and chat.models.last_hit_max_tokens
+    mark = "(stopped at the 3-token limit; raise Max new tokens for longer answers)"
+    for side in ("base", "tuned"):
+        assert mark in chat.transcript(side)
+        assert "token limit" not in chat.conversations[side][-1]["content"]
+    page.shutdown()
+
+
+def test_chat_leaves_a_finished_answer_unmarked(
+    qtbot, fake_run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import core.evaluation.chat as chat_module
+
+    release = threading.Event()
+    release.set()
+    monkeypatch.setattr(_SlowChatModels, "release", release)
+    monkeypatch.setattr(chat_module, "ChatModels", _SlowChatModels)  # answers end by themselves
+    page = _page(qtbot, fake_run_dir)
+    with qtbot.waitSignal(page.chat.replyFinished, timeout=30000):
+        assert page.chat.send("hello")
+    for side in ("base", "tuned"):
+        assert "an answer" in page.chat.transcript(side) and "token limit" not in page.chat.transcript(side)
+    page.shutdown()
