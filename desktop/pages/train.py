@@ -129,6 +129,7 @@ class TrainPage(QWidget):
         self.model_browse.clicked.connect(self._browse_model)
         self.data_edit = QLineEdit()
         self.data_edit.setObjectName("dataEdit")
+        self._data_shown: tuple[str, str] | None = None  # (name shown, workspace path) after set_dataset
         self.data_edit.setPlaceholderText("Open a workspace on the Data page, or pick a data file")
         self.data_browse = QPushButton("Browse…")
         self.data_browse.clicked.connect(self._browse_data)
@@ -303,7 +304,7 @@ class TrainPage(QWidget):
         self._fill_models()
         self._show_trust()
         if ctx.workspace_path is not None:
-            self.data_edit.setText(str(ctx.workspace_path))
+            self.set_dataset(str(ctx.workspace_path))
         self.runs.refresh()
         self._update_buttons()
         self.update_estimate()
@@ -397,7 +398,7 @@ class TrainPage(QWidget):
     def _browse_data(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Dataset", str(Path.home()), DATA_FILTER)
         if path:
-            self.data_edit.setText(path)
+            self.set_dataset(path)
 
     def load_yaml(self, path: str | Path) -> None:
         from core.training.config import load_config
@@ -411,7 +412,7 @@ class TrainPage(QWidget):
         self.form.blockSignals(False)
         self.set_model(cfg.model.name)
         if cfg.data.source:
-            self.data_edit.setText(cfg.data.source)
+            self.set_dataset(cfg.data.source)
         self.preset_combo.blockSignals(True)
         self.preset_combo.setCurrentIndex(0)
         self.preset_combo.blockSignals(False)
@@ -444,7 +445,7 @@ class TrainPage(QWidget):
         if self.is_training():  # the form shows the running run's settings; the new data waits for its end
             self._pending_workspace = path
             return
-        self.data_edit.setText(path)
+        self.set_dataset(path)
 
     def _apply_preset(self, index: int) -> None:
         if index <= 0:
@@ -496,7 +497,40 @@ class TrainPage(QWidget):
         self._estimate_timer.start()
 
     def current_config(self) -> TrainingConfig:
-        return self.form.config(model=self.model_name(), source=self.data_edit.text().strip())
+        return self.form.config(model=self.model_name(), source=self.dataset_path())
+
+    def set_dataset(self, path: str) -> None:
+        """Show the dataset as the user knows it: a workspace by the file they opened ("helpdesk.csv", the full
+        paths in the tooltip), not its internal file ("helpdesk-266b7ad9c3.wsdb"); the run gets the path."""
+        source = self._workspace_source(path) if path.endswith(".wsdb") else None
+        if source:
+            shown = Path(source).name
+            self._data_shown = (shown, path)
+            self.data_edit.setText(shown)
+            self.data_edit.setToolTip(f"Opened from {source}\nWorkspace: {path}")
+        else:
+            self._data_shown = None
+            self.data_edit.setText(path)
+            self.data_edit.setToolTip(path)
+
+    def dataset_path(self) -> str:
+        """The dataset the run trains on: the workspace behind the shown name, or what the user typed."""
+        text = self.data_edit.text().strip()
+        shown = self._data_shown
+        return shown[1] if shown is not None and text == shown[0] else text
+
+    def _workspace_source(self, path: str) -> str | None:
+        if self.ctx.workspace_path is not None and Path(path) == self.ctx.workspace_path:
+            meta = getattr(self.ctx.workspace, "meta", None)
+            if meta is not None:
+                return meta("source")
+        from core.data.workspace import DatasetWorkspace
+
+        try:
+            with DatasetWorkspace.open(path) as ws:
+                return ws.meta("source")
+        except Exception:  # noqa: BLE001 - only a label: an unreadable workspace shows its path
+            return None
 
     # --- estimate --------------------------------------------------------------------------------------
     def update_estimate(self) -> None:
@@ -823,7 +857,7 @@ class TrainPage(QWidget):
         self._cpu_speeds = {}  # this run's speed is the newest measurement
         pending, self._pending_workspace = self._pending_workspace, None
         if pending:
-            self.data_edit.setText(pending)
+            self.set_dataset(pending)
         if (run.adapter_dir / "adapter_config.json").exists():
             self.ctx.set_run(run.path)
             self.ctx.status(f"Run ready for Evaluate and Export: {run.path.name}")

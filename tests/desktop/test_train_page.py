@@ -273,3 +273,31 @@ def test_pack_box_shows_that_a_cpu_does_not_pack_and_keeps_the_users_choice(qtbo
     page.target_combo.setCurrentIndex(0)
     qtbot.waitUntil(lambda: not box.isEnabled(), timeout=3000)
     assert page.current_config().train.packing is False and not box.isChecked()
+
+
+def test_dataset_field_names_the_file_the_user_opened_and_the_run_gets_the_workspace(  # type: ignore[no-untyped-def]
+    qtbot, ctx, tmp_path, sample_data
+) -> None:
+    from core.data.workspace import DatasetWorkspace
+
+    source = tmp_path / "helpdesk.jsonl"
+    shutil.copy(sample_data, source)
+    wsdb = tmp_path / "helpdesk-266b7ad9c3.wsdb"
+    ws = DatasetWorkspace.create_from_file(source, wsdb)
+    page = _page(qtbot, ctx)
+    try:
+        ctx.set_workspace(wsdb, ws)  # opened on the Data page
+        assert page.data_edit.text() == "helpdesk.jsonl"
+        assert str(source.resolve()) in page.data_edit.toolTip() and str(wsdb) in page.data_edit.toolTip()
+        assert page.current_config().data.source == str(wsdb)  # the run trains on the workspace
+    finally:
+        ws.close()
+    # a workspace picked with Browse… (not the open one) is named by its source too
+    other = DatasetWorkspace.create_from_file(sample_data, tmp_path / "other.wsdb")
+    other.close()
+    page.set_dataset(str(tmp_path / "other.wsdb"))
+    assert page.data_edit.text() == Path(sample_data).name
+    assert page.current_config().data.source == str(tmp_path / "other.wsdb")
+    # a plain file shows as itself; what the user types is what the run gets
+    page.data_edit.setText(str(source))
+    assert page.current_config().data.source == str(source)

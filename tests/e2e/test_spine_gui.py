@@ -30,7 +30,9 @@ def test_from_jsonl_to_verified_gguf_in_the_window(qtbot, tiny_llama_dir: Path, 
 
     window.show_page("train")
     train = window.page("train")
-    assert train.data_edit.text() == str(ctx.workspace_path)  # type: ignore[attr-defined]
+    # the field names the file the user opened; the run trains on the workspace
+    assert train.data_edit.text() == ctx.workspace_name()  # type: ignore[attr-defined]
+    assert train.dataset_path() == str(ctx.workspace_path)  # type: ignore[attr-defined]
     train.set_model(str(tiny_llama_dir))  # type: ignore[attr-defined]
     fields = train.form.fields  # type: ignore[attr-defined]
     fields[("quant", "mode")].set("none")
