@@ -405,13 +405,14 @@ class TrainPage(QWidget):
 
         self.show_config(load_config(path))
 
-    def show_config(self, cfg: Any) -> None:
-        """Put a whole config (a loaded YAML, a selected run's) into the form, model and dataset fields."""
+    def show_config(self, cfg: Any, keep_dataset: bool = False) -> None:
+        """Put a whole config (a loaded YAML, a selected run's) into the form, model and dataset fields;
+        `keep_dataset` leaves the dataset the user chose."""
         self.form.blockSignals(True)
         self.form.set_config(cfg)
         self.form.blockSignals(False)
         self.set_model(cfg.model.name)
-        if cfg.data.source:
+        if cfg.data.source and not keep_dataset:
             self.set_dataset(cfg.data.source)
         self.preset_combo.blockSignals(True)
         self.preset_combo.setCurrentIndex(0)
@@ -903,9 +904,21 @@ class TrainPage(QWidget):
         try:
             from core.training.config import config_from_dict
 
-            self.show_config(config_from_dict(run.read_config()))
+            cfg = config_from_dict(run.read_config())
         except (UserError, KeyError, TypeError):
-            pass
+            cfg = None
+        if cfg is not None:
+            # the run's training settings fill the form; the dataset the user chose stays (a run's own data is
+            # its snapshot; a new run from these settings trains on what is chosen now)
+            keep = bool(self.dataset_path())
+            self.show_config(cfg, keep_dataset=keep)
+            if keep:
+                self.ctx.status(
+                    f"Loaded the training settings of run {run.path.name}; "
+                    f"the dataset stays {self.data_edit.text().strip()}."
+                )
+            else:
+                self.ctx.status(f"Loaded the training settings and dataset of run {run.path.name}.")
         if s["adapter"]:
             self.ctx.set_run(run.path)
         self._update_buttons()

@@ -301,3 +301,24 @@ def test_dataset_field_names_the_file_the_user_opened_and_the_run_gets_the_works
     # a plain file shows as itself; what the user types is what the run gets
     page.data_edit.setText(str(source))
     assert page.current_config().data.source == str(source)
+
+
+def test_choosing_a_run_loads_its_settings_but_keeps_the_chosen_dataset(  # type: ignore[no-untyped-def]
+    qtbot, ctx, tmp_path, fake_run_dir
+) -> None:
+    page = _page(qtbot, ctx)
+    chosen = tmp_path / "mine.jsonl"
+    chosen.write_text("", encoding="utf-8")
+    page.set_dataset(str(chosen))
+    with qtbot.waitSignal(ctx.statusMessage) as status:
+        page.show_run(str(fake_run_dir))
+    cfg = page.current_config()
+    assert cfg.train.max_length == 256 and cfg.lora.r == 8  # the run's training settings
+    assert cfg.data.source == str(chosen)  # ... and still the user's dataset
+    assert "training settings of run run" in status.args[0] and "mine.jsonl" in status.args[0]
+    # with no dataset chosen yet, the run's own dataset fills the field
+    page.set_dataset("")
+    with qtbot.waitSignal(ctx.statusMessage) as status:
+        page.show_run(str(fake_run_dir))
+    assert page.current_config().data.source.endswith("sample_dataset.jsonl")
+    assert "and dataset" in status.args[0]
