@@ -376,7 +376,7 @@ def resolve_base_model(
         return folder
     target = _gguf_cache_dir(entry)
     if (target / "config.json").exists():
-        progress(1.0, "cached")
+        progress(1.0, "Base model ready")
         return target
     progress(0.05, f"Converting {entry.id} to safetensors (once)")
     gguf_path = Path(entry.path)
@@ -406,7 +406,7 @@ def resolve_base_model(
             gguf_utils.tqdm = gguf_tqdm
         if bars_were_on:
             hf_logging.enable_progress_bar()
-    progress(1.0, "done")
+    progress(1.0, "Base model ready")
     return target
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 from core.errors import Cancelled, WhetstoneError
 from core.failures import failure_line
@@ -35,12 +35,33 @@ class _Worker(QObject):
         self._stop = stop
         self._min_interval = min_interval
         self._last = 0.0
+        # the latest update the throttle held back: flush_pending() sends it, so a phase's message that came
+        # right after a burst (then minutes of silence while it runs) is still shown
+        self._pending: tuple[float, str] | None = None
+        self._lock = threading.Lock()
 
     def _progress(self, fraction: float, message: str = "") -> None:
         now = time.monotonic()
-        if fraction >= 1.0 or now - self._last >= self._min_interval:
-            self._last = now
+        with self._lock:
+            send = fraction >= 1.0 or now - self._last >= self._min_interval
+            if send:
+                self._last = now
+                self._pending = None
+            else:
+                self._pending = (float(fraction), message)
+        if send:
             self.progressed.emit(float(fraction), message)
+
+    def flush_pending(self) -> None:
+        """Send the update the throttle held back, once the interval has passed (called on the UI thread by
+        JobRunner's timer)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._pending is None or now - self._last < self._min_interval:
+                return
+            pending, self._pending = self._pending, None
+            self._last = now
+        self.progressed.emit(*pending)
 
     def run(self) -> None:
         try:
@@ -83,10 +104,18 @@ class JobRunner(QObject):
         self._worker.finished.connect(self.finished)
         self._worker.failed.connect(self.failed)
         self._worker.cancelled.connect(self.cancelled)
+        self._flush = QTimer(self)
+        self._flush.setInterval(100)
+        self._flush.timeout.connect(self._flush_pending)
+        self._thread.finished.connect(self._flush.stop)
         self._thread.finished.connect(self.done)
 
     def start(self) -> None:
         self._thread.start()
+        self._flush.start()
+
+    def _flush_pending(self) -> None:
+        self._worker.flush_pending()  # called directly: the worker's own thread is busy running the job
 
     def cancel(self) -> None:
         self._stop.set()

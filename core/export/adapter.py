@@ -129,9 +129,9 @@ def export_adapter(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(file, target)
         written.append(target)
-        progress((i + 1) / max(len(files), 1) * 0.95, file.name)
+        progress((i + 1) / max(len(files), 1) * 0.95, f"Copying {file.name}")
     card = out_dir / "README.md"
     card.write_text(model_card(run, "adapter"), encoding="utf-8")
     written.append(card)
-    progress(1.0, "adapter exported")
+    progress(1.0, "Adapter exported")
     return written

@@ -301,7 +301,7 @@ def export_run(
             raise disk_full_error(target.parent, needed) from exc
         raise
     result.seconds = time.perf_counter() - started
-    progress(1.0, "done")
+    progress(1.0, "Done")
     return result
 
 
@@ -368,7 +368,9 @@ def _export_model(
         merged_logits: list[Any] = []
         greedy: list[list[int]] = []
         if verify:
-            progress(0.42, "Verifying the merged model (plain transformers)")
+            progress(
+                0.42, "Checking the merged model gives the same answers as the base model with the adapter"
+            )
             check_dtype = torch.float32 if device == "cpu" else getattr(torch, save_dtype)
             model: Any = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=check_dtype)
             model = model.to(device).eval()
@@ -557,7 +559,7 @@ def _write_gguf(
     card_extra["gguf tokenizer"] = summary["tokenizer"]
     check_stop(should_stop)
     if verify:
-        progress(0.82, "Verifying the GGUF with transformers")
+        progress(0.82, "Checking the GGUF reads back the same as the merged model")
         t0 = time.perf_counter()
         verification["gguf_transformers"] = V.verify_gguf_transformers(
             gguf_path, ids_list, merged_logits, quant, strict=route == "writer"
@@ -565,7 +567,9 @@ def _write_gguf(
         result.timings["verify_gguf_transformers"] = round(time.perf_counter() - t0, 2)
         check_stop(should_stop)
         if llama_cpp_available():
-            progress(0.9, "Verifying the GGUF in llama.cpp (chat template from the GGUF)")
+            progress(
+                0.9, "Checking the GGUF answers the same in llama.cpp, with the chat template stored in it"
+            )
             t0 = time.perf_counter()
             lc = V.verify_gguf_llama_cpp(
                 gguf_path,

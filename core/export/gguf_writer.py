@@ -614,7 +614,7 @@ class GgufExporter:
                     raise WhetstoneError(f"GGUF export: {item.gguf_name} encoded to an unexpected size.")
                 writer.write_tensor_data(encoded)
                 done += item.nbytes
-                progress(done / total, f"{item.gguf_name} ({item.qtype.name})")
+                progress(done / total, f"Writing the GGUF: {item.gguf_name} ({item.qtype.name})")
             writer.close()
             os.replace(partial, out)
         except BaseException:

@@ -203,7 +203,7 @@ def convert(
         raise WhetstoneError(f"llama.cpp's converter could not convert {arch}: {_last_error(text)}")
     os.replace(partial, out_path)
     notes = [line[len(NOTE_PREFIX) :] for line in text.splitlines() if line.startswith(NOTE_PREFIX)]
-    progress(1.0, "converted")
+    progress(1.0, "GGUF written")
     return {"notes": notes, "seconds": round(time.perf_counter() - started, 2), "log": text[-4000:]}
 
 

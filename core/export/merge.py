@@ -175,6 +175,6 @@ def merge_run(
     if generation.pad_token_id is None and tokenizer.pad_token_id is not None:
         generation.pad_token_id = tokenizer.pad_token_id
     generation.save_pretrained(out_dir)
-    progress(1.0, "merged")
+    progress(1.0, "Merged model saved")
     files = sorted(p for p in out_dir.iterdir() if p.is_file())
     return MergeResult(out_dir, base_dir, dtype_name, device, files)

@@ -22,4 +22,4 @@ def test_converted_model_is_cached(smollm2_dir) -> None:
 
     calls = []
     assert resolve_base_model("smollm2-135m-instruct", progress=lambda f, m: calls.append(m)) == smollm2_dir
-    assert calls == ["cached"]
+    assert calls == ["Base model ready"]

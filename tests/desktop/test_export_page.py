@@ -158,3 +158,25 @@ def test_gguf_result_shows_run_commands_with_copy_buttons(qtbot, tmp_path: Path)
     # an adapter export has no commands: the box hides
     page.show_result(ExportResult(format="adapter", out_dir=str(out)))
     assert box.isHidden()
+
+
+def test_progress_lines_are_plain_words(qtbot, fake_run_dir: Path, tmp_path: Path) -> None:
+    """Every progress line the page shows during a verified GGUF export is a sentence a user can read: no bare
+    status words ("cached", "done", "merged") and no library names for the read-back check."""
+    ctx = AppContext(load_settings())
+    ctx.set_run(fake_run_dir)
+    page = _page(qtbot, ctx)
+    page.set_format("gguf")
+    assert page.set_quant("f16")
+    page.out_edit.setText(str(tmp_path / "gguf-out"))
+    shown: list[str] = []
+    with qtbot.waitSignal(page.exportFinished, timeout=300000):
+        page.export_button.click()
+        assert page._runner is not None
+        page._runner.progressed.connect(lambda _f, _m: shown.append(page.status_label.text()))
+    qtbot.waitUntil(lambda: not page.is_running(), timeout=10000)
+    assert "Checking the GGUF reads back the same as the merged model" in shown
+    assert any(line.startswith("Checking the merged model") for line in shown)
+    for line in shown:
+        assert line[:1].isupper(), line  # a sentence, not a bare status word ("cached", "done", "merged")
+        assert "Verifying" not in line and "with transformers" not in line, line

@@ -52,3 +52,29 @@ def test_cancel_stops_a_long_job(qtbot) -> None:
     with qtbot.waitSignal(runner.cancelled, timeout=5000):
         runner.cancel()
     assert runner.wait(5000)
+
+
+@pytest.mark.timeout(30)
+def test_a_throttled_message_before_a_quiet_phase_still_arrives(qtbot) -> None:
+    """A burst of updates then the next phase's message at once, then a long quiet phase: the throttle holds that
+    message back, and it still reaches the UI while the phase runs (not a stale line from the burst)."""
+    import threading
+
+    release = threading.Event()
+
+    def job(progress, should_stop):
+        for i in range(50):
+            progress(i / 100, f"tensor {i}")
+        progress(0.8, "Checking the result")  # right after the burst: within the throttle interval
+        assert release.wait(20)
+        return "ok"
+
+    runner = JobRunner(job, min_interval=1.0)  # everything after the first update is held back
+    seen: list[str] = []
+    runner.progressed.connect(lambda _f, m: seen.append(m))
+    runner.start()
+    qtbot.waitUntil(lambda: bool(seen) and seen[-1] == "Checking the result", timeout=10000)
+    assert "tensor 1" not in seen  # still throttled: the burst is not replayed
+    with qtbot.waitSignal(runner.finished, timeout=5000):
+        release.set()
+    assert runner.wait(5000)
