@@ -889,7 +889,9 @@ class TrainPage(QWidget):
         steps = [e for e in run.curve() if e.get("type") == "step"]
         if steps:
             last = steps[-1]
-            self.stat_step.set(str(last.get("step")))
+            self.stat_step.set(
+                f"{last.get('step')}/{last['max_steps']}" if last.get("max_steps") else str(last.get("step"))
+            )
             self.stat_epoch.set(f"{last.get('epoch', 0):.2f}")
             self.stat_loss.set(f"{_num(s['final_loss'])} / {_num(s['final_eval_loss'])}")
             self.stat_speed.set(f"{last.get('tokens_per_s', 0):,.0f}")
