@@ -3,27 +3,8 @@ the role as it is (the wheel goes to the conversation's scroll area)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QApplication
-
 from core.data.example import Example, Message
-
-
-def _wheel(widget, steps: int) -> bool:  # type: ignore[no-untyped-def]
-    pos = QPointF(widget.width() / 2, widget.height() / 2)
-    event = QWheelEvent(
-        pos,
-        widget.mapToGlobal(pos),
-        QPoint(0, 0),
-        QPoint(0, 120 * steps),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(widget, event)
-    return event.isAccepted()
+from tests.desktop.wheel import send_wheel as _wheel
 
 
 def test_wheel_over_a_turn_role_does_not_change_it(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -41,4 +22,4 @@ def test_wheel_over_a_turn_role_does_not_change_it(qtbot) -> None:  # type: igno
         assert not _wheel(turn.role, -2)  # not taken: Qt hands it on to the scroll area
         assert not _wheel(turn.role, 2)
     assert [t.role.currentText() for t in editor.turn_editors()] == roles
-    assert True not in dirty  # nothing to save
+    assert not any(dirty)  # never marked as having changes to save

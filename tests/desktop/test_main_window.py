@@ -73,11 +73,10 @@ def test_window_start_imports_no_heavy_library() -> None:
 def test_no_setting_on_any_page_changes_under_a_passing_mouse_wheel(qtbot) -> None:
     """Every combo and spin box of every page takes the wheel only once clicked or tabbed into (a wheel turn over
     an unfocused one scrolls the page and changes nothing)."""
-    from PySide6.QtCore import QPoint, QPointF, Qt
-    from PySide6.QtGui import QWheelEvent
-    from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QComboBox
+    from PySide6.QtWidgets import QAbstractSpinBox, QComboBox
 
     from desktop.widgets.safe_inputs import WheelNeedsFocus
+    from tests.desktop.wheel import send_wheel
 
     window = _window(qtbot)
     boxes = []
@@ -97,9 +96,5 @@ def test_no_setting_on_any_page_changes_under_a_passing_mouse_wheel(qtbot) -> No
     spin = next(w for key, w in boxes if key == "evaluate" and isinstance(w, QAbstractSpinBox))
     spin.setEnabled(True)
     before = spin.value()
-    event = QWheelEvent(
-        QPointF(5, 5), QPointF(5, 5), QPoint(0, 0), QPoint(0, 120),
-        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False,
-    )  # fmt: skip
-    QApplication.sendEvent(spin, event)
+    assert not send_wheel(spin, 1)
     assert spin.value() == before

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QScrollArea
 
 from desktop.context import AppContext
 from desktop.pages.train import TrainPage
+from tests.desktop.wheel import send_wheel as _wheel
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
@@ -30,25 +30,8 @@ def page(qtbot) -> TrainPage:  # type: ignore[no-untyped-def]
     return p
 
 
-def _wheel(widget, steps: int = -3) -> bool:  # type: ignore[no-untyped-def]
-    """A mouse-wheel turn over the middle of `widget` (negative = scroll down); whether it took the event.
-
-    A real (spontaneous) wheel event that a widget ignores goes on to its parents, up to the scroll area;
-    one sent from a test stops at the receiver, so the tests check the two halves separately.
-    """
-    pos = QPointF(widget.width() / 2, widget.height() / 2)
-    event = QWheelEvent(
-        pos,
-        widget.mapToGlobal(pos),
-        QPoint(0, 0),
-        QPoint(0, 120 * steps),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(widget, event)
-    return event.isAccepted()
+# A real (spontaneous) wheel event that a widget ignores goes on to its parents, up to the scroll area; one sent
+# from a test stops at the receiver, so the tests check the two halves separately.
 
 
 def test_wheel_over_fields_scrolls_the_page_and_changes_nothing(qtbot, page: TrainPage) -> None:  # type: ignore[no-untyped-def]
