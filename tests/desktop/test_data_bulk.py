@@ -18,8 +18,6 @@ from desktop.pages.data import DataPage
 from tests.desktop.test_data_page import _page as open_page
 from tests.desktop.test_data_page import _wait_idle
 
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
 ROWS = 2 * DataPage.BACKGROUND_ROWS  # a workspace whose assign-splits takes the background path
 
 

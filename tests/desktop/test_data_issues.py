@@ -14,8 +14,6 @@ from desktop.context import AppContext
 from desktop.pages.data import DataPage
 from desktop.widgets.data_table import COL_TOKENS
 
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
 
 def _messages(q: str, a: str) -> str:
     return json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})

@@ -12,8 +12,6 @@ from desktop.pages.data import DataPage
 from desktop.widgets.column_mapping import ColumnMappingDialog
 from tests.core.test_data_mapping import SYSTEM, write_csv
 
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
 
 @pytest.fixture
 def helpdesk(tmp_path: Path) -> Path:

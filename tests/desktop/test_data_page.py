@@ -16,9 +16,6 @@ from desktop.context import AppContext
 from desktop.pages.data import DataPage
 from desktop.widgets.data_table import COL_ISSUES, COL_SPLIT, COL_TOKENS, FETCH_CHUNK
 
-# The offscreen platform cannot pass size hints on to a window; harmless, and not a warning on a desktop.
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
 
 def _page(qtbot, path: Path | None = None) -> DataPage:
     ctx = AppContext()

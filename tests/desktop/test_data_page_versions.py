@@ -6,14 +6,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from core.data.workspace import SCHEMA_VERSION, DatasetWorkspace
 from desktop.context import AppContext
 from desktop.pages.data import DataPage
 from tests.core.workspace_fixtures import build_v1, table_dump
-
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
 
 def _page(qtbot, path: Path) -> DataPage:

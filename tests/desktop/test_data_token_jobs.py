@@ -18,8 +18,6 @@ from core.data.tokens import TokenCounter
 from desktop.context import AppContext
 from desktop.pages.data import DataPage
 
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
 ROWS = 3000
 
 

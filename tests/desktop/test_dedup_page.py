@@ -16,9 +16,6 @@ from desktop.pages.dedup import DedupPage
 from desktop.widgets.dedup_preview import RemovalPreviewDialog
 from tests.core.dedup_helpers import FakeEmbedder
 
-# the offscreen platform warns when a shown top-level widget has size constraints; harmless
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
 ROWS = [
     ("how do I reset my password today please", "use the reset link", "train"),  # 0
     ("How do I  reset my password today please", "use the reset link", "test"),  # 1 exact of 0 (leak)

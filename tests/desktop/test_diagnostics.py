@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
@@ -13,8 +12,6 @@ from core.settings import load_settings
 from desktop.context import AppContext
 from desktop.diagnostics import DiagnosticsDialog
 from desktop.main_window import MainWindow
-
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")  # offscreen only
 
 
 def test_help_menu_opens_diagnostics_that_copy_to_clipboard(qtbot, tmp_path: Path) -> None:

@@ -7,8 +7,6 @@ from PySide6.QtWidgets import QLabel
 
 from desktop.widgets.empty_state import EmptyState
 
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
 LONG = (
     "Choose a trained run above (or finish one on the Train page). Both models then answer the run's "
     "held-out test split: metrics with confidence intervals, answers side by side, a blind review for "

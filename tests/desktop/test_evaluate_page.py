@@ -14,9 +14,6 @@ from core.settings import Settings
 from desktop.context import AppContext
 from desktop.pages.evaluate import EvaluatePage
 
-# Showing a bare page as a top-level window on the offscreen platform logs this harmless warning.
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
 
 def _fake_results(run: Path, n: int = 6) -> list[dict]:
     """Write eval/results.json + examples.jsonl as evaluate_run would (no model needed)."""

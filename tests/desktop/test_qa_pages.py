@@ -21,8 +21,6 @@ from desktop.pages.evaluate import EvaluatePage
 from tests.core.dedup_helpers import FakeEmbedder
 from tests.core.test_data_mapping import write_csv
 
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
 # a 1280x800 window less the 190 px navigation rail
 PAGE_W, PAGE_H = 1090, 780
 

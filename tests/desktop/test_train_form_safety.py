@@ -17,8 +17,6 @@ from desktop.context import AppContext
 from desktop.pages.train import TrainPage
 from tests.desktop.wheel import send_wheel as _wheel
 
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
 
 @pytest.fixture
 def page(qtbot) -> TrainPage:  # type: ignore[no-untyped-def]

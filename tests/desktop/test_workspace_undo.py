@@ -16,8 +16,6 @@ from desktop.pages.dedup import DedupPage
 from tests.core.dedup_helpers import FakeEmbedder
 from tests.desktop.test_dedup_page import ROWS, run_search
 
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
 
 @pytest.fixture
 def dups(tmp_path: Path) -> Path:
