@@ -38,6 +38,13 @@ def add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gpus", type=int, help="train on N GPUs of this machine (data parallel, through accelerate)"
     )
+    p.add_argument(
+        "--shard",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="split the model across the GPUs (FSDP through accelerate), for a model too big for one GPU; "
+        "needs --gpus 2 or more",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 

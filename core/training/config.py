@@ -6,7 +6,7 @@ config.yaml shape (the run folder's contract; Evaluate/Export read `model.name`)
     quant: {mode: 4bit|8bit|none, quant_type, double_quant, compute_dtype}
     lora:  {r, alpha, dropout, target_modules}
     train: {learning_rate, lr_scheduler, warmup_ratio, epochs, max_steps, micro_batch_size, grad_accum,
-            max_length, packing, assistant_only_loss, gradient_checkpointing, liger, seed, eval_steps,
+            max_length, packing, assistant_only_loss, gradient_checkpointing, gpus, shard_model, liger, seed, eval_steps,
             save_steps, logging_steps, weight_decay, max_grad_norm, sample_prompts, sample_max_new_tokens}
     data:  {source, val_ratio, test_ratio, split_seed}
 
@@ -204,6 +204,15 @@ class TrainSection(_Section):
         "the model and its batch; the time goes down about in proportion.",
         json_schema_extra=ADV,
     )
+    shard_model: bool = Field(
+        default=False,
+        title="Split the model across GPUs",
+        description="For a model too big for one GPU: each GPU holds only its share of the (4-bit) weights "
+        "and they pass each layer to each other as it runs (FSDP through accelerate). Needs 2 or more GPUs; "
+        "slower than each GPU holding a whole copy, so use it only when the model does not fit one card. "
+        "The adapter is saved as usual.",
+        json_schema_extra=ADV,
+    )
     liger: bool | None = Field(
         default=None,
         title="Liger kernels",
@@ -297,6 +306,8 @@ class TrainSection(_Section):
             raise ValueError("'Validate every' must be a whole number of steps, or a fraction below 1")
         if self.save_steps >= 1 and self.save_steps != int(self.save_steps):
             raise ValueError("'Checkpoint every' must be a whole number of steps, or a fraction below 1")
+        if self.shard_model and self.gpus < 2:
+            raise ValueError("splitting the model across GPUs needs 2 or more GPUs; set GPUs to 2 or more")
         return self
 
 
@@ -357,6 +368,11 @@ class TrainingConfig(_Section):
         if t.max_length < 64 and t.assistant_only_loss:
             raise ValueError(
                 f"Max length {t.max_length} is too short to hold a question and its answer; use at least 64."
+            )
+        if t.shard_model and self.quant.mode == "8bit":
+            raise ValueError(
+                "a model split across GPUs is stored in 4bit (or unquantized); 8bit cannot be split. "
+                "Pick 4bit"
             )
         if self.quant.mode == "8bit" and self.quant.quant_type == "fp4":
             raise ValueError("the 4-bit format setting only applies to 4bit quantization; leave it at nf4")
@@ -664,6 +680,7 @@ FLAG_PATHS = {
     "eval_steps": "train.eval_steps",
     "save_steps": "train.save_steps",
     "gpus": "train.gpus",
+    "shard": "train.shard_model",
 }
 
 

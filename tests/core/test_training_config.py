@@ -156,3 +156,14 @@ def test_form_metadata_comes_from_the_model() -> None:
     fields = TrainingConfig.model_fields["train"].annotation.model_fields  # type: ignore[union-attr]
     assert all(f.description for f in fields.values())
     assert (fields["seed"].json_schema_extra or {}).get("advanced") is True
+
+
+def test_split_the_model_needs_two_gpus_and_no_8bit() -> None:
+    cfg = with_overrides(TrainingConfig(), {"train.gpus": 2, "train.shard_model": True})
+    assert cfg.train.shard_model and cfg.quant.mode == "4bit"
+    with pytest.raises(UserError, match="needs 2 or more GPUs"):
+        with_overrides(TrainingConfig(), {"train.shard_model": True})
+    with pytest.raises(UserError, match="8bit cannot be split"):
+        with_overrides(TrainingConfig(), {"train.gpus": 2, "train.shard_model": True, "quant.mode": "8bit"})
+    ns = argparse.Namespace(config=None, preset=None, gpus=2, shard=True)
+    assert config_from_args(ns).train.shard_model is True
