@@ -123,6 +123,35 @@ def fold_note(tokenizer: Any) -> str | None:
     return FOLD_NOTE.format(how=how) if how else None
 
 
+_DEFAULT_SYSTEMS: dict[str, str | None] = {}
+
+
+def default_system_prompt(tokenizer: Any) -> str | None:
+    """The system prompt the chat template adds to a conversation that has none (SmolLM2: "You are a helpful
+    AI assistant named SmolLM, trained by Hugging Face"), or None. Found by rendering one user turn with a
+    marker system prompt and without one: the text in the marker's place is the template's own default."""
+    template = str(getattr(tokenizer, "chat_template", "") or "")
+    if template in _DEFAULT_SYSTEMS:
+        return _DEFAULT_SYSTEMS[template]
+    marker, user = "\ue020SYS\ue021", "\ue020USR\ue021"
+    found: str | None = None
+    try:
+        with_system = _render(
+            tokenizer, [{"role": "system", "content": marker}, {"role": "user", "content": user}]
+        )
+        without = _render(tokenizer, [{"role": "user", "content": user}])
+    except Exception:  # noqa: BLE001 - a template that rejects system prompts adds none of its own
+        with_system = without = ""
+    at, user_at = with_system.find(marker), with_system.find(user)
+    if 0 <= at < user_at:
+        head, between = with_system[:at], with_system[at + len(marker) : user_at + len(user)]
+        end = without.find(between)
+        if without.startswith(head) and end > len(head):
+            found = without[len(head) : end].strip() or None
+    _DEFAULT_SYSTEMS[template] = found
+    return found
+
+
 def render_prompt(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
     """The prompt for generating the next assistant reply, rendered the way training rendered its rows."""
     msgs, _ = prepare_messages(

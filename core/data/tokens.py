@@ -128,6 +128,7 @@ class TemplatePreview:
     tokens: list[TokenSpan]
     note: str = ""  # e.g. the system prompt was folded into the first user turn
     reason: str = ""  # why no token of this example is trained (empty when some are)
+    default_system: str = ""  # the template's own system prompt, added because the row has none
 
     @property
     def count(self) -> int:
@@ -458,7 +459,13 @@ class TokenCounter:
         """The example rendered and tokenized exactly as training does (core.data.chat_template), with the
         trained tokens (every assistant reply and the end-of-turn token after it) marked; `reason` says why
         no token is trained, `note` that the system prompt was folded into the first user turn."""
-        from core.data.chat_template import assistant_spans, fold_note, prepare_messages, probe_row
+        from core.data.chat_template import (
+            assistant_spans,
+            default_system_prompt,
+            fold_note,
+            prepare_messages,
+            probe_row,
+        )
 
         plain = [{"role": m.get("role"), "content": m.get("content") or ""} for m in messages]
         try:
@@ -474,6 +481,9 @@ class TokenCounter:
             tokens.append(TokenSpan(piece, a, b, trained))
         preview = TemplatePreview(text, tokens)
         preview.note = (fold_note(self.tokenizer) or "") if folded else ""
+        if not any(m["role"] == "system" for m in plain):
+            default = default_system_prompt(self.tokenizer)
+            preview.default_system = default if default and default in text else ""
         if not any(t.trained for t in (tokens[:max_length] if max_length else tokens)):
             preview.reason = probe_row(self.tokenizer, plain, max_length).reason
         return preview

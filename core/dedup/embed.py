@@ -223,8 +223,7 @@ class Embedder:
                         emb = st(sub)["sentence_embedding"]
                     chunk_out[index] = torch.nn.functional.normalize(emb.float(), dim=-1)
                     done += len(batch)
-                    elapsed = max(time.monotonic() - start, 1e-6)
-                    progress(done / n, f"Embedding {done:,}/{n:,} rows · {done / elapsed:,.0f} rows/s")
+                    progress(done / n, f"Reading what each example means: {done:,} of {n:,}")
                 out[chunk] = chunk_out.cpu().numpy()
         suspects = self.truncated_rows([texts[i] for i in at_limit]) if at_limit else []
         truncated = sorted(at_limit[k] for k in suspects)

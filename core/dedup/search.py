@@ -87,7 +87,6 @@ def pair_search(
     out_i: list[Any] = []
     out_j: list[Any] = []
     done = 0.0
-    start = time.monotonic()
     rows_all = None if queries is None else torch.from_numpy(np.asarray(queries, dtype=np.int64)).to(device)
     is_query = None
     if rows_all is not None:
@@ -138,10 +137,9 @@ def pair_search(
                 done += (i1 - i0) * (n - i0) - (i1 - i0) * (i1 - i0 + 1) / 2
             else:
                 done += (i1 - i0) * n
-            elapsed = max(time.monotonic() - start, 1e-6)
             progress(
                 min(done / max(work, 1), 1.0),
-                f"Comparing pairs · {i1:,}/{total_rows:,} rows · {i1 / elapsed:,.0f} rows/s",
+                f"Comparing meanings: {i1:,} of {total_rows:,} examples compared",
             )
         if not out_i:
             return empty
@@ -414,7 +412,7 @@ class NearDuplicateFinder:
             lexical = validate_threshold(lexical)
         started = time.monotonic()
         n = len(texts)
-        progress(0.0, "Hashing texts")
+        progress(0.0, "Looking for exact copies")
         hashes = [text_hash(t) for t in texts]
         reps, owner = representatives(texts)
         notes: list[str] = []
@@ -453,7 +451,7 @@ class NearDuplicateFinder:
             settle = sorted(set(ra[near].tolist()) | set(rb[near].tolist()))
             settle = [k for k in settle if not is_fp32[k]]
             if settle:
-                progress(0.97, f"Re-scoring {len(settle):,} rows near the threshold in full precision")
+                progress(0.97, f"Checking {len(settle):,} examples near the threshold again, more precisely")
                 sub_stats: dict[str, Any] = {}
                 exact_vecs, _, _ = self._vectors(
                     [rep_texts[k] for k in settle],

@@ -653,7 +653,13 @@ def _gpu_attention(config: TrainingConfig, notes: list[str], log_notes: list[str
     from core.training.packed_attention import IMPLEMENTATION, varlen_available
 
     if not config.train.packing:
-        notes.append("Packing is off, so attention runs on SDPA (the per-document fast path needs packing).")
+        notes.append(
+            "Examples are not packed together, so training uses the standard attention (fast, but the "
+            "fastest kind needs 'Pack examples' on)."
+        )
+        log_notes.append(
+            "Packing is off: attention runs on SDPA (the per-document flash-attention varlen path needs packing)."
+        )
         return "auto"
     if not varlen_available():
         notes.append(

@@ -56,6 +56,9 @@ HEAD_VECTORS = 12.0
 RUNTIME_OVERHEAD_GIB = 1.0
 # Sustained training throughput of a CPU (FLOP/s; GPUs: measured, see MEASURED_GPU).
 SUSTAINED_FLOPS = {"cpu": 25e9}
+# A measured CPU speed below this share of that rough throughput is not trusted for an estimate: the run shared
+# the computer with other work (5 tokens/s for SmolLM2-135M on 2 busy cores, a quarter of the rough figure).
+CPU_MEASURED_FLOOR = 0.25
 
 
 # Measured tokens/s of our default QLoRA recipe (NF4, r16 all-linear, len 2048, packing with attention per
@@ -125,12 +128,17 @@ def measured_gpu_flops(params: float) -> tuple[float, str]:
     return math.exp(math.log(small) + t * (math.log(big) - math.log(small))), nearest
 
 
+RECENT_CPU_RUNS = 5  # measured CPU runs of a model the estimate looks at (the fastest one counts)
+
+
 def measured_cpu_speed(model_name: str, runs_root: Path | None = None) -> tuple[float, str] | None:
-    """(median tokens/s, run name) of the newest CPU run of this model in the runs folder, or None.
+    """(tokens/s, which run) of this model on this computer: the fastest of its newest CPU runs (up to
+    RECENT_CPU_RUNS), each run's median step speed; None when there is none.
 
     This computer's own measurement beats any rule of thumb for a CPU (cores, memory bandwidth and other load
     vary far more than between GPUs of one class). A run counts when it logged at least 3 steps on the CPU
-    (no VRAM figure); its first step (warm-up) is left out.
+    (no VRAM figure); its first step (warm-up) is left out. The fastest run counts, not the newest: one run
+    on a computer busy with other work measured 5 tokens/s and made every later estimate read hours.
     """
     from core.training.launch import list_runs
 
@@ -138,7 +146,10 @@ def measured_cpu_speed(model_name: str, runs_root: Path | None = None) -> tuple[
         runs = list_runs(runs_root)
     except OSError:
         return None
+    found: list[tuple[float, str]] = []
     for run in runs:  # newest first
+        if len(found) >= RECENT_CPU_RUNS:
+            break
         try:
             if (run.read_config().get("model") or {}).get("name") != model_name:
                 continue
@@ -148,8 +159,13 @@ def measured_cpu_speed(model_name: str, runs_root: Path | None = None) -> tuple[
         if len(steps) < 3 or any(e.get("vram_gib") is not None for e in steps):
             continue
         speeds = sorted(float(e["tokens_per_s"]) for e in steps[1:])
-        return speeds[len(speeds) // 2], run.path.name
-    return None
+        found.append((speeds[len(speeds) // 2], run.path.name))
+    if not found:
+        return None
+    speed, name = max(found, key=lambda f: f[0])
+    if len(found) > 1:
+        name += f" (the fastest of your last {len(found)} CPU runs of this model)"
+    return speed, name
 
 
 def preset_warnings(preset: str | None, shape: ModelShape) -> list[str]:
@@ -430,14 +446,24 @@ def estimate(
     attn_len = mean_len if packing or on_cpu else t.max_length
     flops_token = (4 + (2 if timed.gradient_checkpointing else 0)) * shape.total_params()
     flops_token += 6 * shape.layers * shape.hidden * attn_len
-    if on_cpu and cpu_measured:
+    rough_cpu = SUSTAINED_FLOPS["cpu"] * (0.5 if rc.quant.mode == "4bit" else 1.0)
+    if on_cpu and cpu_measured and cpu_measured[0] * flops_token < rough_cpu * CPU_MEASURED_FLOOR:
+        # far below what any CPU does: that run shared the computer with other work; not a fair figure
+        speed = rough_cpu
+        time_device = "this CPU"
+        basis = (
+            f"from a rough CPU throughput (25 GFLOP/s): your run {cpu_measured[1]} measured only "
+            f"{cpu_measured[0]:,.0f} tokens/s, too slow to be this computer's usual speed (it was probably "
+            "busy with other work)"
+        )
+    elif on_cpu and cpu_measured:
         speed = cpu_measured[0] * flops_token  # this computer's own tokens/s for this model
         time_device = "this CPU"
         basis = (
             f"from {cpu_measured[0]:,.0f} tokens/s measured in your run {cpu_measured[1]} on this computer"
         )
     elif on_cpu:
-        speed = SUSTAINED_FLOPS["cpu"] * (0.5 if rc.quant.mode == "4bit" else 1.0)
+        speed = rough_cpu
         time_device = "this CPU"
         basis = "from a rough CPU throughput (25 GFLOP/s); after a first run here it uses that run's speed"
     else:

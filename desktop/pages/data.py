@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer
+from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -46,7 +46,7 @@ from desktop.context import AppContext, WorkspaceCommand
 from desktop.widgets.clearable_spin import ClearableSpinBox
 from desktop.widgets.data_editor import ExampleEditor
 from desktop.widgets.data_panels import IssuesPanel, LengthHistogram, SplitsPanel, TemplatePreviewView
-from desktop.widgets.data_table import COL_ASSISTANT, COL_TOKENS, COL_USER, ExampleTableModel
+from desktop.widgets.data_table import COL_ASSISTANT, COL_ISSUES, COL_TOKENS, COL_USER, ExampleTableModel
 from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.safe_inputs import SafeComboBox, SafeSpinBox
 from desktop.widgets.undo import add_undo_redo
@@ -302,6 +302,12 @@ class DataPage(QWidget):
         hh.resizeSection(COL_TOKENS, 64)
         hh.resizeSection(COL_TOKENS + 1, 80)
         hh.resizeSection(COL_TOKENS + 2, 90)
+        # The two text columns share what the short ones leave, so Tokens, Split and Tags stay in view at
+        # 1280 wide (Split was cut at the edge); once the user drags a column, their widths stay.
+        self._columns_sized_by_user = False
+        self._fitting_columns = False
+        hh.sectionResized.connect(self._on_section_resized)
+        self.table.viewport().installEventFilter(self)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._on_selection())
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
@@ -784,6 +790,33 @@ class DataPage(QWidget):
             self.save_example(pending)
         else:
             self._load_current()
+
+    SHORT_COLUMNS = {COL_TOKENS: 64, COL_TOKENS + 1: 84, COL_TOKENS + 2: 90}  # tokens, split, tags
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:
+        if event.type() == QEvent.Type.Resize and watched is self.table.viewport():
+            self._fit_columns()
+        return super().eventFilter(watched, event)
+
+    def _on_section_resized(self, index: int, *_sizes: Any) -> None:
+        # the last column stretches on its own whenever the table's width changes
+        if not self._fitting_columns and index != COL_ISSUES:
+            self._columns_sized_by_user = True
+
+    def _fit_columns(self) -> None:
+        if self._columns_sized_by_user:
+            return
+        hh = self.table.horizontalHeader()
+        room = self.table.viewport().width() - sum(self.SHORT_COLUMNS.values()) - 4
+        user = max(110, int(room * 0.55))
+        self._fitting_columns = True
+        try:
+            hh.resizeSection(COL_USER, user)
+            hh.resizeSection(COL_ASSISTANT, max(90, room - user))
+            for col, width in self.SHORT_COLUMNS.items():
+                hh.resizeSection(col, width)
+        finally:
+            self._fitting_columns = False
 
     def _load_current(self) -> None:
         ws = self.workspace
@@ -1355,6 +1388,8 @@ class DataPage(QWidget):
         self._count_job = None
         self.count_button.setEnabled(True)
         self.job_row.hide()
+        if self.counter is None and self.tabs.currentWidget() is self.preview:  # cancelled or failed
+            self.preview.show_message("The tokenizer was not loaded. Select a row to try again.")
         self._recount_changed(load=False)  # rows edited while the tokenizer loaded or the count ran
 
     def cancel_count(self) -> None:
@@ -1367,11 +1402,18 @@ class DataPage(QWidget):
         self._panels_stale = True
         self._refresh_visible_panel()
         if self.tabs.widget(index) is self.preview and self._current_id is not None and self.counter is None:
-            self._ensure_counter(self._load_current)
+            self._load_current()  # says it is loading the tokenizer, and loads it
 
     def _update_preview(self, example: Example) -> None:
         if self.counter is None:
-            self.preview.show_message("Open the Template tab or count tokens to load the tokenizer.")
+            if self.tabs.currentWidget() is self.preview:
+                # on the tab already: load the tokenizer (a cancellable job) and say so
+                self.preview.show_message(
+                    f"Loading the tokenizer of {self._model_id()} to show this row as the model sees it…"
+                )
+                self._ensure_counter(self._load_current)
+            else:
+                self.preview.show_message("The preview appears here once the model's tokenizer is loaded.")
             return
         try:
             result = self.counter.preview(example.messages_dicts(), self.max_length.value())

@@ -429,11 +429,7 @@ class DedupPage(QWidget):
         self._update_compare_label()
         result = run.result
         self.progress.setValue(1000)
-        source = f"{result.cached:,} from cache" if result.cached else "none cached"
-        speed = f" at {result.embed_rows_per_s:,.0f} rows/s" if result.embed_rows_per_s else ""
-        self.progress.setFormat(
-            f"Done in {result.seconds:.1f} s · {result.embedded:,} embedded{speed} · {source}"
-        )
+        self.progress.setFormat(self._done_line(result))
         notes = list(result.notes)
         if result.truncated:
             notes.append(
@@ -443,6 +439,18 @@ class DedupPage(QWidget):
         if notes:
             self.ctx.status(" ".join(notes), 10000)
         self.recluster()
+
+    @staticmethod
+    def _done_line(result: Any) -> str:
+        """What the search did, in plain words: 'Done in 3.1 s · read 53 examples (17 a second), 237
+        remembered from an earlier search'."""
+        parts = []
+        if result.embedded:
+            speed = f" ({result.embed_rows_per_s:,.0f} a second)" if result.embed_rows_per_s >= 1 else ""
+            parts.append(f"read {result.embedded:,} example{'s' if result.embedded != 1 else ''}{speed}")
+        if result.cached:
+            parts.append(f"{result.cached:,} remembered from an earlier search")
+        return f"Done in {result.seconds:.1f} s" + (" · " + ", ".join(parts) if parts else "")
 
     def _on_failed(self, message: str) -> None:
         self.progress.setFormat(f"Failed: {message}")

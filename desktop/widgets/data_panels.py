@@ -30,6 +30,16 @@ from core.data.workspace import BadLine
 from desktop.widgets.safe_inputs import SafeDoubleSpinBox, SafeSpinBox
 
 
+def default_system_note(text: str) -> str:
+    """Plain words for a template's own system prompt shown in a preview (HTML)."""
+    short = text if len(text) <= 90 else text[:87].rstrip() + "…"
+    return (
+        f"<i>“{html.escape(short)}” is not from your data: it is this model's default system prompt, which "
+        "its chat template adds to every row without a system prompt (training sees it too). Give the row "
+        "a system prompt to replace it.</i>"
+    )
+
+
 class TemplatePreviewView(QWidget):
     """The example as the model sees it; trained tokens (assistant replies) highlighted, token borders
     shown by alternating shades."""
@@ -78,6 +88,8 @@ class TemplatePreviewView(QWidget):
             lines.append(f"<b>This row trains nothing: {html.escape(preview.reason)}.</b>")
         if preview.note:
             lines.append(html.escape(preview.note))
+        if preview.default_system:
+            lines.append(default_system_note(preview.default_system))
         self.summary.setText("<br>".join(lines))
         parts = []
         for i, tok in enumerate(preview.tokens):
@@ -324,7 +336,7 @@ class SplitsPanel(QWidget):
         layout.addLayout(row)
         layout.addWidget(QLabel("Balance (examples per tag and split)"))
         self.balance = QTableWidget(0, 5)
-        self.balance.setHorizontalHeaderLabels([*SPLITS, "none", "total"])
+        self.balance.setHorizontalHeaderLabels([*SPLITS, "no split", "total"])
         self.balance.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.balance.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         layout.addWidget(self.balance, 1)

@@ -58,8 +58,8 @@ class RemovalPreviewDialog(QDialog):
         layout.addWidget(self.headline)
         note = QLabel(
             "Whether these rows are duplicates is your call. Below, for each cluster, the example that stays "
-            "and one that would go, with the words that differ highlighted (red: only in the kept one, green: "
-            "only in the moved one). If they differ in what matters to you (a different question, a different "
+            "and one that would go, with the words that differ highlighted (green: only in the one that stays, "
+            "red: only in the one that goes). If they differ in what matters to you (a different question, a different "
             "product), cancel and mark that cluster “Not a duplicate”. The removal is one step: Ctrl+Z brings "
             "every row back."
         )
@@ -85,15 +85,17 @@ class RemovalPreviewDialog(QDialog):
     def _samples_html(samples: Sequence[ClusterSample]) -> str:
         parts: list[str] = []
         for s in samples[:MAX_CLUSTERS_SHOWN]:
-            kept, moved = diff_html(s.keep_text, s.moved_text)
+            # the row that goes is the "deleted" side (red), the row that stays the "inserted" one (green)
+            moved, kept = diff_html(s.moved_text, s.keep_text)
             others = len(s.moved) - 1
             more = f" and {others:,} more like it" if others > 0 else ""
             parts.append(
                 f"<h4 style='margin:10px 0 4px 0;'>Cluster #{s.number}: keeps row {s.keep + 1}, moves "
                 f"{len(s.moved):,} row{'s' if len(s.moved) != 1 else ''}</h4>"
                 "<table width='100%' cellspacing='0' cellpadding='6' style='border:1px solid #ccc;'><tr>"
-                f"<td width='50%' valign='top'><i>Stays (row {s.keep + 1})</i><br>{kept}</td>"
-                f"<td width='50%' valign='top'><i>Goes (row {s.moved[0] + 1}){more}</i><br>{moved}</td>"
+                f"<td width='50%' valign='top'><b style='color:#0f5a26'>✓ Stays (row {s.keep + 1})</b><br>{kept}</td>"
+                f"<td width='50%' valign='top'><b style='color:#7a1212'>→ Goes to the bin (row {s.moved[0] + 1}){more}"
+                f"</b><br>{moved}</td>"
                 "</tr></table>"
             )
         if len(samples) > MAX_CLUSTERS_SHOWN:

@@ -3,6 +3,7 @@ updated with setData on a throttled timer; plus overlays for comparing runs."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pyqtgraph as pg
@@ -13,6 +14,47 @@ TRAIN_COLOR = "#2f6fed"
 VAL_COLOR = "#e8710a"
 LR_COLOR = "#6c757d"
 OVERLAY_COLORS = ["#2f6fed", "#e8710a", "#1e8e3e", "#a142f4"]
+
+
+def compact_number(value: float) -> str:
+    """A tick label a few characters wide: 0, 5e-4, 1.5e-4, 0.2, 3 (learning rates are 1e-5..1e-3)."""
+    if value == 0 or not math.isfinite(value):
+        return "0" if value == 0 else str(value)
+    if 0.01 <= abs(value) < 1000:
+        return f"{value:.3g}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+class CompactAxis(pg.AxisItem):
+    """A value axis for a short plot: at most three labelled ticks, in compact numbers ("5e-4"), spaced so
+    their labels never overlap (pyqtgraph's default put "0.0005" and "0" on top of each other, or ten labels
+    like "0.00035" on an 80-pixel axis)."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
+        span = maxVal - minVal
+        if not (span > 0 and math.isfinite(span) and size > 0):
+            return super().tickSpacing(minVal, maxVal, size)  # type: ignore[no-any-return]
+        line = self.fontMetrics().height()
+
+        def nice(k: int) -> float:  # ..., 1e-4, 2e-4, 5e-4, 1e-3, ...
+            return float((1, 2, 5)[k % 3] * 10.0 ** (k // 3))
+
+        k = 3 * math.floor(math.log10(span * 0.6)) + 2
+        while nice(k) > span * 0.6:  # the largest nice step that leaves a labelled tick inside the range
+            k -= 1
+        # then wider until the labels have a line of air between them and there are at most 3 of them
+        while nice(k) / span * size < 1.4 * line or span / nice(k) > 3:
+            k += 1
+        return [(nice(k), 0.0)]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        return [compact_number(v * scale) for v in values]
+
+    def fontMetrics(self) -> Any:
+        from PySide6.QtGui import QFontMetrics
+
+        return QFontMetrics(self.style.get("tickFont") or self.font())
 
 
 class TrainingPlot(QWidget):
@@ -27,7 +69,7 @@ class TrainingPlot(QWidget):
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
         self.loss_plot.addLegend(offset=(-10, 10))
-        self.lr_plot = pg.PlotWidget()
+        self.lr_plot = pg.PlotWidget(axisItems={"left": CompactAxis("left")})
         self.lr_plot.setObjectName("lrPlot")
         self.lr_plot.setTitle("learning rate", size="9pt", color="#5c6473")
         self.lr_plot.getAxis("left").enableAutoSIPrefix(False)

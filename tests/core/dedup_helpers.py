@@ -49,7 +49,7 @@ class FakeEmbedder:
         vectors = np.stack([self.vector(t, precision) for t in texts]) if texts else np.zeros((0, self.dim))
         truncated = [i for i, t in enumerate(texts) if len(t.split()) > self.max_seq_length]
         if progress is not None:
-            progress(1.0, f"Embedding {len(texts)}/{len(texts)} rows · {len(texts) * 1000} rows/s")
+            progress(1.0, f"Reading what each example means: {len(texts)} of {len(texts)}")
         return EmbedResult(vectors.astype(np.float32), truncated, precision, time.monotonic() - started)
 
     def embedded_texts(self) -> list[str]:

@@ -185,6 +185,26 @@ def test_cpu_time_uses_this_computers_last_run_of_the_model(tmp_path: Path) -> N
     assert est.time_s is not None and abs(est.time_s - steps / 310.0) < 1
     # the measurement is for the CPU only: a GPU target keeps the measured GPU basis
     assert "H200" in estimate(cfg, SMOLLM2_135M, CPU, target_gib=24, cpu_measured=(310.0, "c")).time_basis
+    # a newer run on a computer busy with other work does not make every estimate read hours: the fastest of
+    # the recent runs counts, and the estimate says which
+    run("d-cpu-busy", "smollm2-135m-instruct", [2.0, 5.0, 5.2, 5.1])
+    assert measured_cpu_speed("smollm2-135m-instruct", tmp_path) == (
+        310.0,
+        "c-cpu (the fastest of your last 2 CPU runs of this model)",
+    )
+
+
+def test_a_cpu_speed_far_below_any_cpus_is_not_trusted() -> None:
+    """A run that shared 2 cores with other work measured 5 tokens/s for SmolLM2-135M: the rough CPU figure
+    (about 46 tokens/s there) is used instead, and the estimate says why."""
+    cfg = preset_config("Quick test (CPU)")
+    rough = estimate(cfg, SMOLLM2_135M, CPU, cpu_target=True)
+    slow = estimate(cfg, SMOLLM2_135M, CPU, cpu_target=True, cpu_measured=(5.1, "d-cpu-busy"))
+    assert slow.tokens_per_s == rough.tokens_per_s and slow.time_s == rough.time_s
+    assert "your run d-cpu-busy measured only 5 tokens/s" in slow.time_basis
+    assert "busy with other work" in slow.time_basis
+    fair = estimate(cfg, SMOLLM2_135M, CPU, cpu_target=True, cpu_measured=(30.0, "e-cpu"))
+    assert fair.tokens_per_s == 30.0  # slower than the rough figure, but a real CPU's speed: kept
 
 
 def test_two_gpus_take_about_half_the_time_with_the_same_memory_per_gpu() -> None:

@@ -1,0 +1,203 @@
+"""Leftovers of the issue-16 real-window QA pass: wording a user on the page can act on, labels and columns
+that fit at 1280x800, colours that mean what they say, and figures that do not mislead."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.data.tokens import TemplatePreview, TokenSpan
+from desktop.context import AppContext
+from desktop.pages.data import DataPage
+from desktop.widgets.data_table import COL_SPLIT, COL_TAGS
+
+PAGE_W, PAGE_H = 1090, 780  # a 1280x800 window less the 190 px navigation rail
+SMOLLM_DEFAULT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+
+def _show(qtbot, widget, w: int = PAGE_W, h: int = PAGE_H):
+    qtbot.addWidget(widget)
+    widget.resize(w, h)
+    with qtbot.waitActive(widget):
+        widget.show()
+        widget.activateWindow()
+    return widget
+
+
+def _no_system_rows(path: Path, n: int = 6) -> Path:
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Ticket {i}: the app crashes when I open the files screen."},
+                {"role": "assistant", "content": '{"category": "technical"}'},
+            ]
+        }
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _data_page(qtbot, data: Path) -> DataPage:
+    ctx = AppContext()
+    page = _show(qtbot, DataPage(ctx))
+    with qtbot.waitSignal(ctx.workspaceChanged, timeout=30000):
+        ctx.openWorkspaceRequested.emit(str(data))
+    return page
+
+
+class _FakeCounter:
+    """A loaded tokenizer whose preview shows SmolLM2's default system prompt before the row."""
+
+    def preview(self, messages: Any, max_length: Any = None) -> TemplatePreview:
+        text = f"<|im_start|>system\n{SMOLLM_DEFAULT}<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+        preview = TemplatePreview(text, [TokenSpan(text, 0, len(text), False)])
+        preview.default_system = SMOLLM_DEFAULT
+        return preview
+
+
+def test_template_tab_says_it_is_loading_the_tokenizer_not_open_the_tab(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the Template tab it read "Open the Template tab or count tokens to load the tokenizer."; SmolLM2's
+    own system prompt then showed in the preview as if it were the user's."""
+    release = threading.Event()
+
+    def loading_job(self: DataPage, model_id: str) -> Any:
+        def job(progress: Any, should_stop: Any) -> Any:
+            while not release.wait(0.02):
+                if should_stop():
+                    return None
+            return _FakeCounter()
+
+        return job
+
+    monkeypatch.setattr(DataPage, "_loading_job", loading_job)
+    page = _data_page(qtbot, _no_system_rows(tmp_path / "tickets.jsonl"))
+    page.select_row(0)
+    page.tabs.setCurrentWidget(page.preview)
+    summary = page.preview.summary
+    assert "Open the Template tab" not in summary.text()
+    assert summary.text().startswith("Loading the tokenizer of ")
+    release.set()
+    qtbot.waitUntil(lambda: page.preview.preview is not None, timeout=10000)
+    text = summary.text()
+    assert SMOLLM_DEFAULT in text and "not from your data" in text and "default system prompt" in text
+    qtbot.waitUntil(lambda: not page._jobs, timeout=10000)
+    page.shutdown()
+
+
+def test_preview_names_the_templates_default_system_prompt_only_for_rows_without_one(
+    smollm2_dir: Path,
+) -> None:
+    from core.data.chat_template import default_system_prompt
+    from core.data.tokens import TokenCounter
+
+    counter = TokenCounter.for_model(smollm2_dir)
+    assert default_system_prompt(counter.tokenizer) == SMOLLM_DEFAULT
+    turns = [{"role": "user", "content": "Where is my invoice?"}, {"role": "assistant", "content": "billing"}]
+    assert counter.preview(turns).default_system == SMOLLM_DEFAULT
+    own = [{"role": "system", "content": "You triage tickets."}, *turns]
+    assert counter.preview(own).default_system == ""
+
+
+def test_default_system_prompt_of_each_family(tmp_path: Path) -> None:
+    """Qwen2.5 adds its own ("You are Qwen..."); Llama 3.1's date header and templates without one add none."""
+    from core.data.chat_template import default_system_prompt
+    from tests.families import build_family_tokenizer
+
+    found = {
+        name: default_system_prompt(build_family_tokenizer(name, tmp_path / name))
+        for name in ("qwen2.5", "llama3", "gemma2", "mistral-v0.3")
+    }
+    assert found == {
+        "qwen2.5": "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+        "llama3": None,
+        "gemma2": None,
+        "mistral-v0.3": None,
+    }
+
+
+def test_split_and_tags_columns_are_in_view_at_1280_wide(qtbot, sample_data: Path) -> None:
+    page = _data_page(qtbot, sample_data)
+    table = page.table
+    hh = table.horizontalHeader()
+    qtbot.waitUntil(lambda: table.viewport().width() > 300)
+    for col in (COL_SPLIT, COL_TAGS):
+        right = hh.sectionViewportPosition(col) + hh.sectionSize(col)
+        assert right <= table.viewport().width(), (col, right, table.viewport().width())
+    # a column the user drags keeps its width when the window changes
+    hh.resizeSection(0, 300)
+    page.resize(PAGE_W + 200, PAGE_H)
+    qtbot.waitUntil(lambda: table.viewport().width() > 500)
+    assert hh.sectionSize(0) == 300
+    page.shutdown()
+
+
+def test_rows_without_a_split_are_called_no_split_everywhere(qtbot, sample_data: Path) -> None:
+    page = _data_page(qtbot, sample_data)
+    headers = [
+        page.splits.balance.horizontalHeaderItem(c).text() for c in range(page.splits.balance.columnCount())
+    ]
+    assert "none" not in headers and "no split" in headers
+    assert [page.split_filter.itemText(i) for i in range(page.split_filter.count())][-1] == "No split"
+    page.shutdown()
+
+
+def test_removal_preview_marks_the_kept_row_green_and_the_moved_row_red(qtbot) -> None:
+    """The preview coloured the words only in the kept row red and those only in the moved row green."""
+    from desktop.widgets.dedup_diff import DELETED, INSERTED
+    from desktop.widgets.dedup_preview import ClusterSample, RemovalPreviewDialog
+
+    sample = ClusterSample(1, 0, [1], "Hi, Anna here. The app crashes.", "Hi, Ben here. The app crashes.")
+    page = RemovalPreviewDialog._samples_html([sample])
+    stays, goes = page.split("Goes to the bin")
+    assert "Stays (row 1)" in stays and f'<span style="{INSERTED}">Anna' in stays and DELETED not in stays
+    assert f'<span style="{DELETED}">Ben' in goes and INSERTED not in goes
+    dialog = RemovalPreviewDialog("Keep one per cluster", 1, 2, [sample])
+    qtbot.addWidget(dialog)
+    note = dialog.findChildren(type(dialog.headline))[1].text()
+    assert "green: only in the one that stays" in note and "red: only in the one that goes" in note
+
+
+def test_duplicate_search_progress_says_what_it_does_in_plain_words() -> None:
+    """ "53 embedded at 4 rows/s" read as jargon: the bar now says it is reading what each example means."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from core.dedup.search import pair_search
+    from desktop.pages.dedup import DedupPage
+
+    messages: list[str] = []
+    vectors = np.eye(4, dtype=np.float32)
+    pair_search(vectors, 0.9, progress=lambda f, m: messages.append(m))
+    assert messages[-1] == "Comparing meanings: 4 of 4 examples compared"
+    result = SimpleNamespace(seconds=3.14, embedded=53, embed_rows_per_s=4.2, cached=237)
+    assert DedupPage._done_line(result) == (
+        "Done in 3.1 s · read 53 examples (4 a second), 237 remembered from an earlier search"
+    )
+
+
+def test_learning_rate_axis_has_few_compact_labels_that_do_not_overlap(qtbot) -> None:
+    """The learning-rate plot's axis drew "0.0005" over "0" (and up to ten labels like "0.00035")."""
+    from desktop.widgets.train_plot import TrainingPlot, compact_number
+
+    plot = _show(qtbot, TrainingPlot(redraw_ms=10), 640, 420)
+    for step, lr in enumerate([0.0, 1e-3, 9e-4, 6.5e-4, 3.45e-4, 9.5e-5], 1):
+        plot.add_step(step, 3.0 - 0.3 * step, lr)
+    qtbot.waitUntil(lambda: plot.lr_curve.xData is not None and len(plot.lr_curve.xData) == 6)
+    axis = plot.lr_plot.getAxis("left")
+    low, high = plot.lr_plot.getViewBox().viewRange()[1]
+    levels = axis.tickValues(low, high, axis.height())
+    assert len(levels) == 1, "one level of labelled ticks, no minor labels between them"
+    spacing, values = levels[0]
+    labels = axis.tickStrings(values, 1.0, spacing)
+    assert 2 <= len(labels) <= 3 and labels[:2] == ["0", "5e-4"]
+    assert spacing / (high - low) * axis.height() >= axis.fontMetrics().height()  # a label's height apart
+    assert [compact_number(v) for v in (0, 2e-4, 1.5e-5, 0.5, 3)] == ["0", "2e-4", "1.5e-5", "0.5", "3"]
+    plot.close()
