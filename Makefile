@@ -85,7 +85,7 @@ run: $(STAMP) llama-cpp llama-convert
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check core desktop tests benchmarks
 	$(VENV)/bin/ruff check core desktop tests benchmarks
-	$(VENV)/bin/mypy core
+	$(VENV)/bin/mypy core desktop
 
 test: $(STAMP) llama-cpp llama-convert sysdeps lint
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/pytest -q -ra

@@ -21,7 +21,7 @@ def stop_criteria(should_stop: StopFn | None, on_token: Callable[[int], None] | 
     if should_stop is None and on_token is None:
         return StoppingCriteriaList()
 
-    class StopOnRequest(StoppingCriteria):  # type: ignore[misc]
+    class StopOnRequest(StoppingCriteria):
         def __init__(self) -> None:
             self.tokens = 0
 

@@ -183,15 +183,15 @@ class _ReadOnlyConnection(sqlite3.Connection):
         if creates or head.startswith(self._WRITES):
             raise UserError(self.reason)
 
-    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
         self._check(sql)
         return super().execute(sql, *args)
 
-    def executemany(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+    def executemany(self, sql: str, *args: Any) -> sqlite3.Cursor:
         self._check(sql)
         return super().executemany(sql, *args)
 
-    def executescript(self, sql: str) -> sqlite3.Cursor:  # type: ignore[override]
+    def executescript(self, sql: str) -> sqlite3.Cursor:
         """Schema scripts of other areas (CREATE ... IF NOT EXISTS): tables the file lacks are made as empty
         TEMP tables (so reading them works), indexes are left out; anything else that writes is refused."""
         cursor = self.cursor()
@@ -441,7 +441,7 @@ class DatasetWorkspace:
             factory=_ReadOnlyConnection,
         )
         conn.isolation_level = None
-        cast(_ReadOnlyConnection, conn).reason = reason
+        conn.reason = reason
         ws = cls(file, conn)
         ws.read_only = reason
         try:

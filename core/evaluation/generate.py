@@ -361,7 +361,7 @@ def generate_answers(
                         f"{doing} (token {k} of at most {settings.max_new_tokens})",
                     )
 
-                answers = pair.generate(  # type: ignore[union-attr]
+                answers = pair.generate(
                     [it.messages for it in batch], side, settings, should_stop=should_stop, on_token=on_token
                 )
                 cache.add([(it.prompt_hash(), side, ans) for it, ans in zip(batch, answers, strict=True)])

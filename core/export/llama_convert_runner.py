@@ -46,7 +46,7 @@ def main(argv: list[str]) -> None:
 
     original = base.TextModel.get_vocab_base_pre
 
-    def get_vocab_base_pre(self, tokenizer):  # type: ignore[no-untyped-def]
+    def get_vocab_base_pre(self, tokenizer):
         try:
             return original(self, tokenizer)
         except NotImplementedError:

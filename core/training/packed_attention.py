@@ -102,7 +102,7 @@ def _aten_flash() -> Any:
 
     class _FlashVarlen(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, q: Any, k: Any, v: Any, cu: Any, longest: int, scale: float | None) -> Any:  # type: ignore[override]
+        def forward(ctx: Any, q: Any, k: Any, v: Any, cu: Any, longest: int, scale: float | None) -> Any:
             out, lse, rng, unused, _ = torch.ops.aten._flash_attention_forward(
                 q, k, v, cu, cu, longest, longest, 0.0, True, False, scale=scale
             )
@@ -111,7 +111,7 @@ def _aten_flash() -> Any:
             return out
 
         @staticmethod
-        def backward(ctx: Any, grad: Any) -> Any:  # type: ignore[override]
+        def backward(ctx: Any, grad: Any) -> Any:
             q, k, v, out, lse, cu, rng, unused = ctx.saved_tensors
             dq, dk, dv = torch.ops.aten._flash_attention_backward(
                 grad.contiguous(),
@@ -217,7 +217,7 @@ def packed_attention_forward(
             bounds = _bounds_from_kwargs(batch, length, kwargs)
     if bounds is None:
         sdpa = ALL_ATTENTION_FUNCTIONS["sdpa"]
-        return sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)  # type: ignore[no-any-return]
+        return sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     cu, longest = bounds
     # (batch, heads, tokens, dim) -> (batch * tokens, heads, dim)
     q = query.transpose(1, 2).reshape(batch * length, query.shape[1], query.shape[3])

@@ -105,7 +105,7 @@ def make_callback(
     `sample(model, autocast_dtype)`) answers the fixed validation prompts after each evaluation."""
     from transformers import TrainerCallback
 
-    class EventsCallback(TrainerCallback):  # type: ignore[misc]
+    class EventsCallback(TrainerCallback):
         def __init__(self) -> None:
             self.state = RunState()
             self._t_last = time.perf_counter()

@@ -10,6 +10,7 @@ second connection, with the editing actions disabled until it has landed; a one-
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from PySide6.QtWidgets import (
 
 from core.data.example import SPLITS, Example
 from core.data.formats import FORMATS, RecordError
-from core.data.workspace import BackgroundChange, DatasetWorkspace, Operation
+from core.data.workspace import BackgroundChange, DatasetWorkspace, Operation, TextIndex
 from core.errors import WhetstoneError
 from core.resources import resource_path
 from desktop.context import AppContext, WorkspaceCommand
@@ -106,16 +107,11 @@ class DataPage(QWidget):
         self.sample_button = QPushButton("Load sample dataset")
         self.sample_button.setToolTip("120 support tickets with JSON triage answers")
         self.sample_button.clicked.connect(self.load_sample)
-        empty_layout = self.empty.layout()
-        assert empty_layout is not None
-        empty_layout.insertWidget(
-            empty_layout.count() - 1, self.sample_button, 0, Qt.AlignmentFlag.AlignCenter
-        )
+        self.empty.add_widget(self.sample_button)
         body = self.empty.findChild(QLabel, "emptyText")
-        if body is not None:  # centre the (width-limited) explanation under the title
+        if body is not None:  # the (width-limited) explanation, centred by EmptyState's row stretches
             body.setFixedWidth(560)
             body.setMinimumHeight(5 * body.fontMetrics().lineSpacing() + 12)  # room for the wrapped text
-            empty_layout.setAlignment(body, Qt.AlignmentFlag.AlignHCenter)
         self.stack.addWidget(self.empty)
         self.main = QWidget()
         self.stack.addWidget(self.main)
@@ -164,7 +160,7 @@ class DataPage(QWidget):
         self.format_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         format_menu = QMenu(self.format_button)
         for fmt in FORMATS:
-            format_menu.addAction(f"Read as {fmt}", lambda f=fmt: self.reimport(f))
+            format_menu.addAction(f"Read as {fmt}", partial(self.reimport, fmt))
         format_menu.addSeparator()
         format_menu.addAction("Map columns…", self.map_columns)
         self.format_button.setMenu(format_menu)
@@ -255,7 +251,7 @@ class DataPage(QWidget):
         self.move_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         move_menu = QMenu(self.move_button)
         for split in SPLITS:
-            move_menu.addAction(split, lambda s=split: self.move_selected(s))
+            move_menu.addAction(split, partial(self.move_selected, split))
         move_menu.addAction("no split", lambda: self.move_selected(None))
         self.move_button.setMenu(move_menu)
         bulk.addWidget(self.move_button)
@@ -565,7 +561,7 @@ class DataPage(QWidget):
         path = ws.path
         runner = JobRunner(lambda progress, should_stop: read_search_texts(path, should_stop))
 
-        def done(texts: dict[str, str]) -> None:
+        def done(texts: TextIndex) -> None:
             if self.workspace is ws:
                 ws.install_search_index(texts)
 
@@ -770,7 +766,8 @@ class DataPage(QWidget):
     def selected_ids(self) -> list[str]:
         # From the selection's ranges: selectedRows() makes a Python index per row and column (0.7 s at 50k).
         rows: set[int] = set()
-        for span in self.table.selectionModel().selection():
+        # QItemSelection is a list of ranges (iterable at run time); PySide6's stub declares no __iter__
+        for span in self.table.selectionModel().selection():  # type: ignore[attr-defined]
             rows.update(range(span.top(), span.bottom() + 1))
         total = self.model.total()
         return [self.model.id_at(r) for r in sorted(rows) if r < total]
@@ -1239,7 +1236,7 @@ class DataPage(QWidget):
         menu.addAction("Tag…", self.tag_selected)
         move = menu.addMenu("Move to split")
         for split in SPLITS:
-            move.addAction(split, lambda s=split: self.move_selected(s))
+            move.addAction(split, partial(self.move_selected, split))
         move.addAction("no split", lambda: self.move_selected(None))
         menu.addAction("Duplicate", self.duplicate_selected)
         menu.addAction("Delete", self.delete_selected)

@@ -178,8 +178,7 @@ class EvaluatePage(QWidget):
         self.chat_button = QPushButton("Chat with both models")
         self.chat_button.setToolTip("Talk to the base and the tuned model side by side before evaluating.")
         self.chat_button.clicked.connect(self.open_chat)
-        empty_layout = self.not_evaluated_state.layout()
-        empty_layout.insertWidget(empty_layout.count() - 1, self.chat_button, 0, Qt.AlignmentFlag.AlignCenter)
+        self.not_evaluated_state.add_widget(self.chat_button)
         self.body.addWidget(self.no_run_state)
         self.body.addWidget(self.not_evaluated_state)
         self.body.addWidget(self.tabs)
@@ -575,7 +574,8 @@ class EvaluatePage(QWidget):
         from core.evaluation.forgetting import forgetting_sentence
 
         forgetting = (self.summary or {}).get("forgetting")
-        items = load_forgetting_items(self.run_dir()) if self.run_dir() is not None and forgetting else []
+        run_dir = self.run_dir()
+        items = load_forgetting_items(run_dir) if run_dir is not None and forgetting else []
         if not forgetting:
             self.forgetting_label.setText("Run the evaluation to compare answers to general prompts.")
         else:
@@ -623,7 +623,7 @@ class EvaluatePage(QWidget):
         if self.summary is not None and self.rows and not self.summary.get("partial"):
             store = self._review_store()
             if store is not None:
-                self.session = store.open_session(self.run_dir(), self._eval_key(), self.rows)  # type: ignore[arg-type]
+                self.session = store.open_session(self.run_dir(), self._eval_key(), self.rows)
         self.review.set_session(self.session, self.ctx.settings.reviewer_name)
         self._refresh_review_results()
 

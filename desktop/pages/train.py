@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSpinBox,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -472,6 +473,7 @@ class TrainPage(QWidget):
 
         cards = list_gpus() if self.hardware.cuda else []
         spin = field.widget
+        assert isinstance(spin, QSpinBox)  # an int field
         if len(cards) > 1:
             spin.setMaximum(len(cards))
             listing = "\n".join(f"GPU {i}: {c.name} ({c.total_gib:.0f} GiB)" for i, c in enumerate(cards))
@@ -702,7 +704,7 @@ class TrainPage(QWidget):
         self.status = "starting"
         self.run_label.setText(f"Starting… {watcher.run_dir}")
         self.progress.setRange(0, 0)
-        watcher.event.connect(self._on_event)
+        watcher.run_event.connect(self._on_event)
         watcher.started.connect(self._on_started)
         watcher.ended.connect(self._on_ended)
         watcher.failed.connect(self._on_failed)

@@ -10,7 +10,7 @@ from desktop.widgets.safe_inputs import WheelNeedsFocus
 
 
 class ClearableSpinBox(WheelNeedsFocus, QSpinBox):
-    def validate(self, text: str, pos: int) -> object:
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
         if not text.strip():
             return (QValidator.State.Acceptable, text, pos)
         return super().validate(text, pos)

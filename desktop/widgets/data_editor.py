@@ -106,16 +106,16 @@ class ExampleEditor(QWidget):
         self.system.setFixedHeight(58)
         self.system.textChanged.connect(self._on_changed)
         outer.addWidget(self.system)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.turns_scroll = QScrollArea()
+        self.turns_scroll.setWidgetResizable(True)
+        self.turns_scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.turns_host = QWidget()
         self.turns_layout = QVBoxLayout(self.turns_host)
         self.turns_layout.setContentsMargins(0, 0, 0, 0)
         self.turns_layout.setSpacing(6)
         self.turns_layout.addStretch(1)
-        self.scroll.setWidget(self.turns_host)
-        outer.addWidget(self.scroll, 1)
+        self.turns_scroll.setWidget(self.turns_host)
+        outer.addWidget(self.turns_scroll, 1)
         add_row = QHBoxLayout()
         self.add_user = QPushButton("+ User turn")
         self.add_user.clicked.connect(lambda: self.add_turn("user"))
@@ -162,7 +162,8 @@ class ExampleEditor(QWidget):
     def turn_editors(self) -> list[TurnEditor]:
         out = []
         for i in range(self.turns_layout.count()):
-            w = self.turns_layout.itemAt(i).widget()
+            item = self.turns_layout.itemAt(i)
+            w = item.widget() if item is not None else None
             if isinstance(w, TurnEditor):
                 out.append(w)
         return out
@@ -195,7 +196,7 @@ class ExampleEditor(QWidget):
                 w.setParent(None)
                 w.deleteLater()
             enabled = example is not None
-            for w in (
+            for field in (
                 self.system,
                 self.tags,
                 self.notes,
@@ -203,7 +204,7 @@ class ExampleEditor(QWidget):
                 self.add_assistant,
                 self.history_button,
             ):
-                w.setEnabled(enabled)
+                field.setEnabled(enabled)
             if example is None:
                 self.title.setText("Select a row to edit it")
                 self.system.setPlainText("")

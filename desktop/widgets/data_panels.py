@@ -136,7 +136,7 @@ class LengthHistogram(QWidget):
         self.counts = list(counts)
         if not self.counts:  # nothing counted yet: an empty 0..max length frame, not pyqtgraph's -500..500
             self.bars.setOpts(x=[], height=[], width=1)
-            right = max_length or 2048
+            right: float = max_length or 2048
             self.limit.setValue(right)
             self.limit.setVisible(max_length is not None)
             self.plot.setXRange(0, right, padding=0.02)

@@ -18,7 +18,7 @@ class EmptyState(QWidget):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        layout = QVBoxLayout(self)
+        self._layout = layout = QVBoxLayout(self)
         layout.addStretch(1)
         self.heading = heading = QLabel(title)
         heading.setObjectName("emptyTitle")
@@ -46,6 +46,10 @@ class EmptyState(QWidget):
                 self.button.clicked.connect(on_action)
             layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignCenter)
         layout.addStretch(2)
+
+    def add_widget(self, widget: QWidget) -> None:
+        """Another centred control under the text and button (above the bottom stretch)."""
+        self._layout.insertWidget(self._layout.count() - 1, widget, 0, Qt.AlignmentFlag.AlignCenter)
 
     def set_text(self, title: str, text: str) -> None:
         self.heading.setText(title)

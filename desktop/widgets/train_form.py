@@ -75,17 +75,17 @@ class _Field:
             self.widget = QCheckBox()
         elif ann is int:
             self.kind = "int"
-            spin = SafeSpinBox()
-            spin.setRange(_bound(info, "ge", 0), min(_bound(info, "le", 2_000_000_000), 2_000_000_000))
-            self.widget = spin
+            int_spin = SafeSpinBox()
+            int_spin.setRange(_bound(info, "ge", 0), min(_bound(info, "le", 2_000_000_000), 2_000_000_000))
+            self.widget = int_spin
         elif ann is float:
             self.kind = "float"
-            spin = SafeDoubleSpinBox()
+            float_spin = SafeDoubleSpinBox()
             small = name in ("learning_rate", "weight_decay")
-            spin.setDecimals(6 if small else 3)
-            spin.setSingleStep(1e-5 if small else 0.05)
-            spin.setRange(0.0, 1e6)
-            self.widget = spin
+            float_spin.setDecimals(6 if small else 3)
+            float_spin.setSingleStep(1e-5 if small else 0.05)
+            float_spin.setRange(0.0, 1e6)
+            self.widget = float_spin
         else:
             self.kind = "text"
             self.widget = QLineEdit()

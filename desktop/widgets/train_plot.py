@@ -34,7 +34,7 @@ class CompactAxis(pg.AxisItem):
     def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
         span = maxVal - minVal
         if not (span > 0 and math.isfinite(span) and size > 0):
-            return super().tickSpacing(minVal, maxVal, size)  # type: ignore[no-any-return]
+            return super().tickSpacing(minVal, maxVal, size)
         line = self.fontMetrics().height()
 
         def nice(k: int) -> float:  # ..., 1e-4, 2e-4, 5e-4, 1e-3, ...

@@ -63,7 +63,8 @@ class TrainingWatcher(QObject):
     """Lives in its own QThread. `run()` optionally prepares the run folder, starts the worker (unless
     attaching), then tails events until the worker exits or `detach()` is called."""
 
-    event = Signal(object)  # TrainEvent
+    # not `event`: that name would shadow QObject.event(), the virtual every Qt event is delivered through
+    run_event = Signal(object)  # TrainEvent
     started = Signal(str)  # run dir
     ended = Signal(object)  # RunEnded
     failed = Signal(str)  # could not even start (bad input)
@@ -145,7 +146,7 @@ class TrainingWatcher(QObject):
                 status = ev.status or "finished"
             elif ev.type == "error":
                 status = "cancelled" if ev.cancelled else "error"
-            self.event.emit(ev)
+            self.run_event.emit(ev)
         return status
 
 
