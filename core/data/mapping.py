@@ -23,17 +23,8 @@ from typing import Any
 import orjson
 
 from core.data.example import Example, Message
-from core.data.formats import (
-    FORMATS,
-    LineError,
-    ReadResult,
-    RecordError,
-    _iter_jsonl,
-    detect_record_format,
-    read_records,
-    record_to_example,
-    validate_example,
-)
+from core.data.readers import LineError, ReadResult, _iter_jsonl, read_records
+from core.data.records import FORMATS, RecordError, detect_record_format, record_to_example, validate_example
 from core.errors import UserError
 
 MAP_FIELDS = ("prompt", "completion", "system", "id", "tags", "conversation")
@@ -483,7 +474,7 @@ def _keep_as_record(example: Example, fmt: str, with_id: bool) -> None:
 def parse_mapped_line(text: str, mapping: ColumnMapping, fmt: str) -> Example:
     """A bad row of a mapped file as the user fixed it on the Issues tab (its JSON, with the file's own
     column names); a record of one of the four formats is taken as it is. RecordError says what is wrong."""
-    from core.data.formats import _json_error, parse_fixed_line
+    from core.data.readers import _json_error, parse_fixed_line
 
     try:
         record = orjson.loads(text.encode("utf-8", "replace"))

@@ -12,11 +12,7 @@ check this).
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +20,8 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from core.data.bpe_words import BYTE_TABLE, UNSAFE, chunking_is_exact, word_splitter
+from core.data.count_helper import count_workspace as count_workspace  # the workspace count: re-exported
 from core.errors import UserError
 from core.gcpause import cyclic_gc_paused
 from core.progress import ProgressFn, StopFn, check_stop, no_progress
@@ -159,13 +157,13 @@ class TokenCounter:
         self._specials = set(specials)
         self._piecewise = self._split_re is not None and piecewise
         self._backend = backend
-        self._word_re = _word_splitter(self._backend)
+        self._word_re = word_splitter(self._backend)
         self._word_counts: dict[str, int] = {}
         self._bpe = getattr(self._backend, "model", None) if self._word_re is not None else None
         if not hasattr(self._bpe, "tokenize"):
             self._bpe = None
         self._word_checked = 0
-        self._chunks_exact = self._word_re is not None and _chunking_is_exact(self._word_re)
+        self._chunks_exact = self._word_re is not None and chunking_is_exact(self._word_re)
         self._first_chunks: dict[str, int] = {}
         self._rest_chunks: dict[str, int] = {}
         self._plans: dict[tuple[str, ...], tuple[int, list[list[str | int]]] | None] = {}
@@ -310,7 +308,7 @@ class TokenCounter:
         new = list(set(chain.from_iterable(split)).difference(words))
         if self._bpe is not None:
             # Straight to the BPE model (bytes mapped as ByteLevel does): far cheaper per word than encode.
-            tokenize, table = self._bpe.tokenize, _BYTE_TABLE
+            tokenize, table = self._bpe.tokenize, BYTE_TABLE
             for w in new:
                 words[w] = len(tokenize(w.encode("utf-8").decode("latin-1").translate(table)))
         else:
@@ -324,9 +322,9 @@ class TokenCounter:
     def _chunk_lengths(self, pieces: list[str]) -> list[int] | None:
         """Counts as sums of space-separated chunks: the first chunk of a piece as it is, every later one
         with the space before it. Exact because a single space between two non-space characters always
-        starts a new word (checked for this tokenizer's regex by `_chunking_is_exact`); a chunk that is
+        starts a new word (checked for this tokenizer's regex by `chunking_is_exact`); a chunk that is
         empty or has whitespace at an edge (runs of spaces, newlines before a space) is marked with
-        `_UNSAFE` and its piece is split into words instead."""
+        `UNSAFE` and its piece is split into words instead."""
         first, rest = self._first_chunks, self._rest_chunks
         split = [piece.split(" ") for piece in pieces]
         new_first = {s[0] for s in split}.difference(first)
@@ -337,13 +335,13 @@ class TokenCounter:
             lengths = self._word_lengths(safe_first + [" " + c for c in safe_rest])
             if lengths is None:
                 return None
-            first.update(dict.fromkeys(new_first, _UNSAFE))
-            rest.update(dict.fromkeys(new_rest, _UNSAFE))
+            first.update(dict.fromkeys(new_first, UNSAFE))
+            rest.update(dict.fromkeys(new_rest, UNSAFE))
             first.update(zip(safe_first, lengths[: len(safe_first)], strict=True))
             rest.update(zip(safe_rest, lengths[len(safe_first) :], strict=True))
         get_first, get_rest = first.__getitem__, rest.__getitem__
         out = [get_first(s[0]) + sum(map(get_rest, s)) - get_rest(s[0]) for s in split]
-        redo = [i for i, n in enumerate(out) if n >= _UNSAFE]
+        redo = [i for i, n in enumerate(out) if n >= UNSAFE]
         if redo:
             again = self._word_lengths([pieces[i] for i in redo])
             if again is None:
@@ -513,72 +511,6 @@ def length_stats(counts: Sequence[int], max_length: int | None = None) -> dict[s
     return stats
 
 
-PARALLEL_MIN_EXAMPLES = 20_000  # below this a second process costs more than it saves
-_SLICE = 2048  # examples per slice: the two processes meet within one slice
-
-
-def count_workspace(
-    workspace: Any,
-    counter: TokenCounter,
-    progress: ProgressFn = no_progress,
-    should_stop: StopFn | None = None,
-    store: bool = True,
-    chunk: int = 8192,
-    processes: int | None = None,
-) -> dict[str, int]:
-    """Count every live example of a DatasetWorkspace (reading messages in chunks); store the counts.
-
-    With two or more CPUs and at least PARALLEL_MIN_EXAMPLES examples, a helper process (`python -m
-    core.data.tokens`) counts from the end of the workspace backwards, through its own read-only
-    connection, while this process counts from the front; they stop where they meet, so a helper slowed by
-    a busy machine (or one that fails) costs little: this process simply counts more. Counting is pure
-    Python, so a thread would not run in parallel. Examples the helper cannot count (a conversation shape it
-    was not given) are counted here. `processes=1` keeps it to this process."""
-    import orjson
-
-    ids = list(workspace.ids())
-    counts: dict[str, int] = {}
-    if processes is None:
-        processes = 2 if (os.cpu_count() or 1) >= 2 and len(ids) >= PARALLEL_MIN_EXAMPLES else 1
-    total = max(1, len(ids))
-    with cyclic_gc_paused():  # the parsed conversations are many small containers
-        if processes < 2 or len(ids) < 2 * _SLICE:
-            _count_chunks(workspace, counter, ids, counts, progress, should_stop, chunk, orjson.loads)
-        else:
-            # A first slice here teaches the counter the conversation shapes the helper will need.
-            front = _SLICE
-            _count_chunks(
-                workspace, counter, ids[:front], counts, no_progress, should_stop, chunk, orjson.loads
-            )
-            state = counter.helper_state()
-            helper = _CountHelper(state, Path(workspace.path), ids) if state is not None else None
-            try:
-                low = len(ids)  # the helper has counted ids[low:]
-                while True:
-                    if helper is not None:
-                        low = helper.collect(counts)
-                    if front >= low:
-                        break
-                    check_stop(should_stop)
-                    end = min(front + _SLICE, low)
-                    part = ids[front:end]
-                    _count_chunks(
-                        workspace, counter, part, counts, no_progress, should_stop, chunk, orjson.loads
-                    )
-                    front = end
-                    done = front + len(ids) - low
-                    progress(min(0.99, done / total), f"{done:,} of {len(ids):,}")
-            finally:
-                if helper is not None:
-                    helper.stop()
-            left = [i for i in ids if i not in counts]  # shapes the helper was not given
-            _count_chunks(workspace, counter, left, counts, no_progress, should_stop, chunk, orjson.loads)
-    progress(1.0, f"{len(ids):,} of {len(ids):,}")
-    if store:
-        workspace.set_token_counts(counts, counter.name)
-    return counts
-
-
 def probe_workspace(
     workspace: Any,
     counter: TokenCounter,
@@ -622,266 +554,3 @@ def probe_summary(probe: dict[str, Any]) -> str:
     else:
         text = f"Every one of the {probe['rows']:,} rows trains at least one token."
     return text + (f"\n{probe['note']}" if probe.get("note") else "")
-
-
-def _count_chunks(
-    workspace: Any,
-    counter: TokenCounter,
-    ids: list[str],
-    counts: dict[str, int],
-    progress: ProgressFn,
-    should_stop: StopFn | None,
-    chunk: int,
-    loads: Any,
-) -> None:
-    for start in range(0, len(ids), chunk):
-        check_stop(should_stop)
-        part = ids[start : start + chunk]
-        rows = _read_messages(workspace.conn, part)
-        convs = [loads(rows[i]) for i in part if i in rows]
-        present = [i for i in part if i in rows]
-        for id_, n in zip(present, counter.count(convs, should_stop=should_stop), strict=True):
-            counts[id_] = n
-        progress(min(1.0, (start + len(part)) / max(1, len(ids))), f"{start + len(part):,} of {len(ids):,}")
-
-
-def _read_messages(conn: Any, ids: list[str]) -> dict[str, bytes]:
-    marks = ",".join("?" * len(ids))
-    return dict(
-        conn.execute(
-            "SELECT e.id, c.messages FROM examples e JOIN contents c ON c.rowid = e.rowid"
-            f" WHERE e.id IN ({marks})",
-            ids,
-        ).fetchall()
-    )
-
-
-class _CountHelper:
-    """A `python -m core.data.tokens` process counting a workspace's examples from the last slice backwards;
-    a reader thread collects each slice's counts as the helper prints them (one JSON line a slice)."""
-
-    def __init__(self, state: dict[str, Any], workspace: Path, ids: list[str]) -> None:
-        import orjson
-
-        self.ids = ids
-        self.low = len(ids)  # ids[low:] are counted by the helper
-        self._lines: list[bytes] = []
-        self._lock = threading.Lock()
-        self._job = tempfile.NamedTemporaryFile(prefix="whetstone-count-", suffix=".json", delete=False)
-        with self._job:
-            job = {"state": state, "workspace": str(workspace), "ids": ids, "slice": _SLICE}
-            self._job.write(orjson.dumps(job))
-        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-m", "core.data.tokens", self._job.name],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=str(Path(__file__).resolve().parents[2]),
-        )
-        self._reader = threading.Thread(target=self._read, args=(self._proc,), daemon=True)
-        self._reader.start()
-
-    def _read(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            with self._lock:
-                self._lines.append(line)
-
-    def collect(self, counts: dict[str, int]) -> int:
-        """Add the slices counted so far to `counts` (not the examples the helper could not count); return
-        the index from which on everything has been counted by the helper."""
-        import orjson
-
-        with self._lock:
-            lines, self._lines = self._lines, []
-        for line in lines:
-            try:
-                message = orjson.loads(line)
-                start, values = int(message["start"]), message["counts"]
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue  # not ours (a stray print): ignore
-            if start != self.low - len(values) or start < 0:
-                continue  # out of order: never produced by _helper_main; ignore rather than trust it
-            for id_, n in zip(self.ids[start : self.low], values, strict=True):
-                if n is not None:
-                    counts[id_] = n
-            self.low = start
-        return self.low
-
-    def stop(self) -> None:
-        """End the helper (it may be counting a slice this process has already done) and reap it."""
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.kill()
-            self._proc.wait()
-            if self._proc.stdout is not None:
-                self._proc.stdout.close()
-            self._proc = None
-        self._reader.join(5)
-        Path(self._job.name).unlink(missing_ok=True)
-
-
-def _helper_main(job_file: str) -> None:
-    """Count the examples a parent process handed over, slice by slice from the end: one JSON line per slice,
-    `{"start": index, "counts": [n or null, ...]}` (null where the conversation shape is not known here)."""
-    import sqlite3
-
-    import orjson
-
-    job = orjson.loads(Path(job_file).read_bytes())
-    counter = TokenCounter.from_helper_state(job["state"])
-    conn = sqlite3.connect(f"file:{job['workspace']}?mode=ro", uri=True)
-    ids: list[str] = job["ids"]
-    size = int(job.get("slice", _SLICE))
-    out = sys.stdout.buffer
-    with cyclic_gc_paused():
-        end = len(ids)
-        while end > 0:
-            start = max(0, end - size)
-            part = ids[start:end]
-            rows = _read_messages(conn, part)
-            convs: list[Messages] = [orjson.loads(rows[i]) if i in rows else [] for i in part]
-            ok = [k for k, m in enumerate(convs) if m and counter.has_plan(m)]
-            counted = counter.count([convs[k] for k in ok])
-            values: list[int | None] = [None] * len(part)
-            for k, n in zip(ok, counted, strict=True):
-                values[k] = n
-            out.write(orjson.dumps({"start": start, "counts": values}) + b"\n")
-            out.flush()
-            end = start
-    conn.close()
-
-
-class _DigitsThenRegex:
-    """`Digits(individual_digits=True)` then a regex: digits split off one by one, the rest by the regex."""
-
-    def __init__(self, words: Any, digit: Any) -> None:
-        self._words = words.findall
-        self._digit_split = digit.split
-        self._has_digit = digit.search
-
-    def findall(self, text: str) -> list[str]:
-        if self._has_digit(text) is None:
-            return self._words(text)
-        out: list[str] = []
-        for i, segment in enumerate(self._digit_split(text)):
-            if i % 2:  # a captured digit
-                out.append(segment)
-            elif segment:
-                out.extend(self._words(segment))
-        return out
-
-
-_UNSAFE = 1 << 40  # chunk count marking "split this piece into words instead"
-_MISSING = 1 << 50  # a chunk not counted yet
-
-
-def _chunking_is_exact(words: Any, trials: int = 400) -> bool:
-    """Whether splitting text at single spaces between non-space characters, and splitting each chunk
-    (with its leading space) into words, gives exactly the words of the whole text, for this word regex.
-    Checked on seeded random text over letters, digits, punctuation, apostrophes, other whitespace and
-    non-Latin scripts."""
-    import random
-
-    rng = random.Random(1234)
-    alphabet = list("abzAZ09.,;:!?'\"-_/#()$%&*+=<>@[]\\^`{|}~\n\t\r\u00a0\u3000éß日本🙂ا٣\u200b")
-    alphabet += ["'s", "'t", "'re", "'ll", "'S", "\r\n", "\n\n", "123", "4567", "ab", "Hello", "..."]
-    try:
-        for _ in range(trials):
-            chunks = []
-            for _ in range(rng.randint(1, 8)):
-                chunk = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6)))
-                if not chunk[0].isspace() and not chunk[-1].isspace():
-                    chunks.append(chunk)
-            if not chunks:
-                continue
-            expected = words.findall(" ".join(chunks))
-            got = list(words.findall(chunks[0]))
-            for chunk in chunks[1:]:
-                got.extend(words.findall(" " + chunk))
-            if got != expected:
-                return False
-    except Exception:  # a splitter that cannot run on some text: do not chunk
-        return False
-    return True
-
-
-_GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-
-
-def _word_splitter(backend: Any) -> Any:
-    """The regex a byte-level BPE tokenizer splits words with, when its pipeline is exactly 'split by a
-    regex, then BPE each word' (no normalizer, no prefix space): then counts add up word by word."""
-    if backend is None:
-        return None
-    try:
-        import json
-
-        import regex
-
-        spec = json.loads(backend.to_str())
-    except Exception:  # no `regex` module, or a tokenizer that cannot describe itself
-        return None
-    if spec.get("normalizer") is not None or (spec.get("model") or {}).get("type") != "BPE":
-        return None
-    pre = spec.get("pre_tokenizer") or {}
-    pattern = None
-
-    def gpt2_byte_level(step: dict[str, Any]) -> bool:
-        return (
-            step.get("type") == "ByteLevel"
-            and step.get("use_regex", True)
-            and not step.get("add_prefix_space")
-        )
-
-    if gpt2_byte_level(pre):
-        pattern = _GPT2_PATTERN
-    elif pre.get("type") == "Sequence":
-        steps = pre.get("pretokenizers") or []
-        if (
-            len(steps) == 2
-            and steps[0].get("type") == "Digits"
-            and steps[0].get("individual_digits")
-            and gpt2_byte_level(steps[1])
-        ):
-            # SmolLM2: every digit is its own word, then GPT-2's regex splits the text between digits.
-            try:
-                return _DigitsThenRegex(regex.compile(_GPT2_PATTERN), regex.compile(r"(\p{N})"))
-            except Exception:
-                return None
-        if (
-            len(steps) == 2
-            and steps[0].get("type") == "Split"
-            and steps[0].get("behavior") == "Isolated"
-            and not steps[0].get("invert")
-            and "Regex" in (steps[0].get("pattern") or {})
-            and steps[1].get("type") == "ByteLevel"
-            and not steps[1].get("use_regex", True)
-            and not steps[1].get("add_prefix_space")
-        ):
-            pattern = steps[0]["pattern"]["Regex"]
-    if pattern is None:
-        return None
-    try:
-        return regex.compile(pattern)
-    except Exception:
-        return None
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte -> printable character map that ByteLevel pre-tokenizers apply before BPE."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    mapping = {b: chr(b) for b in keep}
-    extra = 0
-    for b in range(256):
-        if b not in mapping:
-            mapping[b] = chr(256 + extra)
-            extra += 1
-    return mapping
-
-
-_BYTE_TABLE = str.maketrans({chr(b): c for b, c in _bytes_to_unicode().items()})
-
-
-if __name__ == "__main__":
-    _helper_main(sys.argv[1])

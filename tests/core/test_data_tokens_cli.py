@@ -95,10 +95,10 @@ def test_count_workspace_stores_counts(counter: TokenCounter, sample_data: Path,
 def test_chunking_check_rejects_a_regex_whose_words_cross_spaces() -> None:
     import regex
 
-    from core.data.tokens import _GPT2_PATTERN, _chunking_is_exact
+    from core.data.bpe_words import GPT2_PATTERN, chunking_is_exact
 
-    assert _chunking_is_exact(regex.compile(_GPT2_PATTERN))
-    assert not _chunking_is_exact(regex.compile(r"\S+ \S+|\S+|\s+"))  # pairs of words: chunks would be wrong
+    assert chunking_is_exact(regex.compile(GPT2_PATTERN))
+    assert not chunking_is_exact(regex.compile(r"\S+ \S+|\S+|\s+"))  # pairs of words: chunks would be wrong
 
 
 def _mixed_workspace(sample_data: Path, path: Path) -> DatasetWorkspace:
@@ -121,16 +121,16 @@ def _mixed_workspace(sample_data: Path, path: Path) -> DatasetWorkspace:
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list:
     """The token-counting helper processes started during the test (their _CountHelper objects)."""
-    import core.data.tokens as tokens
+    import core.data.count_helper as count_helper
 
-    helpers: list[tokens._CountHelper] = []
-    real_init = tokens._CountHelper.__init__
+    helpers: list[count_helper._CountHelper] = []
+    real_init = count_helper._CountHelper.__init__
 
-    def spy(self: tokens._CountHelper, *args: object) -> None:
+    def spy(self: count_helper._CountHelper, *args: object) -> None:
         real_init(self, *args)  # type: ignore[arg-type]
         helpers.append(self)
 
-    monkeypatch.setattr(tokens._CountHelper, "__init__", spy)
+    monkeypatch.setattr(count_helper._CountHelper, "__init__", spy)
     return helpers
 
 
@@ -141,19 +141,19 @@ def test_count_workspace_in_two_processes_equals_one(
     monkeypatch: pytest.MonkeyPatch,
     started: list,
 ) -> None:
-    import core.data.tokens as tokens
+    import core.data.count_helper as count_helper
 
-    monkeypatch.setattr(tokens, "_SLICE", 8)  # small slices: the two processes meet in the middle
+    monkeypatch.setattr(count_helper, "_SLICE", 8)  # small slices: the two processes meet in the middle
     from_helper: list[int] = []
-    real_collect = tokens._CountHelper.collect
+    real_collect = count_helper._CountHelper.collect
 
-    def spy(self: tokens._CountHelper, counts: dict[str, int]) -> int:
+    def spy(self: count_helper._CountHelper, counts: dict[str, int]) -> int:
         before = len(counts)
         low = real_collect(self, counts)
         from_helper.append(len(counts) - before)
         return low
 
-    monkeypatch.setattr(tokens._CountHelper, "collect", spy)
+    monkeypatch.setattr(count_helper._CountHelper, "collect", spy)
 
     def wait_for_the_helper_once() -> bool:
         # 150 rows take this process milliseconds, less than a new Python needs to start: let the helper
@@ -187,12 +187,14 @@ def test_count_workspace_in_two_processes_equals_one(
 def test_count_workspace_survives_a_failed_helper(
     counter: TokenCounter, sample_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.data.tokens as tokens
+    import core.data.count_helper as count_helper
 
     with _mixed_workspace(sample_data, tmp_path / "w.wsdb") as ws:
         expected = count_workspace(ws, TokenCounter(counter.tokenizer), store=False, processes=1)
-        monkeypatch.setattr(tokens, "_SLICE", 8)
-        monkeypatch.setattr(tokens.sys, "executable", "/bin/false")  # the helper exits at once, non-zero
+        monkeypatch.setattr(count_helper, "_SLICE", 8)
+        monkeypatch.setattr(
+            count_helper.sys, "executable", "/bin/false"
+        )  # the helper exits at once, non-zero
         assert count_workspace(ws, TokenCounter(counter.tokenizer), store=False, processes=2) == expected
 
 
@@ -203,10 +205,10 @@ def test_count_workspace_stop_ends_the_helper(
     monkeypatch: pytest.MonkeyPatch,
     started: list,
 ) -> None:
-    import core.data.tokens as tokens
+    import core.data.count_helper as count_helper
     from core.errors import Cancelled
 
-    monkeypatch.setattr(tokens, "_SLICE", 8)
+    monkeypatch.setattr(count_helper, "_SLICE", 8)
     with _mixed_workspace(sample_data, tmp_path / "w.wsdb") as ws:
         with pytest.raises(Cancelled):
             count_workspace(
