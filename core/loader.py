@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from core.errors import UserError, WhetstoneError
 
 if TYPE_CHECKING:
+    from core.runs import RunFolder
     from core.training.config import Hardware
-    from core.training.run import RunFolder
 
 # Model types whose attention PyTorch's fused sdpa kernel cannot compute exactly: Gemma 2 soft-caps the
 # attention logits (transformers recommends eager for training it), and these architectures' own code has no
@@ -267,7 +267,7 @@ def load_with_adapter(
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # peft imports it; its CPU notice is noise
     if adapter_dir is None:
         from core.models import resolve_base_model
-        from core.training.run import RunFolder
+        from core.runs import RunFolder
 
         run = run_or_base if isinstance(run_or_base, RunFolder) else RunFolder.open(run_or_base)
         base_dir = resolve_base_model(run.base_model())

@@ -59,7 +59,9 @@ def _set_aside(path: Path) -> Path:
     return aside
 
 
-def load_settings(path: Path | None = None) -> Settings:
+def load_settings(path: Path | None = None, set_aside: bool = True) -> Settings:
+    """The saved settings. A file that cannot be read is moved aside (the app then saves good defaults over
+    nothing); with `set_aside=False` (a reader such as the CLI, which never saves them) it is left alone."""
     path = path or settings_path()
     if not path.exists():
         return Settings()
@@ -68,6 +70,8 @@ def load_settings(path: Path | None = None) -> Settings:
         if not isinstance(raw, dict):
             raise ValueError("top level is not an object")
     except (OSError, ValueError, UnicodeDecodeError) as exc:
+        if not set_aside:
+            return Settings(warning=f"Settings file {path} could not be read ({exc.__class__.__name__}).")
         try:
             aside = _set_aside(path)
             where = f"kept aside as {aside.name}"

@@ -18,7 +18,7 @@ from typing import Any
 
 from core.errors import UserError
 from core.progress import StopFn, check_stop
-from core.training.run import RunFolder
+from core.runs import RunFolder
 
 SIDES = ("base", "tuned")
 

@@ -34,7 +34,7 @@ from core.evaluation.generate import (
     split_conversation,
 )
 from core.progress import ProgressFn, StopFn, check_stop, no_progress, sub_progress
-from core.training.run import RunFolder
+from core.runs import RunFolder
 
 PERPLEXITY_MAX_EXAMPLES = 200
 JSON_MODES = ("auto", "on", "off")

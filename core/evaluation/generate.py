@@ -23,8 +23,8 @@ from typing import Any
 import orjson
 
 from core.progress import ProgressFn, StopFn, check_stop, no_progress
+from core.runs import RunFolder, sha256_file
 from core.training.dataset import strip_reasoning
-from core.training.run import RunFolder, sha256_file
 
 SIDES = ("base", "tuned")
 CACHE_VERSION = 1

@@ -15,7 +15,7 @@ from typing import Any
 from core.atomic import atomic_write_text
 from core.evaluation.forgetting import forgetting_sentence
 from core.evaluation.metrics import METRIC_LABELS, format_metric
-from core.training.run import RunFolder
+from core.runs import RunFolder
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:960px;color:#1d2430;line-height:1.45}
@@ -232,7 +232,7 @@ def build_report(
     config_text = (
         run.config_file.read_text(encoding="utf-8") if run.config_file.exists() else "(no config.yaml)"
     )
-    events, _ = run.read_events()
+    events = run.curve()  # as the Train page draws it: a resume's re-run steps replace the ones they re-ran
     sha = run.dataset_sha256() or "unknown"
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.errors import UserError
 from core.progress import ProgressFn, StopFn, check_stop, no_progress
-from core.training.run import RunFolder
+from core.runs import RunFolder, run_summary
 
 
 def require_adapter(run: RunFolder) -> Path:
@@ -36,17 +36,15 @@ def eval_metrics(run: RunFolder) -> dict[str, Any] | None:
     return {k: data.get(k) for k in ("n", "base", "tuned", "source", "created") if k in data}
 
 
-def _last_losses(run: RunFolder) -> dict[str, Any]:
-    events, _ = run.read_events()
-    out: dict[str, Any] = {}
-    for event in events:
-        if event.get("loss") is not None:
-            out["final_train_loss"] = event["loss"]
-        if event.get("eval_loss") is not None:
-            out["final_eval_loss"] = event["eval_loss"]
-        if event.get("step") is not None:
-            out["steps"] = event["step"]
-    return out
+def _final_losses(run: RunFolder) -> dict[str, Any]:
+    """Steps and final losses as the Runs list shows them (one rule: core.runs.final_losses)."""
+    summary = run_summary(run)
+    out = {
+        "steps": summary["steps"],
+        "final_train_loss": summary["final_loss"],
+        "final_eval_loss": summary["final_eval_loss"],
+    }
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _fmt(value: Any) -> str:
@@ -76,7 +74,7 @@ def model_card(run: RunFolder, kind: str, extra: dict[str, Any] | None = None) -
         lines.append("- Examples: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     except OSError:
         pass
-    for key, value in _last_losses(run).items():
+    for key, value in _final_losses(run).items():
         lines.append(f"- {key.replace('_', ' ').capitalize()}: {_fmt(value)}")
     lines += ["", "## Training configuration", "", "```yaml"]
     import yaml

@@ -25,7 +25,7 @@ from core.export.formats import (
     llama_cpp_available,
 )
 from core.progress import ProgressFn, StopFn, check_stop, no_progress, sub_progress
-from core.training.run import RunFolder
+from core.runs import RunFolder
 
 GREEDY_TOKENS = 12
 VERIFY_PROMPTS = 4

@@ -17,7 +17,7 @@ from core.errors import UserError
 from core.export.adapter import require_adapter
 from core.loader import compute_dtype, pick_device
 from core.progress import ProgressFn, StopFn, check_stop, no_progress
-from core.training.run import RunFolder
+from core.runs import RunFolder
 
 __all__ = ["compute_dtype", "pick_device", "load_tokenizer", "load_peft_model", "merge_run", "base_model_dir"]
 

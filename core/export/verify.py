@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.training.run import RunFolder
+from core.runs import RunFolder
 
 # Pass criteria for a GGUF reloaded with transformers: the mean |delta logit| relative to the spread (std) of
 # the reference logits, and (for the lossless types) top-1 agreement over every position. Q4_0/Q5_0 and the

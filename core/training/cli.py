@@ -102,33 +102,10 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(event: dict[str, Any]) -> str | None:
-    kind = event.get("type")
-    if kind == "step":
-        parts = [
-            f"step {event.get('step')}/{event.get('max_steps', '?')}",
-            f"loss {event.get('loss', 0):.4f}",
-        ]
-        if event.get("tokens_per_s"):
-            parts.append(f"{event['tokens_per_s']:.0f} tok/s")
-        if event.get("vram_gib"):
-            parts.append(f"{event['vram_gib']:.1f} GiB")
-        if event.get("eta_s") is not None:
-            parts.append(f"ETA {event['eta_s']:.0f}s")
-        return "  ".join(parts)
-    if kind == "eval":
-        return f"step {event.get('step')}: validation loss {event.get('eval_loss', 0):.4f}"
-    if kind in ("log", "checkpoint"):
-        return str(event.get("message", ""))
-    if kind == "done":
-        return str(event.get("message", "done"))
-    return None
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
+    from core.runs import RunFolder, describe_event, run_summary
     from core.training.config import config_from_args
-    from core.training.launch import check_gpus, kill_worker, prepare_run, run_summary, start_worker
-    from core.training.run import RunFolder
+    from core.training.launch import check_gpus, kill_worker, prepare_run, start_worker
 
     run_dir = Path(args.run_dir).expanduser()
     if args.resume:
@@ -176,7 +153,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if event.get("type") == "error":
                 last_error = event
             if not args.quiet:
-                text = _describe(event)
+                text = describe_event(event)
                 if text:
                     sys.stderr.write(text + "\n")
                     sys.stderr.flush()
@@ -231,7 +208,7 @@ RUN_FIELDS = (
 
 
 def _cmd_runs_list(args: argparse.Namespace) -> int:
-    from core.training.launch import list_runs, run_summary, status_text
+    from core.runs import list_runs, run_summary, status_text
 
     root = Path(args.root).expanduser() if args.root else None
     if root is not None and not root.is_dir():

@@ -140,7 +140,7 @@ def measured_cpu_speed(model_name: str, runs_root: Path | None = None) -> tuple[
     (no VRAM figure); its first step (warm-up) is left out. The fastest run counts, not the newest: one run
     on a computer busy with other work measured 5 tokens/s and made every later estimate read hours.
     """
-    from core.training.launch import list_runs
+    from core.runs import list_runs
 
     try:
         runs = list_runs(runs_root)

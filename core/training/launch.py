@@ -8,19 +8,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from core.errors import UserError, WhetstoneError
+from core.runs import RunFolder
 from core.training.config import TrainingConfig, save_config, with_overrides
-from core.training.run import RunFolder
 
 
-def new_run_dir(model_name: str) -> Path:
-    from core import paths
+def new_run_dir(model_name: str, root: Path | None = None) -> Path:
+    """A new run folder's path under `root` (default: `core.runs.runs_root()`): TIMESTAMP-MODEL."""
+    from core.runs import runs_root
 
     stem = Path(model_name).name or "run"
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = paths.runs_dir() / f"{stamp}-{stem}"
+    base = (root if root is not None else runs_root()) / f"{stamp}-{stem}"
     path, n = base, 1
     while path.exists():
         n += 1
@@ -187,101 +187,3 @@ def kill_worker(run: RunFolder, proc: subprocess.Popen[bytes] | None = None, gra
             "time": round(time.time(), 3),
         }
     )
-
-
-def run_summary(run: RunFolder) -> dict[str, Any]:
-    """What the Runs list and `train --json` show: status, steps, final losses, dataset version, adapter."""
-    summary = run.read_summary()
-    events = run.curve()
-    steps = [e for e in events if e.get("type") == "step"]
-    evals = [e for e in events if e.get("type") == "eval"]
-    last = events[-1] if events else {}
-    status = summary.get("status")
-    running = run.is_running()
-    interrupted = not running and worker_died(run, events)
-    if running:
-        status = "running"
-    elif interrupted:
-        status = "interrupted"
-    elif last.get("cancelled"):
-        status = "cancelled"
-    elif status is None:
-        status = "error" if last.get("type") == "error" else "new"
-    if interrupted:  # summary.json, if any, is from an earlier session of the run (before a resume)
-        summary = {"flags": summary.get("flags", [])}
-    try:
-        model = run.base_model()
-    except UserError:
-        model = ""
-    sha = run.dataset_sha256() or ""
-    out = {
-        "run_dir": str(run.path),
-        "name": run.path.name,
-        "status": status,
-        "model": model,
-        "steps": summary.get("steps", steps[-1].get("step") if steps else 0),
-        "final_loss": summary.get("final_loss", steps[-1].get("loss") if steps else None),
-        "final_eval_loss": summary.get("final_eval_loss", evals[-1].get("eval_loss") if evals else None),
-        "best_step": summary.get("best_step"),
-        "flags": summary.get("flags", []),
-        "dataset_sha256": sha,
-        "adapter": str(run.adapter_dir) if (run.adapter_dir / "adapter_config.json").exists() else None,
-        "message": last.get("message", "") if last.get("type") in ("error", "done") else "",
-        # interrupted runs: the last step reached and the last complete checkpoint a resume starts from
-        "interrupted_at": (steps[-1].get("step") if steps else 0) if interrupted else None,
-        "last_checkpoint": checkpoint_info(run),
-        "mtime": run.events_file.stat().st_mtime if run.events_file.exists() else run.path.stat().st_mtime,
-    }
-    if interrupted:
-        out["message"] = interrupted_message(out)
-    return out
-
-
-def worker_died(run: RunFolder, events: list[dict[str, Any]] | None = None) -> bool:
-    """True when the run's worker ended without saying so (kill -9, the OOM killer, a power cut): it left its
-    pid file or events behind, it is not alive, and no done/error event followed its last start."""
-    if run.is_running():
-        return False
-    events = run.read_events()[0] if events is None else events
-    last = events[-1] if events else {}
-    if last.get("type") in ("done", "error"):
-        return False
-    return run.pid_file.exists() or bool(events)
-
-
-def checkpoint_info(run: RunFolder) -> dict[str, Any] | None:
-    """{"step", "path"} of the last complete checkpoint (incomplete ones are never in checkpoints/)."""
-    last = run.last_checkpoint()
-    if last is None:
-        return None
-    return {"step": int(last.name.split("-")[1]), "path": str(last)}
-
-
-def status_text(summary: dict[str, Any]) -> str:
-    """The status in words for the Runs list and the CLI: 'interrupted at step 40' for a run whose worker died."""
-    status = str(summary.get("status") or "")
-    if status == "interrupted":
-        return f"interrupted at step {summary.get('interrupted_at') or 0}"
-    return status
-
-
-def interrupted_message(summary: dict[str, Any]) -> str:
-    """One sentence for an interrupted run: where it stopped and what Resume starts from."""
-    at = summary.get("interrupted_at") or 0
-    cp = summary.get("last_checkpoint")
-    where = (
-        f"Resume continues from its last complete checkpoint (step {cp['step']})."
-        if cp
-        else "It has no complete checkpoint: Resume starts it again from the beginning."
-    )
-    return (
-        f"The training stopped without finishing at step {at} (killed, out of memory or a power cut). {where}"
-    )
-
-
-def list_runs(root: Path | None = None) -> list[RunFolder]:
-    from core import paths
-
-    base = root or paths.runs_dir()
-    out = [RunFolder(p) for p in base.iterdir() if (p / "config.yaml").exists()] if base.is_dir() else []
-    return sorted(out, key=lambda r: r.path.stat().st_mtime, reverse=True)

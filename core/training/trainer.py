@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import Cancelled, UserError
+from core.runs import RunFolder
 from core.training.config import Hardware, Resolved, TrainingConfig, config_from_dict, resolve_for_hardware
-from core.training.run import RunFolder
 
 EmitFn = Callable[[dict[str, Any]], None]
 

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from core.atomic import atomic_write_text
 from core.errors import UserError, WhetstoneError
-from core.training.run import RunFolder
+from core.runs import RunFolder
 
 
 def process_rank() -> tuple[int, int]:

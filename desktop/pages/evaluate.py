@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.evaluation.metrics import METRIC_LABELS
+from core.runs import list_runs, runs_root
 from desktop.context import AppContext
 from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.eval_chat import ChatPanel
@@ -60,12 +61,6 @@ def _has_gpu() -> bool:
     from core.device import detect_device
 
     return detect_device().kind == "cuda"
-
-
-def _runs_root(ctx: AppContext) -> Path:
-    from core import paths
-
-    return Path(ctx.settings.runs_dir).expanduser() if ctx.settings.runs_dir else paths.runs_dir()
 
 
 class EvaluatePage(QWidget):
@@ -269,16 +264,8 @@ class EvaluatePage(QWidget):
         self.run_combo.blockSignals(True)
         self.run_combo.clear()
         self.run_combo.addItem("Choose a run…", "")
-        root = _runs_root(self.ctx)
-        found: list[Path] = []
-        if root.is_dir():
-            found = sorted(
-                (p for p in root.iterdir() if (p / "config.yaml").exists()),
-                key=lambda p: p.stat().st_mtime,
-                reverse=True,
-            )
-        for path in found:
-            self.run_combo.addItem(path.name, str(path))
+        for run in list_runs(runs_root(self.ctx.settings)):
+            self.run_combo.addItem(run.path.name, str(run.path))
         if current is not None and self.run_combo.findData(str(current)) < 0:
             self.run_combo.addItem(str(current), str(current))
         if current is not None:
@@ -308,7 +295,9 @@ class EvaluatePage(QWidget):
         self._load_run()
 
     def _browse_run(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a run folder", str(_runs_root(self.ctx)))
+        folder = QFileDialog.getExistingDirectory(
+            self, "Choose a run folder", str(runs_root(self.ctx.settings))
+        )
         if folder:
             if not (Path(folder) / "config.yaml").exists():
                 self.status_label.setText(f"{folder} is not a run folder (no config.yaml).")

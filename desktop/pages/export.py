@@ -374,7 +374,7 @@ class ExportPage(QWidget):
 
     def _describe_run(self, folder: Path) -> str:
         from core.errors import WhetstoneError
-        from core.training.run import RunFolder
+        from core.runs import RunFolder
 
         try:
             run = RunFolder.open(folder)
@@ -417,9 +417,9 @@ class ExportPage(QWidget):
 
     # actions --------------------------------------------------------------------------------------------------
     def browse_run(self) -> None:
-        from core.paths import runs_dir
+        from core.runs import runs_root
 
-        start = str(self.run_dir or runs_dir())
+        start = str(self.run_dir or runs_root(self.ctx.settings))
         folder = QFileDialog.getExistingDirectory(self, "Choose a run folder", start)
         if folder:
             self.ctx.set_run(folder)

@@ -29,9 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import UserError
+from core.runs import RunEvent, RunFolder, flag_label, runs_root, worker_died
 from core.training.config import PRESETS, Hardware, TrainingConfig, preset_config
-from core.training.launch import worker_died
-from core.training.run import RunFolder, flag_label
 from desktop.context import AppContext
 from desktop.widgets.safe_inputs import SafeComboBox
 from desktop.widgets.shortcuts import add_main_action_shortcut
@@ -39,7 +38,7 @@ from desktop.widgets.train_form import ConfigForm
 from desktop.widgets.train_plot import TrainingPlot
 from desktop.widgets.train_runs import CompareDialog, RunsList
 from desktop.widgets.train_samples import SamplesPanel
-from desktop.widgets.train_watcher import RunEnded, TrainEvent, TrainingWatcher, WatcherHandle
+from desktop.widgets.train_watcher import RunEnded, TrainingWatcher, WatcherHandle
 
 DATA_FILTER = "Datasets (*.jsonl *.json *.csv *.parquet *.wsdb);;All files (*)"
 CPU_TARGET = "This computer's CPU"
@@ -194,6 +193,8 @@ class TrainPage(QWidget):
             self.target_combo.removeItem(0)
             self.target_combo.insertItem(0, CPU_TARGET, "cpu")
             self.target_combo.setCurrentIndex(0)
+        self._select_target(ctx.settings.vram_target_gib)
+        self.target_combo.currentIndexChanged.connect(self._remember_target)
         est_head.addWidget(est_title)
         est_head.addStretch(1)
         est_head.addWidget(QLabel("for"))
@@ -270,7 +271,7 @@ class TrainPage(QWidget):
         self.messages.setObjectName("trainMessages")
         self.messages.setWordWrap(True)
         self.messages.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.runs = RunsList()
+        self.runs = RunsList(runs_root(ctx.settings))
         self.samples = SamplesPanel()
         self.samples.setObjectName("trainSamples")
         self.tabs.addTab(self.messages, "Messages")
@@ -312,6 +313,21 @@ class TrainPage(QWidget):
         self._reattach()
 
     # --- setup helpers ---------------------------------------------------------------------------------
+    def _select_target(self, gib: float) -> None:
+        """The estimate's target from the settings (`vram_target_gib`; 0 = this machine: its GPU, or its CPU)."""
+        if gib <= 0:
+            return
+        index = self.target_combo.findData(float(gib))
+        if index < 0:
+            self.target_combo.addItem(f"{gib:g} GB GPU", float(gib))
+            index = self.target_combo.count() - 1
+        self.target_combo.setCurrentIndex(index)
+
+    def _remember_target(self, _index: int) -> None:
+        """The target chosen last is the next session's default (saved with the settings when the app closes)."""
+        value = self.target_combo.currentData()
+        self.ctx.settings.vram_target_gib = float(value) if isinstance(value, float) else 0.0
+
     @staticmethod
     def _hardware() -> Hardware:
         from core.device import detect_device
@@ -631,7 +647,7 @@ class TrainPage(QWidget):
         from core.training.estimate import measured_cpu_speed
 
         if model not in self._cpu_speeds:
-            self._cpu_speeds = {model: measured_cpu_speed(model)}
+            self._cpu_speeds = {model: measured_cpu_speed(model, runs_root(self.ctx.settings))}
         return self._cpu_speeds[model]
 
     # --- training control ------------------------------------------------------------------------------
@@ -684,7 +700,7 @@ class TrainPage(QWidget):
         except UserError as exc:
             self._show_error(str(exc))
             return False
-        target = Path(run_dir) if run_dir else new_run_dir(cfg.model.name)
+        target = Path(run_dir) if run_dir else new_run_dir(cfg.model.name, runs_root(self.ctx.settings))
         self.run = RunFolder(target)
         self.plot.clear()
         self.messages.clear()
@@ -767,7 +783,7 @@ class TrainPage(QWidget):
         self.handle = None
         self._update_buttons()
 
-    def _on_event(self, ev: TrainEvent) -> None:
+    def _on_event(self, ev: RunEvent) -> None:
         if self.run is not None and ev.type in ("step", "eval"):
             self.runs.update_live(
                 str(self.run.path),
@@ -845,7 +861,7 @@ class TrainPage(QWidget):
         elif ended.status == "cancelled":
             text = f"Cancelled · {ended.run_dir}"
         elif ended.status == "interrupted":
-            from core.training.launch import run_summary, status_text
+            from core.runs import run_summary, status_text
 
             s = run_summary(run)
             text = f"{status_text(s).capitalize()} · {ended.run_dir}"
@@ -882,7 +898,7 @@ class TrainPage(QWidget):
         for e in run.curve():
             if e.get("type") in ("log", "error", "done"):
                 self._message(str(e.get("message", "")), flag=bool(e.get("flag")) or e.get("type") == "error")
-        from core.training.launch import run_summary, status_text
+        from core.runs import run_summary, status_text
 
         s = run_summary(run)
         self.run_label.setText(f"{status_text(s).capitalize()} · {run_dir}" + _flags_text(run.read_summary()))
@@ -933,9 +949,9 @@ class TrainPage(QWidget):
 
     def _reattach(self) -> None:
         """A run a previous session left training: show its curve so far and keep following it."""
-        from core.training.launch import list_runs
+        from core.runs import list_runs
 
-        for run in list_runs():
+        for run in list_runs(runs_root(self.ctx.settings)):
             if run.is_running():
                 self.run = run
                 try:  # the form shows the settings this run trains with, not the defaults

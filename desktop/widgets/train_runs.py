@@ -21,8 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.training.launch import list_runs, run_summary, status_text
-from core.training.run import RunFolder, flag_label
+from core.runs import RunFolder, flag_label, list_runs, run_summary, status_text
 from desktop.widgets.train_plot import TrainingPlot
 
 COLUMNS = ["Run", "Status", "Model", "Steps", "Train loss", "Val loss", "Flags", "Dataset"]

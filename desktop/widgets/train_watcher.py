@@ -2,54 +2,19 @@
 
 The worker (`python -m core.training.worker RUN_DIR`) appends events to RUN_DIR/events.jsonl; the watcher
 tails that file, so watching a run this app started and reattaching to one a previous session left running
-are the same code. Signals carry small frozen dataclasses.
+are the same code. Signals carry small frozen dataclasses (events: core.runs.RunEvent).
 """
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from core.training.run import RunFolder
-
-
-@dataclass(frozen=True)
-class TrainEvent:
-    """One worker event (schema in ARCHITECTURE.md), plus the optional extras the worker adds."""
-
-    type: str
-    step: int = 0
-    epoch: float | None = None
-    loss: float | None = None
-    eval_loss: float | None = None
-    lr: float | None = None
-    grad_norm: float | None = None
-    tokens_per_s: float | None = None
-    vram_gib: float | None = None
-    eta_s: float | None = None
-    message: str = ""
-    max_steps: int | None = None
-    flag: str | None = None
-    status: str | None = None
-    best: bool | None = None
-    resumed_from: int | None = None
-    cancelled: bool | None = None
-    samples: list[dict[str, Any]] | None = None  # log: sample answers after an evaluation
-    sample_stats: dict[str, Any] | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainEvent:
-        names = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in names and v is not None}
-        kwargs["type"] = str(data.get("type", "log"))
-        kwargs["step"] = int(data.get("step") or 0)
-        kwargs["message"] = str(data.get("message") or "")
-        return cls(**kwargs)
+from core.runs import RunEvent, RunFolder
 
 
 @dataclass(frozen=True)
@@ -64,7 +29,7 @@ class TrainingWatcher(QObject):
     attaching), then tails events until the worker exits or `detach()` is called."""
 
     # not `event`: that name would shadow QObject.event(), the virtual every Qt event is delivered through
-    run_event = Signal(object)  # TrainEvent
+    run_event = Signal(object)  # core.runs.RunEvent
     started = Signal(str)  # run dir
     ended = Signal(object)  # RunEnded
     failed = Signal(str)  # could not even start (bad input)
@@ -99,7 +64,8 @@ class TrainingWatcher(QObject):
 
     def run(self) -> None:
         from core.errors import WhetstoneError
-        from core.training.launch import kill_worker, start_worker, worker_died
+        from core.runs import worker_died
+        from core.training.launch import kill_worker, start_worker
 
         try:
             if self._prepare is not None:
@@ -141,7 +107,7 @@ class TrainingWatcher(QObject):
         events, self._offset = run.read_events(self._offset)
         status = None
         for raw in events:
-            ev = TrainEvent.from_dict(raw)
+            ev = RunEvent.from_dict(raw)
             if ev.type == "done":
                 status = ev.status or "finished"
             elif ev.type == "error":

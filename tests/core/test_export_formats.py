@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import Cancelled, UserError
 from core.export.api import export_run
-from core.training.run import RunFolder
+from core.runs import RunFolder
 
 
 def _prompt_ids(run_dir: Path) -> list[list[int]]:

@@ -58,7 +58,7 @@ def test_evaluate_and_export_load_the_same_model(fake_run_dir: Path, tiny_llama_
 
     from core.evaluation.generate import ModelPair
     from core.export.merge import load_peft_model
-    from core.training.run import RunFolder
+    from core.runs import RunFolder
 
     run = RunFolder.open(fake_run_dir)
     tokenizer = loader.load_tokenizer(run.adapter_dir)

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
+from core.runs import RunFolder
 from core.training.config import TrainingConfig
-from core.training.run import RunFolder
 from core.training.trainer import make_callback
 
 

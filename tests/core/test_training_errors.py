@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from core.training.run import RunFolder
+from core.runs import RunFolder
 from core.training.worker import EventWriter, _fail
 
 

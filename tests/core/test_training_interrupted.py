@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from core.diskspace import DiskFullError
+from core.runs import RunFolder, run_summary, status_text
 from core.testhooks import PAUSE_AT, PAUSE_FLAG
 from core.training.checkpoints import STAGING, install_atomic_checkpoints
-from core.training.launch import prepare_run, run_summary, start_worker, status_text
-from core.training.run import RunFolder
+from core.training.launch import prepare_run, start_worker
 from tests.conftest import run_cli
 from tests.core.test_training_train import _tiny_config
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from core.runs import RunFolder
 from core.training.config import TrainingConfig, with_overrides
 from core.training.launch import CPU_PROCESSES_ENV, prepare_run, worker_command
-from core.training.run import RunFolder
 from tests.conftest import run_cli
 
 

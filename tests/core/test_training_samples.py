@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from core.runs import RunFolder, fold_resumed
 from core.training.config import TrainingConfig
-from core.training.run import RunFolder, fold_resumed
 from core.training.samples import answer_limit, length_drift, pick_prompts
 from core.training.trainer import make_callback
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from core.runs import RunFolder, fold_resumed, run_summary
 from core.training.config import TrainingConfig, with_overrides
-from core.training.launch import prepare_run, run_summary, start_worker
-from core.training.run import RunFolder, fold_resumed
+from core.training.launch import prepare_run, start_worker
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow

@@ -152,8 +152,8 @@ def test_a_model_with_its_own_code_is_taken_and_the_trust_box_explained(
 def running_run(tmp_path: Path):  # type: ignore[no-untyped-def]
     """A run folder under the runs directory whose "worker" is alive (a sleeping process standing in for it)."""
     from core import paths
+    from core.runs import RunFolder
     from core.training.config import TrainingConfig, with_overrides
-    from core.training.run import RunFolder
 
     cfg = with_overrides(
         TrainingConfig(),

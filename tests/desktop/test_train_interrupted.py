@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.training.run import RunFolder
+from core.runs import RunFolder
 from desktop.context import AppContext
 from desktop.pages.train import TrainPage
 from tests.desktop.test_train_page import _small
@@ -54,7 +54,7 @@ def test_killed_worker_is_interrupted_and_resumes(qtbot, tiny_llama_dir: Path, s
 
 
 def test_run_killed_before_its_first_checkpoint_can_start_again(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from core.training.run import fold_resumed
+    from core.runs import fold_resumed
     from tests.core.test_training_interrupted import STEPS, _fake_run
 
     run = _fake_run(tmp_path, STEPS, pid_file=True)  # died at step 3, no checkpoint

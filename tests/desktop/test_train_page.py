@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from core import paths
+from core.runs import RunFolder
 from core.training.config import TrainingConfig
-from core.training.run import RunFolder
 from desktop.context import AppContext
 from desktop.pages.train import CLOSE_CANCEL, CLOSE_KEEP, TrainPage
 from desktop.widgets.train_runs import CompareDialog

@@ -10,11 +10,10 @@ import orjson
 import pytest
 
 from core import paths
-from core.training.run import RunFolder
+from core.runs import RunEvent, RunFolder
 from desktop.context import AppContext
 from desktop.pages.train import TrainPage
 from desktop.widgets.train_samples import OFF_TEXT, WAITING_TEXT, SamplesPanel
-from desktop.widgets.train_watcher import TrainEvent
 
 
 def _samples_event(step: int, answer: str, drift: str | None = None) -> dict:
@@ -129,12 +128,12 @@ def test_samples_tab_updates_live_from_worker_events(page: TrainPage) -> None:
     tab = page.tabs.indexOf(page.samples)
     assert page.tabs.tabText(tab) == "Samples"
     assert page.samples.stack.currentWidget() is page.samples.empty
-    page._on_event(TrainEvent.from_dict({"type": "eval", "step": 2, "eval_loss": 1.0}))
-    page._on_event(TrainEvent.from_dict(_samples_event(2, "live answer")))
+    page._on_event(RunEvent.from_dict({"type": "eval", "step": 2, "eval_loss": 1.0}))
+    page._on_event(RunEvent.from_dict(_samples_event(2, "live answer")))
     assert page.samples.current_step() == 2 and "live answer" in page.samples.view.toPlainText()
     assert page.messages.item(page.messages.count() - 1).text().startswith("Sample answers at step 2")
     page._on_event(
-        TrainEvent.from_dict({"type": "log", "step": 2, "flag": "length_drift", "message": "drift!"})
+        RunEvent.from_dict({"type": "log", "step": 2, "flag": "length_drift", "message": "drift!"})
     )
     assert page.messages.item(page.messages.count() - 1).text() == "⚠ drift!"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from core.runs import RunFolder
 from core.settings import load_settings
-from core.training.run import RunFolder
 from desktop.context import AppContext
 from desktop.main_window import MainWindow
 
