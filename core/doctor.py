@@ -203,12 +203,21 @@ def _size_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _runs_folder() -> Path:
+    """The runs folder the app uses (the settings' runs_dir, else the default), created as a run would."""
+    from core.runs import runs_root
+
+    folder = runs_root()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def check_dirs() -> Check:
     folders = {
         "data": paths.data_dir,
         "config": paths.config_dir,
         "cache": paths.cache_dir,
-        "runs": paths.runs_dir,
+        "runs": _runs_folder,
     }
     rows: dict[str, dict[str, Any]] = {}
     problems: list[str] = []

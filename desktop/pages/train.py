@@ -29,7 +29,16 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import UserError
-from core.runs import RunEvent, RunFolder, flag_label, runs_root, worker_died
+from core.runs import (
+    RunEvent,
+    RunFolder,
+    flag_label,
+    list_runs,
+    run_summary,
+    runs_root,
+    status_text,
+    worker_died,
+)
 from core.training.config import PRESETS, Hardware, TrainingConfig, preset_config
 from desktop.context import AppContext
 from desktop.widgets.safe_inputs import SafeComboBox
@@ -853,17 +862,15 @@ class TrainPage(QWidget):
         run = RunFolder(Path(ended.run_dir))
         self.run = run
         summary = run.read_summary()
+        s = run_summary(run)
         if ended.status == "finished":
             self.progress.setValue(100)
             text = f"Finished · {ended.run_dir}"
         elif ended.status == "stopped":
-            text = f"Stopped at step {summary.get('steps', '?')} · Resume continues · {ended.run_dir}"
+            text = f"Stopped at step {s['steps']} · Resume continues · {ended.run_dir}"
         elif ended.status == "cancelled":
             text = f"Cancelled · {ended.run_dir}"
         elif ended.status == "interrupted":
-            from core.runs import run_summary, status_text
-
-            s = run_summary(run)
             text = f"{status_text(s).capitalize()} · {ended.run_dir}"
             self._show_error(s["message"])
         else:
@@ -898,8 +905,6 @@ class TrainPage(QWidget):
         for e in run.curve():
             if e.get("type") in ("log", "error", "done"):
                 self._message(str(e.get("message", "")), flag=bool(e.get("flag")) or e.get("type") == "error")
-        from core.runs import run_summary, status_text
-
         s = run_summary(run)
         self.run_label.setText(f"{status_text(s).capitalize()} · {run_dir}" + _flags_text(run.read_summary()))
         if s["status"] == "interrupted":
@@ -949,8 +954,6 @@ class TrainPage(QWidget):
 
     def _reattach(self) -> None:
         """A run a previous session left training: show its curve so far and keep following it."""
-        from core.runs import list_runs
-
         for run in list_runs(runs_root(self.ctx.settings)):
             if run.is_running():
                 self.run = run

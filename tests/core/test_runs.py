@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from core import paths
+from core.doctor import check_dirs
 from core.export.adapter import model_card
 from core.runs import (
     EVENT_FIELDS,
@@ -159,6 +160,7 @@ def test_the_runs_folder_comes_from_the_settings(tmp_path: Path) -> None:
     save_settings(settings)
     assert runs_root() == mine and [r.path.name for r in list_runs()] == ["a"]
     assert new_run_dir(TrainingConfig().model.name).parent == mine
+    assert check_dirs().details["dirs"]["runs"]["path"] == str(mine)  # doctor checks the folder runs go to
     proc = run_cli("runs", "list", "--json")  # the CLI lists the same folder as the app
     assert proc.returncode == 0, proc.stderr
     assert [r["name"] for r in json.loads(proc.stdout)] == ["a"]

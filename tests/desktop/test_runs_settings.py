@@ -15,7 +15,7 @@ from core.settings import Settings
 from desktop.context import AppContext
 from desktop.pages.evaluate import EvaluatePage
 from desktop.pages.train import TrainPage
-from desktop.widgets.train_watcher import TrainingWatcher
+from desktop.widgets.train_watcher import RunEnded, TrainingWatcher
 from tests.core.test_runs import RESUMED, STALE_SUMMARY, _run
 
 
@@ -74,3 +74,13 @@ def test_the_estimate_target_starts_from_the_settings_and_is_remembered(qtbot) -
     assert other.target_combo.currentText() == "20 GB GPU"
     default = _train_page(qtbot, AppContext(Settings()))
     assert default.target_combo.currentIndex() == 0
+
+
+def test_a_stopped_run_shows_the_steps_of_its_events_not_a_stale_summary(qtbot) -> None:  # type: ignore[no-untyped-def]
+    events = [*RESUMED[:3], {"type": "done", "step": 2, "status": "stopped", "message": "Stopped at step 2."}]
+    run = _run(paths.runs_dir(), events, {"status": "stopped", "steps": 1}, name="20990101-000000-stopped")
+    page = _train_page(qtbot, AppContext())
+    page._on_ended(RunEnded(str(run.path), 0, "stopped"))
+    row = [page.runs.table.item(0, c).text() for c in range(6)]
+    assert row[1:] == ["stopped", "tiny", "2", "2.0000", "2.2000"]
+    assert page.stat_step.value.text() == "2/4" and page.stat_loss.value.text() == "2.0000 / 2.2000"
