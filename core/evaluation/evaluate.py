@@ -298,6 +298,18 @@ def _summary(
     }
 
 
+OLD_CUT_OFF_ADVICE = "raise --max-new-tokens if the references are longer."
+CUT_OFF_ADVICE = (
+    "raise the limit (Max new tokens; --max-new-tokens on the command line) if the references are longer."
+)
+
+
+def current_wording(warning: str) -> str:
+    """A warning stored by an older version, in today's words: the cut-off advice of results.json written
+    before the page's setting was named ('raise --max-new-tokens', which the Evaluate page has no field for)."""
+    return warning.replace(OLD_CUT_OFF_ADVICE, CUT_OFF_ADVICE)
+
+
 def _max_tokens_warning(rows: list[dict[str, Any]], max_new_tokens: int) -> str | None:
     hit_base = [r["id"] for r in rows if r["base_hit_max_tokens"]]
     hit_tuned = [r["id"] for r in rows if r["tuned_hit_max_tokens"]]
@@ -305,8 +317,7 @@ def _max_tokens_warning(rows: list[dict[str, Any]], max_new_tokens: int) -> str 
         return None
     return (
         f"{len(hit_tuned)} tuned and {len(hit_base)} base answer(s) stopped at the limit of {max_new_tokens} "
-        f"new tokens and are cut off ({_ids_text(hit_tuned or hit_base)}); raise the limit (Max new tokens; "
-        "--max-new-tokens on the command line) if the references are longer."
+        f"new tokens and are cut off ({_ids_text(hit_tuned or hit_base)}); {CUT_OFF_ADVICE}"
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_write_text
+from core.evaluation.evaluate import current_wording
 from core.evaluation.forgetting import forgetting_sentence
 from core.evaluation.metrics import METRIC_LABELS, format_metric
 from core.runs import RunFolder
@@ -253,7 +254,7 @@ def build_report(
         )
         parts.append(_metric_table(summary))
         for warning in summary.get("warnings", []):
-            parts.append(f"<div class=warn>{_e(warning)}</div>")
+            parts.append(f"<div class=warn>{_e(current_wording(warning))}</div>")
         forgetting = summary.get("forgetting")
         if forgetting:
             parts.append(f"<h2>Forgetting check</h2><p>{_e(forgetting_sentence(forgetting))}</p>")

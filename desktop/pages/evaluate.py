@@ -29,12 +29,12 @@ from PySide6.QtWidgets import (
 )
 
 from core.evaluation.metrics import METRIC_LABELS
-from core.runs import list_runs, runs_root
 from desktop.context import AppContext
 from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.eval_chat import ChatPanel
 from desktop.widgets.eval_review import BlindReviewWidget, ReviewResultsView
 from desktop.widgets.eval_table import ExamplesTable, MetricSummaryTable
+from desktop.widgets.run_picker import RunPicker
 from desktop.widgets.safe_inputs import SafeComboBox, SafeSpinBox
 from desktop.widgets.shortcuts import add_main_action_shortcut
 from desktop.workers import JobRunner
@@ -48,13 +48,31 @@ NOT_EVALUATED_TEXT = (
     "The base and the tuned model will answer every example of the held-out test split with the same greedy "
     "decoding; answers are kept in the run folder and re-used."
 )
+QUICK_CPU_LIMIT = 10  # examples a quick evaluation answers on a CPU (both models: a few minutes)
+
+
+def not_evaluated_text(limit: int, split: str = "test") -> str:
+    """What Run evaluation will do, with the example limit in words."""
+    if not limit:
+        return NOT_EVALUATED_TEXT.replace("test split", f"{split} split")
+    return (
+        f"The base and the tuned model will answer the first {limit:,} examples of the held-out {split} split "
+        "with the same greedy decoding (set Limit to “all” to answer every one); answers are kept in the run "
+        "folder and re-used."
+    )
+
+
 ROW_METRICS = ("token_f1", "exact_match", "rouge_l", "bleu", "json_keys_match")
 
 
 def _page_wording(warning: str) -> str:
     """A stored warning as the page says it: the setting's name on this page, not the CLI flag (the CLI and
     results.json keep both)."""
-    return warning.replace("(Max new tokens; --max-new-tokens on the command line)", "(Max new tokens)")
+    from core.evaluation.evaluate import current_wording
+
+    return current_wording(warning).replace(
+        "(Max new tokens; --max-new-tokens on the command line)", "(Max new tokens)"
+    )
 
 
 def _has_gpu() -> bool:
@@ -84,14 +102,11 @@ class EvaluatePage(QWidget):
 
         # run and options ----------------------------------------------------------------------------
         run_row = QHBoxLayout()
-        run_row.addWidget(QLabel("Run:"))
-        self.run_combo = SafeComboBox()
-        self.run_combo.setMinimumWidth(360)
-        self.run_combo.currentIndexChanged.connect(self._on_run_picked)
-        run_row.addWidget(self.run_combo, 1)
-        self.browse_button = QPushButton("Browse…")
-        self.browse_button.clicked.connect(self._browse_run)
-        run_row.addWidget(self.browse_button)
+        self.run_picker = RunPicker(ctx)  # shared with the Export page
+        self.run_picker.runPicked.connect(self._on_run_picked)
+        self.run_picker.invalidFolder.connect(self._not_a_run)
+        self.run_combo, self.browse_button = self.run_picker.combo, self.run_picker.browse_button
+        run_row.addWidget(self.run_picker, 1)
         self.report_button = QPushButton("Save HTML report…")
         self.report_button.clicked.connect(self.save_report_dialog)
         run_row.addWidget(self.report_button)
@@ -109,6 +124,10 @@ class EvaluatePage(QWidget):
         self.limit_spin.setRange(0, 100000)
         self.limit_spin.setSpecialValueText("all")
         self.limit_spin.setMaximumWidth(90)
+        self.limit_spin.setToolTip(
+            "How many examples of the split both models answer; “all” answers every one. On a computer without "
+            f"a GPU the quick check answers the first {QUICK_CPU_LIMIT} (a few minutes)."
+        )
         opts.addWidget(self.limit_spin)
         opts.addWidget(QLabel("Max new tokens:"))
         self.max_tokens_spin = SafeSpinBox()
@@ -133,6 +152,9 @@ class EvaluatePage(QWidget):
         gpu = _has_gpu()
         self.perplexity_check.setChecked(gpu)  # quick mode on a CPU: the task set only
         self.general_check.setChecked(gpu)
+        self.limit_spin.setValue(0 if gpu else QUICK_CPU_LIMIT)  # ... and a few examples of it
+        self.limit_spin.valueChanged.connect(lambda _v: self._update_buttons())
+        self.split_combo.currentIndexChanged.connect(lambda _i: self._update_buttons())
         opts.addStretch(1)
         layout.addLayout(opts)
         self.run_button = QPushButton("Run evaluation")
@@ -260,49 +282,26 @@ class EvaluatePage(QWidget):
 
     # runs -----------------------------------------------------------------------------------------------
     def refresh_runs(self) -> None:
-        current = self.run_dir()
-        self.run_combo.blockSignals(True)
-        self.run_combo.clear()
-        self.run_combo.addItem("Choose a run…", "")
-        for run in list_runs(runs_root(self.ctx.settings)):
-            self.run_combo.addItem(run.path.name, str(run.path))
-        if current is not None and self.run_combo.findData(str(current)) < 0:
-            self.run_combo.addItem(str(current), str(current))
-        if current is not None:
-            self.run_combo.setCurrentIndex(self.run_combo.findData(str(current)))
-        self.run_combo.blockSignals(False)
+        self.run_picker.refresh()
 
     def run_dir(self) -> Path | None:
-        data = self.run_combo.currentData() if self.run_combo.count() else ""
-        return Path(data) if data else None
+        return self.run_picker.run_dir()
 
     def set_run(self, run_dir: str) -> None:
         if not run_dir:
             return
-        if self.run_combo.findData(run_dir) < 0:
-            self.run_combo.addItem(Path(run_dir).name, run_dir)
-        index = self.run_combo.findData(run_dir)
-        if index == self.run_combo.currentIndex():
-            self._load_run()
-        else:
-            self.run_combo.setCurrentIndex(index)  # -> _on_run_picked
+        self.run_picker.set_run(run_dir)
+        self._load_run()
 
-    def _on_run_picked(self, _index: int) -> None:
-        path = self.run_dir()
+    def _not_a_run(self, folder: str) -> None:
+        self.status_label.setText(f"{folder} is not a run folder (no config.yaml).")
+
+    def _on_run_picked(self, run_dir: str) -> None:
+        path = Path(run_dir) if run_dir else None
         if path is not None and self.ctx.run_dir != path:
             self.ctx.set_run(path)  # other pages follow; comes back here through set_run -> _load_run
             return
         self._load_run()
-
-    def _browse_run(self) -> None:
-        folder = QFileDialog.getExistingDirectory(
-            self, "Choose a run folder", str(runs_root(self.ctx.settings))
-        )
-        if folder:
-            if not (Path(folder) / "config.yaml").exists():
-                self.status_label.setText(f"{folder} is not a run folder (no config.yaml).")
-                return
-            self.set_run(folder)
 
     def _load_run(self) -> None:
         from core.evaluation.evaluate import load_results
@@ -406,7 +405,10 @@ class EvaluatePage(QWidget):
                 "Results appear here when they finish.",
             )
         else:
-            self.not_evaluated_state.set_text("Not evaluated yet", NOT_EVALUATED_TEXT)
+            self.not_evaluated_state.set_text(
+                "Not evaluated yet",
+                not_evaluated_text(self.limit_spin.value(), str(self.split_combo.currentData() or "test")),
+            )
 
     def options(self) -> Any:
         from core.evaluation.evaluate import EvalOptions

@@ -45,6 +45,7 @@ from core.export.formats import (
 from desktop.context import AppContext
 from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.run_commands import RunCommands
+from desktop.widgets.run_picker import RunPicker
 from desktop.widgets.safe_inputs import SafeComboBox
 from desktop.widgets.shortcuts import add_main_action_shortcut
 
@@ -150,7 +151,7 @@ class ExportPage(QWidget):
 
         self.stack = QStackedWidget()
         self.empty = EmptyState(
-            "No run selected",
+            "No trained runs yet",
             "Train a model on the Train page, or choose a finished run folder to export it as an adapter, "
             "a merged model or a verified GGUF.",
             "Choose a run folder…",
@@ -182,7 +183,7 @@ class ExportPage(QWidget):
         if ctx.run_dir is not None:
             self.set_run(str(ctx.run_dir))
         else:
-            self.stack.setCurrentIndex(0)
+            self._pick_default_run()
 
     # layout -------------------------------------------------------------------------------------------------
     def _build_main(self) -> QWidget:
@@ -194,15 +195,16 @@ class ExportPage(QWidget):
         title.setStyleSheet("font-size: 18px; font-weight: 600;")
         layout.addWidget(title)
 
-        run_row = QHBoxLayout()
+        # the Evaluate page's run list: the runs folder's runs, newest first, and Browse… for another folder
+        self.run_picker = RunPicker(self.ctx)
+        self.run_picker.runPicked.connect(self._on_run_picked)
+        self.run_picker.invalidFolder.connect(self._not_a_run)
+        self.choose_run_button = self.run_picker.browse_button
+        layout.addWidget(self.run_picker)
         self.run_label = QLabel()
         self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.run_label.setWordWrap(True)
-        self.choose_run_button = QPushButton("Choose run…")
-        self.choose_run_button.clicked.connect(self.browse_run)
-        run_row.addWidget(self.run_label, 1)
-        run_row.addWidget(self.choose_run_button)
-        layout.addLayout(run_row)
+        layout.addWidget(self.run_label)
 
         options = QGroupBox("What to export")
         form = QFormLayout(options)
@@ -355,14 +357,37 @@ class ExportPage(QWidget):
         self.quant_combo.setCurrentIndex(index)
         return True
 
+    def _pick_default_run(self) -> None:
+        """With no run chosen elsewhere: the newest finished run; the empty state when there is no run."""
+        from core.runs import runs_root
+        from desktop.widgets.run_picker import newest_finished_run
+
+        newest = newest_finished_run(runs_root(self.ctx.settings))
+        self.set_run(str(newest) if newest is not None else "")
+
+    def _not_a_run(self, folder: str) -> None:
+        self.status_label.setText(f"{folder} is not a run folder (no config.yaml).")
+
+    def _on_run_picked(self, run_dir: str) -> None:
+        if run_dir and self.ctx.run_dir != Path(run_dir):
+            self.ctx.set_run(run_dir)  # every page follows; comes back here through set_run
+        else:
+            self.set_run(run_dir)
+
     def set_run(self, run_dir: str) -> None:
         if self.is_running():
             return
         folder = Path(run_dir) if run_dir else None
         self.run_dir = folder
         if folder is None:
-            self.stack.setCurrentIndex(0)
+            self.run_picker.refresh()
+            has_runs = bool(self.run_picker.runs())
+            self.stack.setCurrentIndex(1 if has_runs else 0)  # runs to choose from: the picker shows them
+            self.run_label.setText("Choose the run to export." if has_runs else "")
+            self.results.setVisible(False)
+            self._update_enabled()
             return
+        self.run_picker.set_run(str(folder))
         self.stack.setCurrentIndex(1)
         self._out_edited = False
         self.results.setVisible(False)
@@ -411,18 +436,21 @@ class ExportPage(QWidget):
         # nothing that changes what is being written while it is written (Browse stayed enabled)
         self.out_browse.setEnabled(not running)
         self.choose_run_button.setEnabled(not running)
+        self.run_picker.combo.setEnabled(not running)
         self.export_button.setEnabled(not running and self.run_dir is not None)
         self.cancel_button.setEnabled(running)
         self.progress.setVisible(running)  # idle, an empty bar beside Cancel looked like a text field
 
     # actions --------------------------------------------------------------------------------------------------
     def browse_run(self) -> None:
-        from core.runs import runs_root
+        self.run_picker.browse()
 
-        start = str(self.run_dir or runs_root(self.ctx.settings))
-        folder = QFileDialog.getExistingDirectory(self, "Choose a run folder", start)
-        if folder:
-            self.ctx.set_run(folder)
+    def showEvent(self, event: Any) -> None:  # runs trained since the page was built appear in the picker
+        if not self.is_running():
+            self.run_picker.refresh()
+            if self.run_dir is None:
+                self._pick_default_run()
+        super().showEvent(event)
 
     def browse_out(self) -> None:
         start = self.out_edit.text() or str(Path.home())

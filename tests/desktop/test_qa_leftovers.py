@@ -87,6 +87,8 @@ def test_template_tab_says_it_is_loading_the_tokenizer_not_open_the_tab(
     qtbot.waitUntil(lambda: page.preview.preview is not None, timeout=10000)
     text = summary.text()
     assert SMOLLM_DEFAULT in text and "not from your data" in text and "default system prompt" in text
+    # the whole note shows (inside the tab the label kept one line and cut it after "is not")
+    qtbot.waitUntil(lambda: summary.height() >= summary.heightForWidth(summary.width()) > 40, timeout=3000)
     qtbot.waitUntil(lambda: not page._jobs, timeout=10000)
     page.shutdown()
 
@@ -201,3 +203,99 @@ def test_learning_rate_axis_has_few_compact_labels_that_do_not_overlap(qtbot) ->
     assert spacing / (high - low) * axis.height() >= axis.fontMetrics().height()  # a label's height apart
     assert [compact_number(v) for v in (0, 2e-4, 1.5e-5, 0.5, 3)] == ["0", "2e-4", "1.5e-5", "0.5", "3"]
     plot.close()
+
+
+def test_quick_cpu_evaluation_answers_10_examples_and_says_so(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example limit defaulted to "all" in quick mode on a CPU (120 test rows x 2 models: an hour)."""
+    import desktop.pages.evaluate as E
+
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (run / "config.yaml").write_text("model:\n  name: tiny\n", encoding="utf-8")
+    monkeypatch.setattr(E, "_has_gpu", lambda: False)
+    ctx = AppContext()
+    page = _show(qtbot, E.EvaluatePage(ctx))
+    ctx.set_run(run)
+    assert page.limit_spin.value() == 10 and page.options().limit == 10
+    assert page.body.currentWidget() is page.not_evaluated_state
+    assert "answer the first 10 examples of the held-out test split" in page.not_evaluated_state.body.text()
+    page.limit_spin.setValue(0)  # "all"
+    assert page.options().limit is None and "every example" in page.not_evaluated_state.body.text()
+    page.shutdown()
+    monkeypatch.setattr(E, "_has_gpu", lambda: True)
+    gpu = _show(qtbot, E.EvaluatePage(AppContext()))
+    assert gpu.limit_spin.value() == 0 and gpu.limit_spin.text() == "all"
+    gpu.shutdown()
+
+
+def test_report_cut_off_warning_names_the_pages_setting_also_for_older_results(tmp_path: Path) -> None:
+    """results.json written before the wording changed said only 'raise --max-new-tokens'."""
+    from core.evaluation.report import build_report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    old = "1 tuned and 0 base answer(s) stopped at the limit of 32 new tokens and are cut off (ex1); "
+    summary = {
+        "n": 1,
+        "base": {},
+        "tuned": {},
+        "source": {"split": "test"},
+        "decoding": {"max_new_tokens": 32},
+        "warnings": [old + "raise --max-new-tokens if the references are longer."],
+    }
+    html = build_report(run, summary)
+    assert "raise the limit (Max new tokens; --max-new-tokens on the command line)" in html
+    assert "raise --max-new-tokens if" not in html
+
+
+def _finished_run(root: Path, name: str, status: str = "finished", adapter: bool = True) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("model:\n  name: smollm2-135m-instruct\n", encoding="utf-8")
+    if adapter:
+        (run / "adapter").mkdir()
+        (run / "adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (run / "summary.json").write_text(json.dumps({"status": status}), encoding="utf-8")
+    return run
+
+
+def test_export_page_picks_a_run_like_evaluate_newest_finished_first(qtbot) -> None:
+    """Export had no run list (Evaluate has one): it now uses the same picker, on the newest finished run."""
+    import os
+
+    from core import paths
+    from desktop.pages.evaluate import EvaluatePage
+    from desktop.pages.export import ExportPage
+    from desktop.widgets.run_picker import RunPicker
+
+    root = paths.runs_dir()
+    older = _finished_run(root, "20261130-090000-first")
+    newer = _finished_run(root, "20261130-100000-second")
+    unfinished = _finished_run(root, "20261130-110000-interrupted", status="error", adapter=False)
+    for stamp, run in enumerate((older, newer, unfinished)):
+        os.utime(run, (1_700_000_000 + stamp, 1_700_000_000 + stamp))
+    ctx = AppContext()
+    page = _show(qtbot, ExportPage(ctx))
+    evaluate = _show(qtbot, EvaluatePage(ctx))
+    # one widget class for both pages' run lists, with the same runs in the same order
+    assert isinstance(page.run_picker, RunPicker) and isinstance(evaluate.run_picker, RunPicker)
+    assert page.run_picker.runs() == evaluate.run_picker.runs() == [unfinished, newer, older]
+    assert page.stack.currentIndex() == 1 and page.run_dir == newer  # the newest run that finished
+    assert page.run_picker.combo.currentText() == newer.name and "adapter ready" in page.run_label.text()
+    assert page.export_button.isEnabled()
+    page.run_picker.combo.setCurrentIndex(page.run_picker.combo.findData(str(older)))
+    assert ctx.run_dir == older and page.run_dir == older and evaluate.run_dir() == older  # pages follow
+    assert page.out_edit.text().startswith(str(older / "exports"))
+    page.shutdown()
+    evaluate.shutdown()
+
+
+def test_export_page_without_runs_shows_its_empty_state(qtbot) -> None:
+    from desktop.pages.export import ExportPage
+
+    page = _show(qtbot, ExportPage(AppContext()))
+    assert page.stack.currentIndex() == 0 and page.run_dir is None
+    assert page.empty.heading.text() == "No trained runs yet" and page.empty.button is not None
