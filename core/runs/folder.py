@@ -192,6 +192,12 @@ class RunFolder:
         """Written by the worker when it ends: status, steps, final losses, best checkpoint, red flags."""
         return self.path / "summary.json"
 
+    def write_summary(self, data: dict[str, Any]) -> None:
+        """Update summary.json (atomically) with `data`; keys it does not give keep their earlier value."""
+        from core.atomic import atomic_write_text
+
+        atomic_write_text(self.summary_file, json.dumps({**self.read_summary(), **data}, indent=2) + "\n")
+
     def read_summary(self) -> dict[str, Any]:
         try:
             data = json.loads(self.summary_file.read_text(encoding="utf-8"))

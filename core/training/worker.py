@@ -5,12 +5,8 @@ RUN_DIR/events.jsonl and to stdout. Anything libraries print goes to stderr (the
 RUN_DIR/logs/worker.log); a full traceback of any failure lands in logs/ as well. Every run ends with a
 `done` event (status finished|stopped) or one-line `error` event, and a summary.json.
 
-Events carry the ARCHITECTURE.md fields plus a few optional extras: "time" (epoch seconds), "max_steps" (step),
-"best" (eval/checkpoint: best validation loss so far), "flag" (log: overfitting|nan|exploding|length_drift),
-"resumed_from" (log: a resume restarts after this step; readers drop later steps, see run.fold_resumed),
-"samples" and "sample_stats" (log: sample answers on fixed validation prompts after an evaluation, see
-core/training/samples.py), "status" (done: finished|stopped), "exit_code" (error), "cancelled" (error written
-by a Cancel).
+Events follow core.runs.RunEvent (the ARCHITECTURE.md fields plus optional extras such as "time", "max_steps",
+"best", "flag", "resumed_from", "samples"); RunFolder.append_event refuses one that does not.
 
 Exit codes: 0 finished or stopped, 2 bad input (config, data, model), 1 the job failed (OOM, disk full, ...).
 """
@@ -162,15 +158,10 @@ def _fail(run: RunFolder, emit: EventWriter, exc: BaseException, log_path: Any) 
         reported = emit.world > 1 and emit.error_reported()
         emit({"type": "error", "message": message, "exit_code": code})
         if not reported:
-            _write_summary(run, {"status": "error", "message": message})
+            run.write_summary({"status": "error", "message": message})
     except OSError:
         pass
     return code
-
-
-def _write_summary(run: RunFolder, data: dict[str, Any]) -> None:
-    previous = run.read_summary()
-    atomic_write_text(run.summary_file, json.dumps({**previous, **data}, indent=2) + "\n")
 
 
 def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
@@ -230,7 +221,7 @@ def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
     if state.best_step is not None:
         best = run.checkpoints_dir / f"checkpoint-{state.best_step}"
         summary["best_checkpoint"] = str(best) if best.exists() else None
-    _write_summary(run, summary)
+    run.write_summary(summary)
     if state.nan:
         emit(
             {
