@@ -584,7 +584,7 @@ class DedupPage(QWidget):
         for r, i in enumerate(view.rows):
             cells = [
                 str(i + 1),
-                run.splits[i] or "—",
+                run.splits[i] or "no split",  # the Data page's word for it
                 f"{self._best.get(i, 0.0):.3f}",
                 f"{len(run.texts[i]):,}",
                 " ".join(run.texts[i].split())[:200],

@@ -31,22 +31,30 @@ class CompactAxis(pg.AxisItem):
     their labels never overlap (pyqtgraph's default put "0.0005" and "0" on top of each other, or ten labels
     like "0.00035" on an 80-pixel axis)."""
 
-    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
         span = maxVal - minVal
         if not (span > 0 and math.isfinite(span) and size > 0):
-            return super().tickSpacing(minVal, maxVal, size)
+            return super().tickValues(minVal, maxVal, size)
         line = self.fontMetrics().height()
+        # a label is drawn only when it fits inside the axis: ticks at least half a line from either end
+        margin = 0.6 * line / size * span
+        lo, hi = minVal + margin, maxVal - margin
 
         def nice(k: int) -> float:  # ..., 1e-4, 2e-4, 5e-4, 1e-3, ...
             return float((1, 2, 5)[k % 3] * 10.0 ** (k // 3))
 
-        k = 3 * math.floor(math.log10(span * 0.6)) + 2
-        while nice(k) > span * 0.6:  # the largest nice step that leaves a labelled tick inside the range
-            k -= 1
-        # then wider until the labels have a line of air between them and there are at most 3 of them
-        while nice(k) / span * size < 1.4 * line or span / nice(k) > 3:
+        k = 3 * math.floor(math.log10(span / 4))
+        while nice(k) <= 10 * span:
+            step = nice(k)
+            ticks = [i * step for i in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
+            # a line of air between labels, and at most three of them
+            if ticks and len(ticks) <= 3 and step / span * size >= 1.3 * line:
+                return [(step, ticks)]
+            if not ticks:
+                break
             k += 1
-        return [(nice(k), 0.0)]
+        middle = float(f"{(lo + hi) / 2:.1g}")  # one label, in the middle, when no step fits
+        return [(span, [middle if lo <= middle <= hi else (lo + hi) / 2])]
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         return [compact_number(v * scale) for v in values]

@@ -195,12 +195,18 @@ def test_learning_rate_axis_has_few_compact_labels_that_do_not_overlap(qtbot) ->
     qtbot.waitUntil(lambda: plot.lr_curve.xData is not None and len(plot.lr_curve.xData) == 6)
     axis = plot.lr_plot.getAxis("left")
     low, high = plot.lr_plot.getViewBox().viewRange()[1]
-    levels = axis.tickValues(low, high, axis.height())
-    assert len(levels) == 1, "one level of labelled ticks, no minor labels between them"
-    spacing, values = levels[0]
-    labels = axis.tickStrings(values, 1.0, spacing)
-    assert 2 <= len(labels) <= 3 and labels[:2] == ["0", "5e-4"]
-    assert spacing / (high - low) * axis.height() >= axis.fontMetrics().height()  # a label's height apart
+    size, line = axis.height(), axis.fontMetrics().height()
+    for height in (size, 40, 120):  # this plot, and a shorter and a taller one
+        levels = axis.tickValues(low, high, height)
+        assert len(levels) == 1, "one level of labelled ticks, no minor labels between them"
+        spacing, values = levels[0]
+        labels = axis.tickStrings(values, 1.0, spacing)
+        assert 1 <= len(labels) <= 3 and all(len(t) <= 4 for t in labels), labels
+        # every label fits inside the axis (pyqtgraph drops one that would not: the real window showed
+        # none) and the labels are a line apart
+        pixels = [(v - low) / (high - low) * height for v in values]
+        assert all(line / 2 <= p <= height - line / 2 for p in pixels), (height, labels)
+        assert all(b - a >= line for a, b in zip(pixels, pixels[1:], strict=False)), (height, labels)
     assert [compact_number(v) for v in (0, 2e-4, 1.5e-5, 0.5, 3)] == ["0", "2e-4", "1.5e-5", "0.5", "3"]
     plot.close()
 
@@ -299,3 +305,27 @@ def test_export_page_without_runs_shows_its_empty_state(qtbot) -> None:
     page = _show(qtbot, ExportPage(AppContext()))
     assert page.stack.currentIndex() == 0 and page.run_dir is None
     assert page.empty.heading.text() == "No trained runs yet" and page.empty.button is not None
+
+
+def test_duplicates_cluster_table_says_no_split_like_the_data_page(qtbot, tmp_path: Path) -> None:
+    """The cluster table showed "—" for a row without a split, the Compare lists "no split"."""
+    from core.data.workspace import DatasetWorkspace
+    from desktop.pages.dedup import DedupPage
+    from tests.core.dedup_helpers import FakeEmbedder
+
+    data = _no_system_rows(tmp_path / "tickets.jsonl", 4)
+    ws = DatasetWorkspace.create_from_file(data, tmp_path / "tickets.wsdb")
+    ctx = AppContext()
+    ctx.set_workspace(ws.path, ws)
+    page = DedupPage(ctx)
+    page.embedder_factory = lambda model: FakeEmbedder()
+    _show(qtbot, page)
+    page.slider.setValue(850)
+    page.start()
+    qtbot.waitUntil(lambda: page.runner is None, timeout=30000)
+    assert page.views, "four tickets that differ only in their number cluster"
+    page.cluster_list.setCurrentRow(0)
+    splits = {page.members.item(r, 1).text() for r in range(page.members.rowCount())}
+    assert splits == {"no split"}
+    assert "no split" in page.left_box.currentText()  # the Compare list already said it
+    ws.close()
