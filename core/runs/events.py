@@ -84,6 +84,9 @@ EVENT_FIELDS = tuple(f.name for f in _FIELDS[: [f.name for f in _FIELDS].index("
 _KINDS: dict[str, str] = {
     f.name: str(f.type).replace(" | None", "").split("[")[0] for f in _FIELDS
 }  # name -> "str" | "int" | "float" | "bool" | "list" | "dict"
+assert set(_KINDS.values()) <= {"str", "int", "float", "bool", "list", "dict"}, (
+    "a RunEvent field of a new kind"
+)
 
 
 def _read(kind: str, value: Any) -> Any:
