@@ -49,9 +49,10 @@ from desktop.widgets.data_editor import ExampleEditor
 from desktop.widgets.data_panels import IssuesPanel, LengthHistogram, SplitsPanel, TemplatePreviewView
 from desktop.widgets.data_table import COL_ASSISTANT, COL_ISSUES, COL_TOKENS, COL_USER, ExampleTableModel
 from desktop.widgets.empty_state import EmptyState
+from desktop.widgets.job_progress import JobProgress
 from desktop.widgets.safe_inputs import SafeComboBox, SafeSpinBox
 from desktop.widgets.undo import add_undo_redo
-from desktop.workers import JobRunner
+from desktop.workers import JobRunner, JobSet
 
 OPEN_FILTER = "Datasets (*.jsonl *.json *.csv *.parquet *.wsdb);;All files (*)"
 EXPORT_FILTERS = {
@@ -75,9 +76,8 @@ class DataPage(QWidget):
         self.counter: Any = None  # core.data.tokens.TokenCounter once loaded
         self._counter_model = ""
         self.probe: dict[str, Any] | None = None  # the last whole-set template probe (probe_workspace)
-        self._jobs: list[JobRunner] = []
+        self._jobs = JobSet(self, wait_ms=10000)  # every job the page runs (a bulk change commits first)
         self._count_job: JobRunner | None = None  # loading the tokenizer and/or counting tokens
-        self._job_text = ""
         self._bulk: JobRunner | None = None  # the change of many rows running now
         self._bulk_text = ""
         self._queued: list[Callable[[], None]] = []  # what waits for it to land (token counts to store)
@@ -117,18 +117,14 @@ class DataPage(QWidget):
         self.stack.addWidget(self.main)
         self._build_main()
 
-        self.job_row = QWidget()
-        job_layout = QHBoxLayout(self.job_row)
+        # opening a file, loading a tokenizer, counting tokens: what it is left of the bar, the step in it
+        self.job_row = JobProgress(self._jobs, bar_format="{message}", idle="hide")
+        job_layout = self.job_row.layout()
+        assert job_layout is not None
         job_layout.setContentsMargins(0, 4, 0, 0)
-        self.job_label = QLabel("")
-        self.job_bar = QProgressBar()
-        self.job_bar.setRange(0, 1000)
-        self.job_cancel = QPushButton("Cancel")
-        self.job_cancel.clicked.connect(self.cancel_count)
-        job_layout.addWidget(self.job_label)
-        job_layout.addWidget(self.job_bar, 1)
-        job_layout.addWidget(self.job_cancel)
-        self.job_row.hide()
+        self.job_label = self.job_row.label
+        self.job_bar = self.job_row.bar
+        self.job_cancel = self.job_row.cancel_button
         root.addWidget(self.job_row)
 
         self._filter_timer = QTimer(self)
@@ -566,46 +562,21 @@ class DataPage(QWidget):
                 ws.install_search_index(texts)
 
         runner.finished.connect(done)
-        self._track(runner)
+        self._jobs.add(runner)
         runner.start()
 
     # --- jobs --------------------------------------------------------------------------------------
-    def _track(self, runner: JobRunner) -> None:
-        self._jobs.append(runner)
-        runner.done.connect(lambda r=runner: self._jobs.remove(r) if r in self._jobs else None)
-
     def _start_job(self, label: str, fn: Any, on_done: Any, cancellable: bool = True) -> JobRunner:
-        runner = JobRunner(fn)
-        self._job_text = label
-        self.job_label.setText(label)
-        self.job_bar.setRange(0, 1000)
-        self.job_bar.setValue(0)
-        self.job_bar.setFormat("")
-        self.job_cancel.setVisible(cancellable)
-        self.job_row.show()
-        runner.progressed.connect(self._job_progress)
-        runner.finished.connect(on_done)
-        runner.failed.connect(self._job_failed)
-        runner.cancelled.connect(lambda: self.ctx.status("Cancelled"))
-        runner.done.connect(lambda: self.job_row.hide() if not self._busy_with_visible_job() else None)
-        self._track(runner)
-        runner.start()
-        return runner
-
-    def _job_progress(self, fraction: float, message: str) -> None:
-        """A fraction below 0 means none is known yet (a tokenizer loading): the bar shows it is busy and the
-        label says what the job is doing; otherwise the bar fills and carries the message."""
-        if fraction < 0:
-            self.job_bar.setRange(0, 0)
-            self.job_label.setText(message)
-            return
-        self.job_label.setText(self._job_text)
-        self.job_bar.setRange(0, 1000)
-        self.job_bar.setValue(int(fraction * 1000))
-        self.job_bar.setFormat(message)
-
-    def _busy_with_visible_job(self) -> bool:
-        return self._count_job is not None and self._count_job.is_running()
+        """A job shown in the row under the table (`label` left of the bar; a fraction below 0 means none is
+        known yet, as while a tokenizer loads: the bar shows it is busy and the label says what it does)."""
+        return self.job_row.start(
+            fn,
+            title=label,
+            cancellable=cancellable,
+            finished=on_done,
+            failed=self._job_failed,
+            cancelled=lambda: self.ctx.status("Cancelled"),
+        )
 
     def _job_failed(self, message: str) -> None:
         QMessageBox.warning(self, "Whetstone", message)
@@ -979,7 +950,7 @@ class DataPage(QWidget):
         self.bulk_bar.show()
         self.ctx.status(text)
         self.ctx.workspaceBusy.emit(text)  # other pages hold their edits meanwhile
-        self._track(runner)
+        self._jobs.add(runner)
         runner.start()
 
     def _bulk_done(
@@ -1282,6 +1253,8 @@ class DataPage(QWidget):
         return job
 
     def _start_tokens_job(self, label: str, fn: Any, on_done: Any) -> None:
+        # The row's Cancel ends the load or the count within a fraction of a second (a load is left to finish
+        # in the background, its result kept for the next count; a helper process is killed).
         self.count_button.setEnabled(False)
         self._count_job = self._start_job(label, fn, on_done)
         self._count_job.done.connect(self._count_finished)
@@ -1384,16 +1357,9 @@ class DataPage(QWidget):
     def _count_finished(self) -> None:
         self._count_job = None
         self.count_button.setEnabled(True)
-        self.job_row.hide()
         if self.counter is None and self.tabs.currentWidget() is self.preview:  # cancelled or failed
             self.preview.show_message("The tokenizer was not loaded. Select a row to try again.")
         self._recount_changed(load=False)  # rows edited while the tokenizer loaded or the count ran
-
-    def cancel_count(self) -> None:
-        """Cancel the tokenizer load or the count: the job ends within a fraction of a second (a load is
-        left to finish in the background, its result kept for the next count; a helper process is killed)."""
-        if self._count_job is not None:
-            self._count_job.cancel()
 
     def _on_tab(self, index: int) -> None:
         self._panels_stale = True
@@ -1472,10 +1438,7 @@ class DataPage(QWidget):
         return True
 
     def shutdown(self) -> None:
-        for runner in list(self._jobs):
-            runner.cancel()
-        for runner in list(self._jobs):
-            runner.wait(10000)  # a bulk change commits first
+        self._jobs.shutdown()  # a bulk change commits first
         self._bulk = None
         self._queued.clear()
         if self.workspace is not None:

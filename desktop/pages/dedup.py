@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSlider,
     QSplitter,
@@ -42,10 +41,11 @@ from desktop.context import AppContext, WorkspaceCommand
 from desktop.widgets.dedup_diff import DedupDiffView
 from desktop.widgets.dedup_preview import ClusterSample, RemovalPreviewDialog
 from desktop.widgets.empty_state import EmptyState
+from desktop.widgets.job_progress import JobProgress
 from desktop.widgets.safe_inputs import SafeComboBox
 from desktop.widgets.shortcuts import add_main_action_shortcut
 from desktop.widgets.undo import add_undo_redo
-from desktop.workers import JobRunner
+from desktop.workers import JobRunner, JobSet
 
 SLIDER_MIN = 850  # thresholds 0.850 .. 1.000 in steps of 0.001; pairs are kept down to the minimum
 SLIDER_MAX = 1000
@@ -72,7 +72,7 @@ class DedupPage(QWidget):
         self.ctx = ctx
         self.run: DedupRun | None = None
         self.views: list[ClusterStats] = []
-        self.runner: JobRunner | None = None
+        self._jobs = JobSet(self)
         self._embedders: dict[str, Any] = {}
         # tests replace this to run without the real model: (model id) -> embedder
         self.embedder_factory: Callable[[str], Any] | None = None
@@ -148,17 +148,11 @@ class DedupPage(QWidget):
         self.compare_label.setObjectName("muted")
         layout.addWidget(self.compare_label)
 
-        progress_row = QHBoxLayout()
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(True)
-        self.progress.setFormat("")
-        progress_row.addWidget(self.progress, 1)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.setEnabled(False)
-        progress_row.addWidget(self.cancel_button)
-        layout.addLayout(progress_row)
+        # the bar carries the outcome after the search ('Done in 3.1 s'), Cancel stays beside it
+        self.job = JobProgress(self._jobs, bar_format="{percent:.0f}%  {message}", idle="keep")
+        self.progress = self.job.bar
+        self.cancel_button = self.job.cancel_button
+        layout.addWidget(self.job)
         self._show_progress(False)  # an empty bar before the first search looked like a text field
 
         threshold_row = QHBoxLayout()
@@ -392,34 +386,30 @@ class DedupPage(QWidget):
                 roles,
             )
 
-        self.runner = JobRunner(job, self)
-        self.runner.progressed.connect(self._on_progress)
-        self.runner.finished.connect(self._on_finished)
-        self.runner.failed.connect(self._on_failed)
-        self.runner.cancelled.connect(self._on_cancelled)
-        self.runner.done.connect(self._on_done)
         self.find_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress.setValue(0)
-        self.progress.setFormat("Starting…")
-        self._show_progress(True)
-        self.runner.start()
+        self.job.start(
+            job,
+            start_text="Starting…",
+            finished=self._on_finished,
+            failed=self._on_failed,
+            cancelled=self._on_cancelled,
+            done=self._on_done,
+        )
 
     def _show_progress(self, on: bool) -> None:
         """The bar and its Cancel appear with the first search and then keep its outcome ('Done in 3.1 s')."""
-        self.progress.setVisible(on)
-        self.cancel_button.setVisible(on)
+        self.job.setVisible(on)
+
+    @property
+    def runner(self) -> JobRunner | None:
+        """The search running now (None when none is)."""
+        return self.job.runner
 
     def is_running(self) -> bool:
-        return self.runner is not None and self.runner.is_running()
+        return self.job.is_running()
 
     def cancel(self) -> None:
-        if self.runner is not None:
-            self.runner.cancel()
-
-    def _on_progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        self.progress.setFormat(f"{fraction * 100:.0f}%  {message}")
+        self.job.cancel()
 
     def _on_finished(self, run: DedupRun) -> None:
         if self.workspace is None or str(self.workspace.path) != run.path:
@@ -462,10 +452,6 @@ class DedupPage(QWidget):
 
     def _on_done(self) -> None:
         self.find_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        if self.runner is not None:
-            self.runner.deleteLater()
-        self.runner = None
 
     # --- clusters ---------------------------------------------------------------------------------------
     def threshold(self) -> float:
@@ -814,9 +800,7 @@ class DedupPage(QWidget):
         return True
 
     def shutdown(self) -> None:
-        if self.runner is not None:
-            self.runner.cancel()
-            self.runner.wait(30000)
+        self._jobs.shutdown()
 
 
 def _snippet(text: str, limit: int) -> str:

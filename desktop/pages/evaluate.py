@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -34,10 +33,11 @@ from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.eval_chat import ChatPanel
 from desktop.widgets.eval_review import BlindReviewWidget, ReviewResultsView
 from desktop.widgets.eval_table import ExamplesTable, MetricSummaryTable
+from desktop.widgets.job_progress import JobProgress
 from desktop.widgets.run_picker import RunPicker
 from desktop.widgets.safe_inputs import SafeComboBox, SafeSpinBox
 from desktop.widgets.shortcuts import add_main_action_shortcut
-from desktop.workers import JobRunner
+from desktop.workers import JobRunner, JobSet
 
 SORT_MODES = [
     ("Biggest improvement first", "improvement"),
@@ -87,7 +87,7 @@ class EvaluatePage(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        self.runner: JobRunner | None = None
+        self._jobs = JobSet(self)
         self.summary: dict[str, Any] | None = None
         self.rows: list[dict[str, Any]] = []
         self._store: Any = None
@@ -161,20 +161,17 @@ class EvaluatePage(QWidget):
         self.run_button.setObjectName("primary")
         self.run_button.clicked.connect(self.start_evaluation)
         add_main_action_shortcut(self.run_button)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel_evaluation)
         status_row = QHBoxLayout()
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         self.status_label.setObjectName("evalStatus")
         status_row.addWidget(self.status_label, 2)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setVisible(False)
-        status_row.addWidget(self.progress, 1)
-        status_row.addWidget(self.run_button)
-        status_row.addWidget(self.cancel_button)
+        # the bar shows while an evaluation runs; its messages go to the status line on the left
+        self.job = JobProgress(self._jobs, label=self.status_label, cancel_text="Cancelling…")
+        self.progress = self.job.bar
+        self.cancel_button = self.job.cancel_button
+        self.job.add_before_cancel(self.run_button)
+        status_row.addWidget(self.job, 1)
         layout.addLayout(status_row)
 
         # tabs ---------------------------------------------------------------------------------------
@@ -364,7 +361,12 @@ class EvaluatePage(QWidget):
 
     # evaluation -----------------------------------------------------------------------------------------
     def is_running(self) -> bool:
-        return self.runner is not None and self.runner.is_running()
+        return self.job.is_running()
+
+    @property
+    def runner(self) -> JobRunner | None:
+        """The evaluation running now (None when none is)."""
+        return self.job.runner
 
     def _update_buttons(self) -> None:
         running = self.is_running()
@@ -433,28 +435,23 @@ class EvaluatePage(QWidget):
 
             return evaluate_run(run, options, progress=progress, should_stop=should_stop)
 
-        self.runner = JobRunner(job, self)
-        self.runner.progressed.connect(self._on_progress)
-        self.runner.finished.connect(self._on_finished)
-        self.runner.failed.connect(self._on_failed)
-        self.runner.cancelled.connect(self._on_cancelled)
-        self.runner.done.connect(self._on_done)
-        self.progress.setValue(0)
-        self.status_label.setText("Starting…")
-        self.runner.start()
+        self.job.start(
+            job,
+            start_text="Starting…",
+            finished=self._on_finished,
+            failed=self._on_failed,
+            cancelled=self._on_cancelled,
+            done=self._on_done,
+        )
         self._update_buttons()
 
     def cancel_evaluation(self) -> None:
-        if self.runner is not None:
-            self.runner.cancel()
-            self.status_label.setText("Cancelling…")
-            self.cancel_button.setEnabled(False)
+        self.job.cancel()
 
     def _on_progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        self.status_label.setText(
-            message[:1].upper() + message[1:]
-        )  # a sentence, like the page's other lines
+        self.job.show_progress(
+            fraction, message
+        )  # the bar fills; the message is a sentence on the status line
 
     def _on_finished(self, summary: object) -> None:
         self._load_run()
@@ -674,9 +671,7 @@ class EvaluatePage(QWidget):
         return answer == QMessageBox.StandardButton.Yes
 
     def shutdown(self) -> None:
-        if self.runner is not None and self.runner.is_running():
-            self.runner.cancel()  # generation checks it after every token
-            self.runner.wait(60000)
+        self._jobs.shutdown(60000)  # generation checks Cancel after every token
         self.chat.shutdown()
         if self._store is not None:
             self._store.close()

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QRadioButton,
     QScrollArea,
@@ -44,10 +43,12 @@ from core.export.formats import (
 )
 from desktop.context import AppContext
 from desktop.widgets.empty_state import EmptyState
+from desktop.widgets.job_progress import JobProgress
 from desktop.widgets.run_commands import RunCommands
 from desktop.widgets.run_picker import RunPicker
 from desktop.widgets.safe_inputs import SafeComboBox
 from desktop.widgets.shortcuts import add_main_action_shortcut
+from desktop.workers import JobRunner, JobSet
 
 FORMAT_LABELS = {
     "adapter": (
@@ -144,7 +145,7 @@ class ExportPage(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self.run_dir: Path | None = None
-        self._runner: Any = None
+        self._jobs = JobSet(self)
         self._last_out: Path | None = None
         self._out_edited = False
         self.llama_cpp = llama_cpp_available()
@@ -264,17 +265,20 @@ class ExportPage(QWidget):
         self.export_button.setObjectName("primary")
         self.export_button.clicked.connect(self.start_export)
         add_main_action_shortcut(self.export_button)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel_export)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
+        # Cancel beside Export, the bar while it runs, its messages on the status line below
+        self.job = JobProgress(
+            self._jobs,
+            label=self.status_label,
+            text_visible=False,
+            cancel_first=True,
+            cancel_text="Cancelling… (stops at the next safe point; nothing is left behind)",
+        )
+        self.progress = self.job.bar
+        self.cancel_button = self.job.cancel_button
         action_row.addWidget(self.export_button)
-        action_row.addWidget(self.cancel_button)
-        action_row.addWidget(self.progress, 1)
+        action_row.addWidget(self.job, 1)
         layout.addLayout(action_row)
         layout.addWidget(self.status_label)
 
@@ -464,13 +468,16 @@ class ExportPage(QWidget):
             self._out_edited = True
 
     def is_running(self) -> bool:
-        return self._runner is not None
+        return self.job.is_running()
+
+    @property
+    def _runner(self) -> JobRunner | None:
+        """The export running now (None when none is)."""
+        return self.job.runner
 
     def start_export(self) -> None:
         if self.run_dir is None or self.is_running():
             return
-        from desktop.workers import JobRunner
-
         run_dir, fmt, quant = self.run_dir, self.current_format(), self.current_quant()
         out = Path(self.out_edit.text().strip() or str(run_dir / "exports" / fmt)).expanduser()
         verify = self.verify_box.isChecked()
@@ -496,27 +503,17 @@ class ExportPage(QWidget):
             f"Exporting to {out}"
             + (" (the export already there is replaced when this one is done)" if overwrite else "")
         )
-        self.progress.setValue(0)
-        runner = JobRunner(job, self)
-        runner.progressed.connect(self._on_progress)
-        runner.finished.connect(self._on_finished)
-        runner.failed.connect(self._on_failed)
-        runner.cancelled.connect(self._on_cancelled)
-        runner.done.connect(self._on_done)
-        self._runner = runner
+        self.job.start(
+            job,
+            finished=self._on_finished,
+            failed=self._on_failed,
+            cancelled=self._on_cancelled,
+            done=self._on_done,
+        )
         self._update_enabled()
-        runner.start()
 
     def cancel_export(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            self.cancel_button.setEnabled(False)
-            self.status_label.setText("Cancelling… (stops at the next safe point; nothing is left behind)")
-
-    def _on_progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        if message:
-            self.status_label.setText(message)
+        self.job.cancel()
 
     def _on_finished(self, result: Any) -> None:
         self.progress.setValue(1000)
@@ -535,10 +532,6 @@ class ExportPage(QWidget):
         self.progress.setValue(0)
 
     def _on_done(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.wait()
-            runner.deleteLater()
         self._update_enabled()
 
     def show_result(self, result: Any) -> None:
@@ -623,6 +616,4 @@ class ExportPage(QWidget):
         return answer == QMessageBox.StandardButton.Yes
 
     def shutdown(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            self._runner.wait(60000)
+        self._jobs.shutdown(60000)

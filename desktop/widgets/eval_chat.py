@@ -297,6 +297,9 @@ class ChatPanel(QWidget):
     def _on_thread_done(self) -> None:
         if self.status_label.text().endswith("answering…"):
             self.status_label.setText("Both models answered.")
+        if self._thread is not None:
+            # `finished` comes from the thread's last moments: let it return before the last reference goes
+            self._thread.wait()
         self._thread = None
         self._job = None
         self._update_buttons()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import UserError
+from core.errors import Cancelled, UserError
 from core.progress import check_stop
 from desktop.workers import JobRunner
 
@@ -78,3 +78,62 @@ def test_a_throttled_message_before_a_quiet_phase_still_arrives(qtbot) -> None:
     with qtbot.waitSignal(runner.finished, timeout=5000):
         release.set()
     assert runner.wait(5000)
+
+
+def _fails(progress, should_stop):
+    raise UserError("No.")
+
+
+def _stops(progress, should_stop):
+    raise Cancelled()
+
+
+@pytest.mark.parametrize(
+    "job", [lambda progress, should_stop: 1, _fails, _stops], ids=["finished", "failed", "cancelled"]
+)
+def test_an_ended_job_leaves_no_thread_worker_or_runner_behind(qtbot, job) -> None:
+    """The one cleanup policy: whatever the outcome, `done` comes once the thread has stopped, then the
+    thread, the worker and the runner are deleted; asking the runner afterwards is still safe."""
+    from shiboken6 import isValid
+
+    runner = JobRunner(job)
+    thread, worker = runner._thread, runner._worker
+    with qtbot.waitSignal(runner.done, timeout=5000):
+        runner.start()
+    assert not thread.isRunning()
+    qtbot.waitUntil(lambda: not isValid(thread) and not isValid(worker) and not isValid(runner), timeout=5000)
+    assert not runner.is_running() and runner.wait(0)
+
+
+@pytest.mark.timeout(60)
+def test_closing_the_page_mid_job_cancels_and_waits_for_it(qtbot) -> None:
+    """A page closed while its job runs (a window closed, a test torn down) stops the job's thread before the
+    close returns: nothing runs on for a page that is gone."""
+    import threading
+
+    from PySide6.QtWidgets import QWidget
+
+    from desktop.workers import JobSet
+
+    started = threading.Event()
+
+    def job(progress, should_stop):
+        started.set()
+        while True:
+            check_stop(should_stop)
+            started.wait(0.01)
+
+    page = QWidget()
+    qtbot.addWidget(page)
+    jobs = JobSet(page)
+    runner = jobs.add(JobRunner(job))
+    outcome: list[str] = []
+    runner.cancelled.connect(lambda: outcome.append("cancelled"))
+    runner.start()
+    qtbot.waitUntil(started.is_set, timeout=5000)
+    assert len(jobs) == 1
+    page.close()
+    assert not runner._thread.isRunning()
+    with qtbot.waitSignal(runner.done, timeout=5000):
+        pass
+    assert outcome == ["cancelled"] and not jobs
