@@ -137,6 +137,8 @@ class JobRunner(QObject):
 
     def _on_thread_finished(self) -> None:
         # queued after the worker's finished/failed/cancelled, so the page has its outcome before `done`
+        if self._ended:
+            return
         self._flush.stop()
         self._thread.wait()  # `finished` comes from the thread's last moments: let it return first
         self._ended = True
@@ -187,12 +189,14 @@ class JobSet(QObject):
 
     def shutdown(self, wait_ms: int | None = None) -> None:
         """Cancel every running job, then wait for each (a job that cannot stop at once, such as a change of
-        many rows that commits first, gets `wait_ms`)."""
+        many rows that commits first, gets `wait_ms`). A job that has stopped delivers its outcome and `done`
+        before this returns, so the page is idle afterwards."""
         jobs = list(self._running)
         for runner in jobs:
             runner.cancel()
         for runner in jobs:
-            runner.wait(self._wait_ms if wait_ms is None else wait_ms)
+            if runner.wait(self._wait_ms if wait_ms is None else wait_ms):
+                QCoreApplication.sendPostedEvents(runner)  # its outcome, then done (queued in that order)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self._owner and event.type() == QEvent.Type.Close and self._running:

@@ -1438,9 +1438,9 @@ class DataPage(QWidget):
         return True
 
     def shutdown(self) -> None:
+        self._queued.clear()  # nothing waiting for a bulk change starts now
         self._jobs.shutdown()  # a bulk change commits first
         self._bulk = None
-        self._queued.clear()
         if self.workspace is not None:
             self.workspace.close()
 

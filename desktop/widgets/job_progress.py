@@ -84,8 +84,8 @@ class JobProgress(QWidget):
         return self._shown[-1][0] if self._shown else None
 
     def is_running(self) -> bool:
-        """Whether a job's thread still runs (false as soon as a cancelled job has stopped)."""
-        return any(runner.is_running() for runner, _title, _cancellable in self._shown)
+        """Whether a job is under way (until its `done`; `shutdown()` returns with none)."""
+        return bool(self._shown)
 
     def start(
         self,

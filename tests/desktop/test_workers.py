@@ -129,11 +129,38 @@ def test_closing_the_page_mid_job_cancels_and_waits_for_it(qtbot) -> None:
     runner = jobs.add(JobRunner(job))
     outcome: list[str] = []
     runner.cancelled.connect(lambda: outcome.append("cancelled"))
+    thread = runner._thread
     runner.start()
     qtbot.waitUntil(started.is_set, timeout=5000)
     assert len(jobs) == 1
     page.close()
-    assert not runner._thread.isRunning()
-    with qtbot.waitSignal(runner.done, timeout=5000):
-        pass
-    assert outcome == ["cancelled"] and not jobs
+    assert not thread.isRunning() and outcome == ["cancelled"] and not jobs
+
+
+def test_shutdown_returns_with_the_outcome_and_done_delivered(qtbot) -> None:
+    """After JobSet.shutdown() the page is idle: the cancelled job's outcome, then `done`, have arrived."""
+    import threading
+
+    from PySide6.QtWidgets import QWidget
+
+    from desktop.workers import JobSet
+
+    started = threading.Event()
+
+    def job(progress, should_stop):
+        started.set()
+        while True:
+            check_stop(should_stop)
+            started.wait(0.01)
+
+    page = QWidget()
+    qtbot.addWidget(page)
+    jobs = JobSet(page)
+    runner = jobs.add(JobRunner(job))
+    seen: list[str] = []
+    runner.cancelled.connect(lambda: seen.append("cancelled"))
+    runner.done.connect(lambda: seen.append("done"))
+    runner.start()
+    qtbot.waitUntil(started.is_set, timeout=5000)
+    jobs.shutdown()
+    assert seen == ["cancelled", "done"] and not jobs
