@@ -68,13 +68,15 @@ def detect_hardware() -> Hardware:
     from core.training.config import Hardware
 
     if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
+        # each rank of a multi-GPU run has its own GPU (accelerate's LOCAL_RANK); the cap applies to that one
+        index = int(os.environ.get("LOCAL_RANK", "0") or 0) % max(1, torch.cuda.device_count())
+        props = torch.cuda.get_device_properties(index)
         total = props.total_memory / 2**30
         cap = float(os.environ.get("WHETSTONE_GPU_CAP_GIB") or 0)
         if 0 < cap < total:
-            torch.cuda.set_per_process_memory_fraction(cap / total)
+            torch.cuda.set_per_process_memory_fraction(cap / total, index)
             total = cap
-        return Hardware(True, bool(torch.cuda.is_bf16_supported()), torch.cuda.get_device_name(0), total)
+        return Hardware(True, bool(torch.cuda.is_bf16_supported()), torch.cuda.get_device_name(index), total)
     return Hardware(False, False, "CPU")
 
 
@@ -202,9 +204,12 @@ def load_base_model(
     trust_remote_code: bool | None = None,
     attn_implementation: str = "auto",
     quantization: Any = None,
+    keep_on_cpu: bool = False,
 ) -> Any:
     """The base model from `model_dir` on `device` (default: pick_device()). `quant` "4bit"/"8bit" loads it
-    through bitsandbytes (or pass a ready `quantization` config); `dtype` defaults to compute_dtype(device)."""
+    through bitsandbytes (or pass a ready `quantization` config); `dtype` defaults to compute_dtype(device).
+    `keep_on_cpu`: the (quantized) weights stay in CPU memory although the model is set up for `device`:
+    for a model split across GPUs, which FSDP moves there one shard per GPU (no GPU holds it whole)."""
     from transformers import AutoModelForCausalLM
 
     folder = Path(model_dir)
@@ -220,7 +225,12 @@ def load_base_model(
         kwargs["quantization_config"] = qconfig
         # One GPU per process: accelerate's launcher gives each rank of a multi-GPU run its LOCAL_RANK.
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0")) if device == "cuda" else device}
+        if keep_on_cpu:
+            kwargs["device_map"] = {"": "cpu"}
     model: Any = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+    if keep_on_cpu:
+        keep_4bit_trainable_on_cpu(model)
+        return model
     if qconfig is None:
         model = model.to(f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if device == "cuda" else device)
     elif not device.startswith("cuda"):

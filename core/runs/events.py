@@ -15,6 +15,7 @@ the worker adds:
     exit_code, rank       error: the worker's exit code; the GPU of a multi-GPU run that failed first
     cancelled             error: written by a Cancel
     gpus, tokens_per_s_per_gpu, vram_gib_per_gpu    step: a multi-GPU run's processes and per-GPU figures
+    sharded               log: the model is split across the GPUs (FSDP); the message says each one's share
 
 Reading is lenient, so events written by any earlier version still read: a missing field is None (step 0,
 message ""), a number written as text is read as a number, a value of the wrong kind is dropped, and keys this
@@ -59,6 +60,7 @@ class RunEvent:
     gpus: int | None = None
     tokens_per_s_per_gpu: float | None = None
     vram_gib_per_gpu: list[float] | None = None
+    sharded: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

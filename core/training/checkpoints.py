@@ -64,6 +64,13 @@ def publish(staged: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _wait_for_everyone(trainer: Any) -> None:
+    """accelerate's barrier across the processes of a multi-GPU run (nothing for one process)."""
+    accelerator = getattr(trainer, "accelerator", None)
+    if accelerator is not None and accelerator.num_processes > 1:
+        accelerator.wait_for_everyone()
+
+
 def install_atomic_checkpoints(trainer: Any) -> None:
     """Make `trainer` (a transformers Trainer) write each checkpoint aside and rename it into place."""
     original_save = trainer._save_checkpoint
@@ -92,12 +99,21 @@ def install_atomic_checkpoints(trainer: Any) -> None:
             check_space(run_dir, needed, "a checkpoint")
         staged_root = run_dir / STAGING
         staged = staged_root / name
-        shutil.rmtree(staged, ignore_errors=True)
-        staged_root.mkdir(parents=True, exist_ok=True)
+        # Several processes (multi-GPU) all write into the staged folder (each its RNG state; with a model
+        # split across GPUs each its share of the optimizer): the main one prepares and publishes it, each
+        # step only once every process is done with the one before.
+        main = bool(getattr(trainer.args, "should_save", True))
+        if main:
+            shutil.rmtree(staged, ignore_errors=True)
+            staged_root.mkdir(parents=True, exist_ok=True)
+        _wait_for_everyone(trainer)
         trainer._get_output_dir = lambda trial=None: str(staged_root)
         try:
             original_save(model, trial)
-            publish(staged, run_dir / name)
+            _wait_for_everyone(trainer)
+            if main:
+                publish(staged, run_dir / name)
+            _wait_for_everyone(trainer)
         except BaseException as exc:
             shutil.rmtree(staged, ignore_errors=True)
             if is_disk_full(exc):

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
-from core.training.config import Hardware, TrainingConfig, resolve_for_hardware
+from core.training.config import Hardware, TrainingConfig, resolve_for_hardware, with_overrides
 
 GIB = 2**30
 # Per-token saved activation values per layer (units of h and i), calibrated on an H100 with Liger kernels
@@ -303,6 +303,9 @@ class Estimate:
     time_device: str = ""  # where the time is for: "this CPU", "a 24 GB RTX 4090-class GPU", "an H100"
     time_basis: str = ""  # what the speed rests on, in words
     warnings: list[str] = field(default_factory=list)  # the preset does not suit the model
+    # the fewest GPUs of the target's size the run fits when the model is split across them (FSDP), when it
+    # does not fit one; None when it fits one or needs more than 8
+    split_gpus: int | None = None
 
     def public(self) -> dict[str, Any]:
         return asdict(self)
@@ -398,6 +401,12 @@ def trl_chunks_logits() -> bool:
 DDP_EFFICIENCY = ((1.236e9, 0.826), (8.03e9, 0.978))
 
 
+# Tokens/s of a run split across 2 GPUs (FSDP2) over 2 x one GPU's, same global batch, same call: 2,081.7 vs
+# 1,179.9 tokens/s on the Qwen2.5-32B shape (NF4, micro-batch 2, 2048 tokens; benchmarks/bench_fsdp_gpu.py,
+# results/fsdp_h200x2_issue12.jsonl).
+SPLIT_EFFICIENCY = 0.88
+
+
 def ddp_efficiency(params: float) -> float:
     (small_n, small), (big_n, big) = DDP_EFFICIENCY
     t = (math.log(max(params, 1.0)) - math.log(small_n)) / (math.log(big_n) - math.log(small_n))
@@ -435,6 +444,8 @@ def estimate(
     parts = _memory(
         rc, shape, resolved.compute_dtype, resolved.gradient_checkpointing, tokens, chunked, resolved.liger
     )
+    if t.shard_model and t.gpus > 1:
+        parts = _split_across(parts, rc, shape, t.gpus)
     vram = sum(parts.values())
     fits = vram + RUNTIME_OVERHEAD_GIB <= target
 
@@ -477,7 +488,14 @@ def estimate(
             basis += f", scaled by this card's rough relative speed ({relative:g}x)"
     tok_s = speed / flops_token
     gpus = 1 if on_cpu else t.gpus
-    if gpus > 1:
+    if gpus > 1 and t.shard_model:
+        # Split (FSDP): each GPU also gathers every layer's weights from the others, twice per step.
+        tok_s *= gpus * SPLIT_EFFICIENCY
+        basis += (
+            f"; {gpus} GPUs holding the model split between them, each at {SPLIT_EFFICIENCY:.0%} of one GPU's "
+            "speed (measured)"
+        )
+    elif gpus > 1:
         # Data parallel: every GPU trains its own micro-batches; the gradient exchange costs a little of each.
         efficiency = ddp_efficiency(shape.total_params())
         tok_s *= gpus * efficiency
@@ -514,7 +532,68 @@ def estimate(
     )
     if not fits:
         est.suggestions = _suggestions(rc, shape, mem_hw, target, resolved.gradient_checkpointing, chunked)
+        if not t.shard_model:  # (a split run's own estimate does not look further)
+            _suggest_split(est, rc, shape, mem_hw, target, chunked)
     return est
+
+
+SPLIT_MAX_GPUS = 8
+
+
+def _suggest_split(
+    est: Estimate, cfg: TrainingConfig, shape: ModelShape, hw: Hardware, target: float, chunked: bool
+) -> None:
+    """When the run fits GPUs of the target's size only if the model is split across several: say how many
+    (`split_gpus`) and suggest it, first when the weights alone fill one card (nothing else can help)."""
+    n = _split_gpus_needed(cfg, shape, hw, target, chunked)
+    est.split_gpus = n
+    if n is None:
+        return
+    split = with_overrides(cfg, {"train.gpus": n, "train.shard_model": True})
+    per_gpu = estimate(split, shape, hw, target_gib=target, chunked_logits=chunked).vram_gib
+    text = (
+        f"This model does not fit one {target:g} GiB GPU, but it fits split across {n} GPUs: set GPUs to {n} "
+        f"and tick 'Split the model across GPUs' (≈{per_gpu:.1f} GiB on each; whetstone train --gpus {n} "
+        "--shard)."
+    )
+    if _weights_alone_too_big(cfg, shape, target):
+        est.suggestions = [text] + [x for x in est.suggestions if not x.startswith("Even 4-bit")]
+    else:
+        est.suggestions.append(text)
+
+
+def _split_across(
+    parts: dict[str, float], cfg: TrainingConfig, shape: ModelShape, gpus: int
+) -> dict[str, float]:
+    """Per-GPU memory when FSDP splits the model across `gpus`: each holds 1/gpus of the weights, the adapter
+    and its optimizer state, plus the whole weights of the layer that runs and of the next one (fetched
+    ahead); the activations and logits of its own micro-batch stay whole."""
+    out = dict(parts)
+    layer = (parts["weights"] * GIB - shape.embed_params() * 2) / max(1, shape.layers) / GIB
+    out["weights"] = parts["weights"] / gpus + 2 * max(0.0, layer)
+    out["lora_and_optimizer"] = parts["lora_and_optimizer"] / gpus
+    return out
+
+
+def _weights_alone_too_big(cfg: TrainingConfig, shape: ModelShape, target: float) -> bool:
+    """Whether the 4-bit weights alone leave no room on one card (nothing but splitting can help)."""
+    four = with_overrides(cfg, {"quant.mode": "4bit"}) if cfg.quant.mode == "8bit" else cfg
+    weights = _memory(four, shape, "bfloat16", True, 1, True)["weights"]
+    return weights + RUNTIME_OVERHEAD_GIB >= target * 0.8
+
+
+def _split_gpus_needed(
+    cfg: TrainingConfig, shape: ModelShape, hw: Hardware, target: float, chunked: bool
+) -> int | None:
+    """The fewest GPUs (2..8) of `target` GiB that hold the run when the model is split across them (4-bit),
+    or None when even 8 do not, or the settings cannot be split."""
+    if cfg.quant.mode == "8bit":
+        return None
+    for n in range(max(2, cfg.train.gpus), SPLIT_MAX_GPUS + 1):
+        split = with_overrides(cfg, {"train.gpus": n, "train.shard_model": True})
+        if estimate(split, shape, hw, target_gib=target, chunked_logits=chunked).fits:
+            return n
+    return None
 
 
 def _suggestions(

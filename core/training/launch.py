@@ -56,6 +56,14 @@ CPU_PROCESSES_ENV = "WHETSTONE_DDP_ON_CPU"
 launch path as on GPUs, which is how CPU CI proves it; users never need it."""
 
 
+def run_sharded(run: RunFolder) -> bool:
+    """Whether the run splits its model across its GPUs (`train.shard_model`)."""
+    try:
+        return bool((run.read_config().get("train") or {}).get("shard_model")) and run_gpus(run) > 1
+    except WhetstoneError:
+        return False
+
+
 def run_gpus(run: RunFolder) -> int:
     """How many processes (one per GPU) the run trains with; 1 for a config that does not say."""
     try:
@@ -103,7 +111,7 @@ def worker_command(run: RunFolder, resume: bool = False) -> list[str]:
         sys.executable,
         "-m",
         "accelerate.commands.launch",
-        "--multi_gpu",
+        *(fsdp_flags() if run_sharded(run) else ["--multi_gpu"]),
         "--num_processes",
         str(gpus),
         "--num_machines",
@@ -120,6 +128,31 @@ def worker_command(run: RunFolder, resume: bool = False) -> list[str]:
         "1",
         "--module",
         *worker,
+    ]
+
+
+def fsdp_flags() -> list[str]:
+    """accelerate's FSDP2 for `train.shard_model`: each rank keeps 1/N of every decoder layer's weights (the
+    4-bit ones stored as bfloat16 so FSDP can split them) and gathers a layer only while it runs. Layers are
+    found from the model's own `_no_split_modules`. The model is loaded on the CPU by each rank and moved to
+    its GPU one shard at a time (core.training.trainer.load_model), so no GPU ever holds the whole model; the
+    gradient checkpointing and mixed precision come from the trainer's own settings."""
+    return [
+        "--use_fsdp",
+        "--fsdp_version",
+        "2",
+        "--fsdp_auto_wrap_policy",
+        "TRANSFORMER_BASED_WRAP",
+        "--fsdp_reshard_after_forward",
+        "true",
+        "--fsdp_state_dict_type",
+        "SHARDED_STATE_DICT",
+        "--fsdp_cpu_ram_efficient_loading",
+        "false",
+        "--fsdp_offload_params",
+        "false",
+        "--fsdp_activation_checkpointing",
+        "false",
     ]
 
 

@@ -121,6 +121,18 @@ def make_callback(
             # Speed over the last 8 logged steps: the data loader collates one batch ahead, so a single
             # step's token count is shifted by a batch and reads 0 at the end of each epoch.
             self._speed_window: deque[tuple[float, int]] = deque([(self._t_last, token_counter[0])], maxlen=9)
+            split = split_share(kw.get("model"))
+            if split is not None:
+                held, whole, ranks = split
+                emit(
+                    {
+                        "type": "log",
+                        "step": state.global_step,
+                        "sharded": True,
+                        "message": f"The model is split across {ranks} GPUs (FSDP2): each holds "
+                        f"{held:.2f} GiB of its {whole:.2f} GiB of weights.",
+                    }
+                )
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             now = time.perf_counter()
@@ -467,7 +479,49 @@ def load_model(
         attn_implementation=attention,
         quantization=quantization,
         trust_remote_code=registry_trust(cfg.model.name),
+        keep_on_cpu=sharded(cfg),  # FSDP moves each rank's shard to its GPU: no GPU holds the whole model
     )
+
+
+def sharded(cfg: TrainingConfig) -> bool:
+    """Whether this process is one rank of a run that splits the model across GPUs (FSDP, see launch.py)."""
+    return cfg.train.shard_model and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def split_share(model: Any) -> tuple[float, float, int] | None:
+    """(GiB of weights this rank holds, GiB of the whole model, ranks) for a model FSDP split across ranks;
+    None for a model each process holds whole."""
+    if model is None:
+        return None
+    from torch.distributed.tensor import DTensor
+
+    held = whole = 0.0
+    ranks = 0
+    for param in model.parameters():
+        size = param.element_size() / 2**30
+        if isinstance(param, DTensor):
+            ranks = max(ranks, param.device_mesh.size())
+            held += param.to_local().numel() * size
+            whole += param.numel() * size
+        else:
+            held += param.numel() * size
+            whole += param.numel() * size
+    return (held, whole, ranks) if ranks > 1 else None
+
+
+def gather_adapter(model: Any) -> dict[str, Any]:
+    """The trainable (LoRA) weights, whole, from a model FSDP split across the ranks: every rank must call it
+    (each weight is gathered from all of them, in the same order); returns {name: tensor on the CPU}. Only the
+    adapter is gathered, never the base weights."""
+    from torch.distributed.tensor import DTensor
+
+    out: dict[str, Any] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        full = param.full_tensor() if isinstance(param, DTensor) else param
+        out[name] = full.detach().to("cpu", copy=True)
+    return out
 
 
 def registry_trust(model_name: str) -> bool:
@@ -542,6 +596,10 @@ def sft_config(resolved: Resolved, hw: Hardware, output_dir: str, has_eval: bool
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # LoRA leaves most parameters frozen; every trainable one gets a gradient at each step.
         args_kwargs["ddp_find_unused_parameters"] = False
+    if sharded(rc):
+        # FSDP re-gathers a layer's weights when its activations are recomputed: the non-reentrant
+        # checkpoint is the one that works with it (and with frozen inputs to the first layer).
+        args_kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
     args_kwargs.update(extra)
     try:
         return SFTConfig(**args_kwargs)
@@ -633,7 +691,17 @@ def build_trainer(
     sft_args = sft_config(resolved, hw, str(run.checkpoints_dir), has_eval=val_ds is not None)
     token_counter = [0]
     sampler = None
-    if val_ds is not None and t.sample_prompts > 0:
+    if val_ds is not None and t.sample_prompts > 0 and sharded(rc):
+        # Generating on rank 0 alone would wait forever for the other GPUs' shares of each layer.
+        emit(
+            {
+                "type": "log",
+                "step": 0,
+                "message": "Sample answers are off while the model is split across GPUs (each GPU holds only "
+                "part of it); the validation loss is still measured. Evaluate the finished run to read answers.",
+            }
+        )
+    elif val_ds is not None and t.sample_prompts > 0:
         from core.training.samples import ValidationSampler
 
         sampler = ValidationSampler.from_rows(

@@ -193,12 +193,19 @@ def _train(run: RunFolder, emit: EventWriter, resume: bool) -> int:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except StopDuringEvaluation:
         save_stopped_checkpoint(trainer)
+    from core.training.trainer import gather_adapter, sharded
+
+    # A model split across GPUs (FSDP): every rank hands in its share of the adapter; rank 0 saves it whole.
+    weights = gather_adapter(trainer.model) if sharded(info["resolved"].config) else None
     if rank != 0:
         return 0  # rank 0 saves the adapter and writes the summary
     state = callback.state
     tokenizer = info["tokenizer"]
     run.adapter_dir.mkdir(parents=True, exist_ok=True)
-    trainer.model.save_pretrained(str(run.adapter_dir))
+    if weights is not None:  # an ordinary PEFT adapter, as one GPU saves it
+        trainer.model.save_pretrained(str(run.adapter_dir), state_dict=weights)
+    else:
+        trainer.model.save_pretrained(str(run.adapter_dir))
     tokenizer.save_pretrained(str(run.adapter_dir))
     status = "stopped" if state.stopped else ("error" if state.nan else "finished")
     steps = int(trainer.state.global_step)

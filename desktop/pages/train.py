@@ -516,6 +516,35 @@ class TrainPage(QWidget):
         tip = f"{self._gpus_help}\n\n{note}".strip()
         spin.setToolTip(tip)
         field.label.setToolTip(tip)
+        self._describe_split(len(cards))
+
+    def _describe_split(self, cards: int) -> None:
+        """'Split the model across GPUs' (Advanced) is offered only on a machine with 2 or more GPUs; ticking it
+        uses them all when GPUs is still 1 (splitting needs at least 2)."""
+        split = self.form.fields.get(("train", "shard_model"))
+        gpus = self.form.fields.get(("train", "gpus"))
+        if split is None or gpus is None:
+            return
+        box = split.widget
+        assert isinstance(box, QCheckBox)  # a bool field
+        if not hasattr(self, "_split_help"):
+            self._split_help = box.toolTip()
+            box.toggled.connect(self._on_split_toggled)
+        if cards < 2:
+            box.setChecked(False)
+            note = "This computer has fewer than 2 GPUs, so the model cannot be split."
+        else:
+            note = f"Splits the model across the GPUs set above (up to {cards} here)."
+        box.setEnabled(cards >= 2)
+        tip = f"{self._split_help}\n\n{note}".strip()
+        box.setToolTip(tip)
+        split.label.setToolTip(tip)
+
+    def _on_split_toggled(self, on: bool) -> None:
+        gpus = self.form.fields.get(("train", "gpus"))
+        spin = gpus.widget if gpus is not None else None
+        if on and gpus is not None and isinstance(spin, QSpinBox) and spin.value() < 2:
+            gpus.set(spin.maximum())
 
     def _on_form_changed(self) -> None:
         if self.preset_combo.currentIndex() != 0 and not self.form.signalsBlocked():

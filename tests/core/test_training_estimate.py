@@ -286,3 +286,52 @@ def test_cpu_target_counts_steps_by_examples_because_a_cpu_does_not_pack() -> No
     # a GPU target keeps packing: steps are full packed rows
     gpu = estimate(epoch, SMOLLM2_135M, CPU, target_gib=24, dataset_tokens=tokens, dataset_examples=examples)
     assert gpu.steps_per_epoch == -(-tokens // (4 * 512))
+
+
+QWEN25_32B = ModelShape.from_config_json(
+    {
+        "hidden_size": 5120,
+        "num_hidden_layers": 64,
+        "num_attention_heads": 40,
+        "num_key_value_heads": 8,
+        "intermediate_size": 27648,
+        "vocab_size": 152064,
+        "tie_word_embeddings": False,
+    }
+)
+
+
+def test_a_model_too_big_for_one_card_is_suggested_split_across_two() -> None:
+    card = Hardware(True, True, "RTX 4090", 24.0)
+    cfg = with_overrides(
+        preset_config("QLoRA 7–8B on 24 GB"), {"train.micro_batch_size": 2, "train.grad_accum": 2}
+    )
+    one = estimate(cfg, QWEN25_32B, card)
+    assert not one.fits and one.split_gpus == 2
+    split = [s for s in one.suggestions if "Split the model across GPUs" in s]
+    assert len(split) == 1 and "split across 2 GPUs" in split[0] and "--gpus 2 --shard" in split[0]
+
+    two = estimate(with_overrides(cfg, {"train.gpus": 2, "train.shard_model": True}), QWEN25_32B, card)
+    assert two.fits and two.split_gpus is None and not two.suggestions
+    # each GPU holds half the weights (and adapter state) plus the layers it is running; activations stay
+    assert two.breakdown_gib["weights"] < 0.6 * one.breakdown_gib["weights"]
+    assert two.breakdown_gib["activations"] == one.breakdown_gib["activations"]
+    assert f"≈{two.vram_gib:.1f} GiB on each" in split[0]
+
+
+def test_a_model_that_fits_one_card_is_not_told_to_split() -> None:
+    card = Hardware(True, True, "RTX 4090", 24.0)
+    est = estimate(preset_config("QLoRA 7–8B on 24 GB"), ModelShape.from_config_json(LLAMA3_8B), card)
+    assert est.fits and est.split_gpus is None
+    assert not any("Split the model" in s for s in est.suggestions)
+
+
+def test_a_split_run_is_timed_with_its_measured_efficiency() -> None:
+    from core.training.estimate import SPLIT_EFFICIENCY
+
+    card = Hardware(True, True, "H200", 24.0)
+    cfg = with_overrides(preset_config("QLoRA 7–8B on 24 GB"), {"train.max_steps": 10})
+    one = estimate(cfg, QWEN25_32B, card)
+    two = estimate(with_overrides(cfg, {"train.gpus": 2, "train.shard_model": True}), QWEN25_32B, card)
+    assert two.tokens_per_s == pytest.approx(one.tokens_per_s * 2 * SPLIT_EFFICIENCY, rel=1e-3)
+    assert "split between them" in two.time_basis

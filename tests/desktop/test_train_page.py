@@ -240,6 +240,31 @@ def test_gpu_count_lists_the_cards_and_offers_no_more_than_there_are(qtbot, ctx,
     assert cpu_page.form.config().train.gpus == 2
 
 
+def test_split_the_model_is_offered_only_with_two_gpus(qtbot, ctx, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import core.device
+    from core.device import ComputeDevice
+
+    page = _page(qtbot, ctx)
+    split = page.form.fields[("train", "shard_model")]
+    gpus = page.form.fields[("train", "gpus")]
+    assert split.label.text().startswith("Split the model across GPUs")
+    monkeypatch.setattr(
+        core.device, "list_gpus", lambda timeout=5.0: [ComputeDevice("cuda", "RTX 4090", 24.0, 23.5)]
+    )
+    page.hardware = type(page.hardware)(True, True, "RTX 4090", 24.0)
+    page._describe_gpus()
+    assert not split.widget.isEnabled() and "fewer than 2 GPUs" in split.widget.toolTip()
+    assert "too big for one GPU" in split.widget.toolTip()  # the help says what it does
+
+    cards = [ComputeDevice("cuda", "NVIDIA GeForce RTX 4090", 24.0, 23.5)] * 2
+    monkeypatch.setattr(core.device, "list_gpus", lambda timeout=5.0: cards)
+    page._describe_gpus()
+    assert split.widget.isEnabled() and gpus.widget.value() == 1
+    split.widget.setChecked(True)  # splitting needs 2 or more: GPUs follows
+    cfg = page.form.config()
+    assert cfg.train.shard_model and cfg.train.gpus == 2
+
+
 def test_pack_box_shows_that_a_cpu_does_not_pack_and_keeps_the_users_choice(qtbot, ctx, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from core.training.config import load_config
 
