@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -106,6 +108,19 @@ class TemplatePreviewView(QWidget):
         )
 
 
+def _count_axis() -> Any:
+    """A pyqtgraph axis for counts of examples: whole numbers only (it labelled 0.5, 1.5, ... examples)."""
+    import pyqtgraph as pg
+
+    class CountAxis(pg.AxisItem):
+        def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
+            levels = [(s, v) for s, v in super().tickValues(minVal, maxVal, size) if s >= 1]
+            whole = [float(i) for i in range(math.ceil(minVal), math.floor(maxVal) + 1)]
+            return levels or [(1.0, whole[:6])]
+
+    return CountAxis("left")
+
+
 class LengthHistogram(QWidget):
     """Histogram of token counts (pyqtgraph) with the max length marked."""
 
@@ -115,7 +130,7 @@ class LengthHistogram(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = pg.PlotWidget(background="w", axisItems={"left": _count_axis()})
         self.plot.setLabel("bottom", "tokens per example")
         self.plot.setLabel("left", "examples")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
@@ -141,7 +156,9 @@ class LengthHistogram(QWidget):
             self.limit.setVisible(max_length is not None)
             self.plot.setXRange(0, right, padding=0.02)
             self.plot.setYRange(0, 1, padding=0)
+            self.plot.getAxis("left").setStyle(showValues=False)  # no "0.3 examples" before counting
             return
+        self.plot.getAxis("left").setStyle(showValues=True)
         data = np.asarray(self.counts)
         lo, hi = int(data.min()), int(data.max())
         span = max(1, hi - lo + 1)

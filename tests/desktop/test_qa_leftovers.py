@@ -329,3 +329,18 @@ def test_duplicates_cluster_table_says_no_split_like_the_data_page(qtbot, tmp_pa
     assert splits == {"no split"}
     assert "no split" in page.left_box.currentText()  # the Compare list already said it
     ws.close()
+
+
+def test_length_histogram_counts_whole_examples(qtbot) -> None:
+    """Before counting, the axis read 0.1 ... 0.9 examples; with few rows it labelled 0.5, 1.5 examples."""
+    from desktop.widgets.data_panels import LengthHistogram
+
+    histogram = _show(qtbot, LengthHistogram(), 500, 300)
+    axis = histogram.plot.getAxis("left")
+    histogram.set_counts([], 2048)
+    assert not axis.style["showValues"]
+    histogram.set_counts([80, 90, 95, 108], 2048)
+    assert axis.style["showValues"]
+    low, high = histogram.plot.getViewBox().viewRange()[1]
+    values = [v for _spacing, level in axis.tickValues(low, high, axis.height()) for v in level]
+    assert values and all(float(v).is_integer() for v in values), values
