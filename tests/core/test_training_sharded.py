@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from core.runs import RunFolder
 from core.training.config import save_config
 from core.training.launch import CPU_PROCESSES_ENV, prepare_run, worker_command
-from core.training.run import RunFolder
 from tests.conftest import run_cli
 from tests.core.test_training_multigpu import _config
 
