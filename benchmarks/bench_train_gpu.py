@@ -3,8 +3,10 @@
 Runs on the GPU machine (see ../shared/gpu/README.md):
     CAP_GIB=24 python benchmarks/bench_train_gpu.py llama3-8b 5 2048 [VARIANT,...]
 VARIANTs: default (the "QLoRA 7–8B on 24 GB" preset as the app runs it: on CUDA, attention per document
-inside packed rows), sdpa (the same with the reference attention: one SDPA over each whole flattened row),
-nodrop (LoRA dropout 0), nockpt (micro-batch 1 × GA 16 without gradient checkpointing). Env BS / GA override
+inside packed rows, LoRA dropout 0, our memory plan), sdpa (the same with the reference attention: one SDPA
+over each whole flattened row), drop (LoRA dropout 0.05, the presets' old value), hfckpt (transformers'
+gradient checkpointing instead of the memory plan), nodrop (LoRA dropout 0), nockpt (micro-batch 1 × GA 16
+without gradient checkpointing). Env BS / GA override
 the micro-batch and gradient accumulation (a context probe: FIXED_LEN=1 BS=1 GA=1, as for the peers). Prints one JSON line per variant with
 tokens/s (real tokens, counted like the peer script), peak allocated/reserved GiB and our estimate of the
 peak for the same settings, so the estimate's error is measured in the same run.
@@ -36,7 +38,13 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
         with_overrides,
     )
     from core.training.estimate import ModelShape, estimate
-    from core.training.trainer import load_model, lora_config, sft_config
+    from core.training.trainer import (
+        apply_memory_plan,
+        load_model,
+        lora_config,
+        sft_config,
+        uses_memory_plan,
+    )
 
     hw = detect_hardware()
     cap = float(os.environ.get("CAP_GIB", "0") or 0)
@@ -46,6 +54,11 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
         over["lora.dropout"] = 0.0
     if variant == "sdpa":
         over["model.attn_implementation"] = "sdpa"
+    if variant == "drop":
+        over["lora.dropout"] = 0.05
+    os.environ.pop("WHETSTONE_MEMORY_PLAN", None)
+    if variant == "hfckpt":  # transformers' gradient checkpointing instead of our memory plan
+        os.environ["WHETSTONE_MEMORY_PLAN"] = "off"
     if os.environ.get("BS"):
         over["train.micro_batch_size"] = int(os.environ["BS"])
     if os.environ.get("GA"):
@@ -75,8 +88,15 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
     load_s = time.perf_counter() - t0
     # the same token stream as the peers' packed modes (8x the rows, lognormal lengths, median 350)
     ds = make_dataset(steps * rc.train.micro_batch_size * rc.train.grad_accum * 8, max_len)
+    own_ckpt = uses_memory_plan(model, resolved, hw)
     args = sft_config(
-        resolved, hw, "/tmp/out_ours_" + variant, has_eval=False, save_strategy="no", logging_steps=1
+        resolved,
+        hw,
+        "/tmp/out_ours_" + variant,
+        has_eval=False,
+        save_strategy="no",
+        logging_steps=1,
+        **({"gradient_checkpointing": False} if own_ckpt else {}),
     )
     trainer = SFTTrainer(
         model=model,
@@ -85,6 +105,7 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
         processing_class=make_tokenizer(),
         peft_config=lora_config(rc),
     )
+    plan = apply_memory_plan(trainer, resolved, hw, cap or None) if own_ckpt else "transformers"
     counter = [0]
     inner = trainer.data_collator
 
@@ -95,6 +116,24 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
     trainer.data_collator = counting
     clock = Clock(counter)
     trainer.add_callback(clock)
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):  # type: ignore[misc]
+        """A line per step, so a run cut by the call's time limit still says how far it got and its peak."""
+
+        def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+            line = {
+                "mode": "ours_" + variant,
+                "shape": shape,
+                "max_len": max_len,
+                "progress_step": state.global_step,
+                "elapsed_s": round(time.perf_counter() - t1, 1),
+                "peak_alloc_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2),
+            }
+            print(json.dumps(line), flush=True)
+
+    trainer.add_callback(Progress())
     t1 = time.perf_counter()
     trainer.train()
     total = time.perf_counter() - t1
@@ -112,6 +151,7 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
         "liger": resolved.liger,
         "packing": rc.train.packing,
         "attention": model.config._attn_implementation,
+        "memory_plan": plan,
         "dropout": rc.lora.dropout,
         "tokens_per_s": round((cb - ca) / (tb - ta), 1),
         "load_s": round(load_s, 1),
@@ -133,6 +173,7 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
 
 
 def main() -> None:
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")  # as the app's worker
     import torch
     from qlora_peer import make_model
 

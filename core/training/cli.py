@@ -87,6 +87,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
             print(f"Peak memory ≈ {est.vram_gib:.1f} GiB — {fit} in {est.target_gib:.0f} GiB ({est.device})")
             for key, value in est.breakdown_gib.items():
                 print(f"  {key:20} {value:8.2f} GiB")
+            if est.memory_plan:
+                print(f"  {est.memory_plan}")
         speed = f"{est.tokens_per_s:,.0f} tokens/s on {est.time_device}, {est.time_basis}"
         if est.time_s is not None:
             per = "for the run" if cfg.train.max_steps else "per epoch"

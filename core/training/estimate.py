@@ -7,8 +7,14 @@ Memory model (bytes; T = tokens in one micro-batch, h = hidden, i = MLP width, L
                quantize them), norms are negligible
   LoRA         r·(in+out) per adapted linear; params + grads + two AdamW moments (QLoRA keeps them in bf16
                under TRL, plain LoRA in fp32)
-  activations  with gradient checkpointing: the L layer inputs (T·h) plus one layer's saved tensors during
-               its recomputation; without it: every layer's saved tensors. A layer saves about
+  activations  on one CUDA GPU with checkpointing on, the memory plan (core/training/memory_plan.py,
+               `choose_plan`: the fastest plan under PLAN_FILL of the card): K layers keep their saved
+               tensors (KEPT_LAYER_SHARE of a layer's peak each), the other L-K keep their input (T·h), plus
+               one layer's saved tensors while it is recomputed; at long context the inputs wait in CPU
+               memory and the MLP runs MLP_TILE tokens at a time, and the GPU holds LONG_VECTORS·T·h plus
+               one tile's MLP intermediates. With transformers' gradient checkpointing (several GPUs): the L
+               layer inputs plus one layer's saved tensors during its recomputation; without checkpointing:
+               every layer's saved tensors. A layer saves about
                ACT_H·h + ACT_I·i values per token (norms in fp32, q/k/v/o inputs, LoRA dropout copies,
                SwiGLU's gate/up/product), calibrated on an H100 (see benchmarks/bench_train_gpu.py)
   logits       chunked by TRL's fused LM head (TRL ≥ 1.16): a few chunks of T·V; older TRL: T·V in fp32 twice
@@ -22,10 +28,15 @@ Llama-3.2-1B shape: 1024 tokens 1.97 vs 2.06 (+4.6%), 1024 tokens bs 1 without c
 (-2.8%), 2048 tokens 2.92 vs 2.95 (+1.0%). Held out (not used for the fit): Llama-3.2-1B at 4096 tokens
 5.11 vs 4.73 (-7.5%); a repeat of the 1024-token run measured 2.12 (-2.6%). Stated error: ±8% (the same
 settings vary up to 8% from run to run); `fits` also keeps 1 GiB for the CUDA context and allocator slack.
-Time: training FLOPs per token ≈ (4 + 2·checkpointing)·N (frozen weights need no weight gradients) +
+Memory plan (issue 17, H200 under a 24 GiB cap, TRAIN_GPU.md): the Llama-3-8B shape at 4 x 2,048 tokens
+keeping 10 of 32 layers measured 18.28 GiB vs 18.42 estimated (+0.8%; KEPT_LAYER_SHARE was fitted to it, so
+in-sample); LONG_VECTORS was fitted to one 65,536-token run (19.24 GiB, its MLP then untiled). Not yet
+checked on a held-out run: the 131,072-token run (estimate 22.86 GiB, "fits") trained 2 steps under the cap
+without running out of memory before the call's time ran out, so its peak is below 24 GiB, no figure.
+Time: training FLOPs per token ≈ (4 + 2·share of layers recomputed)·N (frozen weights need no weight gradients) +
 attention, divided by a sustained throughput. On a GPU that throughput comes from measured tokens/s of our
-default QLoRA recipe on an H200 (../shared/gpu/README.md, benchmarks/results/TRAIN_GPU.md: Llama-3.2-1B shape
-15,849 tokens/s, Llama-3-8B shape 5,215 tokens/s; an H100 measured 4,826-5,263 for the 8B), as FLOP/s
+default QLoRA recipe on an H200 (MEASURED_GPU, benchmarks/results/TRAIN_GPU.md: Llama-3.2-1B shape
+28,088 tokens/s, Llama-3-8B shape 10,853 tokens/s with its memory plan), as FLOP/s
 interpolated by parameter count between the two measured sizes (a 1B model uses the GPU less well), then
 scaled to the target card by a rough relative training speed (GPU_CLASSES; not measured here: ±50%).
 """
@@ -40,6 +51,7 @@ from typing import Any
 
 from core.errors import UserError
 from core.training.config import Hardware, TrainingConfig, resolve_for_hardware, with_overrides
+from core.training.memory_plan import MemoryPlan
 
 GIB = 2**30
 # Per-token saved activation values per layer (units of h and i), calibrated on an H100 with Liger kernels
@@ -54,6 +66,19 @@ LOGIT_CHUNK = 64
 HEAD_VECTORS = 12.0
 # The CUDA context, cuBLAS workspaces and allocator slack that torch's peak counter does not see.
 RUNTIME_OVERHEAD_GIB = 1.0
+# Memory plan (core/training/memory_plan.py): layer inputs on the GPU while offloaded ones are copied out
+# and back; tokens per MLP tile and the length from which the MLP is tiled; the share of the card the plan
+# may fill when it keeps layers' activations to save recomputation (the rest absorbs the estimate's error).
+OFFLOAD_IN_FLIGHT = 2
+MLP_TILE = 8192
+PLAN_FILL = 0.83
+# What a layer that keeps its activations holds through the backward pass, as a share of one layer's peak
+# (fitted: 10 kept layers of the Llama-3-8B shape at 8,192 tokens measured 18.28 GiB, TRAIN_GPU.md call 3)
+KEPT_LAYER_SHARE = 0.85
+# Long context (layer inputs in CPU memory): hidden-size vectors per token on the GPU at the peak (fitted to
+# one run: the Llama-3-8B shape at 65,536 tokens, 19.24 GiB, whose MLP then ran untiled: 16.3 vectors once
+# its 3 x 14,336-wide intermediates are taken out; TRAIN_GPU.md call 3)
+LONG_VECTORS = 16.3
 # Sustained training throughput of a CPU (FLOP/s; GPUs: measured, see MEASURED_GPU).
 SUSTAINED_FLOPS = {"cpu": 25e9}
 # A measured CPU speed below this share of that rough throughput is not trusted for an estimate: the run shared
@@ -62,11 +87,14 @@ CPU_MEASURED_FLOOR = 0.25
 
 
 # Measured tokens/s of our default QLoRA recipe (NF4, r16 all-linear, len 2048, packing with attention per
-# document, checkpointing) on an H200 (24 GiB cap; benchmarks/results/TRAIN_GPU.md, 12 steps): (what was
-# measured, total parameters, tokens/s). FLOP/s = tokens/s x 6 x parameters.
+# document) on an H200 (24 GiB cap; benchmarks/results/TRAIN_GPU.md, 12 steps): (what was measured, total
+# parameters, tokens/s, share of the layers recomputed in that run). FLOP/s = tokens/s x (4 + 2 x share) x
+# parameters.
 MEASURED_GPU = (
-    ("a Llama-3.2-1B-shaped model", 1.236e9, 28_088.0),
-    ("a Llama-3-8B-shaped model", 8.03e9, 9_014.0),  # 8,907 and 9,121 in two calls
+    # issue 17 call 2: transformers' checkpointing of every layer, LoRA dropout 0.05
+    ("a Llama-3.2-1B-shaped model", 1.236e9, 28_088.0, 1.0),
+    # issue 17 call 3: memory plan keeping 10 of 32 layers, dropout 0 (10,841 and 10,864 in two orders)
+    ("a Llama-3-8B-shaped model", 8.03e9, 10_853.0, 22 / 32),
 )
 # Training speed relative to the measured H100/H200 class (rough: from public bf16 throughput and training
 # benchmarks of these cards; not measured by us). Memory targets on the Train page map to a typical card.
@@ -117,8 +145,8 @@ def gpu_class(hw: Hardware | None = None, target_gib: float | None = None) -> tu
 
 def measured_gpu_flops(params: float) -> tuple[float, str]:
     """Sustained training FLOP/s on an H100/H200 for a model of `params`, and which measurement it rests on."""
-    (small_name, small_n, small_tok), (big_name, big_n, big_tok) = MEASURED_GPU
-    small, big = 6 * small_n * small_tok, 6 * big_n * big_tok
+    (small_name, small_n, small_tok, small_r), (big_name, big_n, big_tok, big_r) = MEASURED_GPU
+    small, big = (4 + 2 * small_r) * small_n * small_tok, (4 + 2 * big_r) * big_n * big_tok
     if params <= small_n:
         return small, small_name
     if params >= big_n:
@@ -306,6 +334,7 @@ class Estimate:
     # the fewest GPUs of the target's size the run fits when the model is split across them (FSDP), when it
     # does not fit one; None when it fits one or needs more than 8
     split_gpus: int | None = None
+    memory_plan: str = ""  # what the memory plan does (layers kept / recomputed, CPU memory, tiled MLP)
 
     def public(self) -> dict[str, Any]:
         return asdict(self)
@@ -323,6 +352,7 @@ def _memory(
     tokens: int,
     chunked_logits: bool,
     liger: bool = True,
+    plan: MemoryPlan | None = None,
 ) -> dict[str, float]:
     cb = _dtype_bytes(compute)
     lin = shape.linear_params()
@@ -349,11 +379,29 @@ def _memory(
     if not liger:
         ah, ai = ah + ACT_NO_LIGER[0], ai + ACT_NO_LIGER[1]
     per_layer = tokens * (ah * h + ai * i) * cb
-    if ckpt:
+    if ckpt and plan is not None and plan.offload:
+        # long context: every layer input in CPU memory; what grows with the tokens on the GPU is a fixed
+        # number of hidden-size vectors (the inputs in flight, one layer's recomputation, the final norm and
+        # the loss around the LM head) plus one MLP tile's intermediates
+        tile = min(tokens, plan.mlp_tile) if plan.mlp_tile else tokens
+        acts = LONG_VECTORS * tokens * h * cb + tile * ai * i * cb
+    elif ckpt and plan is not None:
+        # our own recomputation (core/training/memory_plan.py): kept layers hold their activations, the others
+        # their input (on the GPU, or only the ones in flight to and from CPU memory), plus one layer's
+        # activations while it is recomputed; a tiled MLP holds one tile's intermediates
+        if plan.mlp_tile and tokens > plan.mlp_tile:
+            per_layer = tokens * ah * h * cb + plan.mlp_tile * ai * i * cb
+        recomputed = max(0, shape.layers - plan.kept)
+        inputs = (min(recomputed, OFFLOAD_IN_FLIGHT) if plan.offload else recomputed) * tokens * h * cb
+        kept = min(shape.layers, plan.kept) * per_layer * KEPT_LAYER_SHARE
+        acts = inputs + kept + (per_layer if recomputed else 0)
+    elif ckpt:
         acts = shape.layers * tokens * h * cb + per_layer
     else:
         acts = shape.layers * per_layer
-    if chunked_logits:
+    if chunked_logits and plan is not None and plan.offload:
+        logits: float = min(tokens, LOGIT_CHUNK) * shape.vocab * 4 * 2  # head vectors: in LONG_VECTORS
+    elif chunked_logits:
         # TRL's fused LM head keeps only a chunk of logits alive; what grows with the tokens is the final
         # hidden state, its fp32 copies and gradients around the head (fitted: 12 hidden vectors per token)
         logits = min(tokens, LOGIT_CHUNK) * shape.vocab * 4 * 2 + HEAD_VECTORS * tokens * shape.hidden * cb
@@ -368,6 +416,41 @@ def _memory(
         "logits": logits / GIB,
         "workspace": workspace / GIB,
     }
+
+
+def choose_plan(
+    cfg: TrainingConfig,
+    shape: ModelShape,
+    compute: str,
+    tokens: int,
+    chunked_logits: bool,
+    liger: bool,
+    target_gib: float,
+) -> MemoryPlan:
+    """The fastest memory plan that fits `target_gib` with gradient checkpointing on: as many layers keeping
+    their activations as fit (no recomputation for them), else every layer recomputed, then a tiled MLP, then
+    the layer inputs in CPU memory. When nothing fits, the plan that needs least."""
+    budget = target_gib * PLAN_FILL - RUNTIME_OVERHEAD_GIB
+
+    def peak(plan: MemoryPlan) -> float:
+        return sum(_memory(cfg, shape, compute, True, tokens, chunked_logits, liger, plan).values())
+
+    tile = MLP_TILE if tokens > 2 * MLP_TILE else 0
+    for kept in range(shape.layers, -1, -1):
+        plan = MemoryPlan(kept=kept)
+        if peak(plan) <= budget:
+            return plan
+    for plan in (MemoryPlan(mlp_tile=tile), MemoryPlan(offload=True, mlp_tile=tile)):
+        if plan.mlp_tile or plan.offload:
+            if peak(plan) <= budget:
+                return plan
+    return MemoryPlan(offload=True, mlp_tile=MLP_TILE if tokens > MLP_TILE else 0)
+
+
+def own_checkpointing(resolved: Any, hw: Hardware) -> bool:
+    """Whether the run recomputes layers with our memory plan (one CUDA GPU with gradient checkpointing on)
+    rather than transformers' gradient checkpointing (CPU: none; several GPUs: DDP's, left as it is)."""
+    return bool(hw.cuda and resolved.gradient_checkpointing and resolved.config.train.gpus <= 1)
 
 
 def format_duration(seconds: float) -> str:
@@ -441,8 +524,18 @@ def estimate(
     if dataset_tokens and dataset_examples:
         mean_len = min(t.max_length, max(1, dataset_tokens // dataset_examples))
     tokens = t.micro_batch_size * (t.max_length if t.packing or not dataset_tokens else mean_len)
+    plan = None
+    if own_checkpointing(resolved, mem_hw):
+        plan = choose_plan(rc, shape, resolved.compute_dtype, tokens, chunked, resolved.liger, target)
     parts = _memory(
-        rc, shape, resolved.compute_dtype, resolved.gradient_checkpointing, tokens, chunked, resolved.liger
+        rc,
+        shape,
+        resolved.compute_dtype,
+        resolved.gradient_checkpointing,
+        tokens,
+        chunked,
+        resolved.liger,
+        plan,
     )
     if t.shard_model and t.gpus > 1:
         parts = _split_across(parts, rc, shape, t.gpus)
@@ -455,7 +548,10 @@ def estimate(
     packing = timed.config.train.packing
     # attention spans one example: packed with per-document attention, or length-grouped batches on a CPU
     attn_len = mean_len if packing or on_cpu else t.max_length
-    flops_token = (4 + (2 if timed.gradient_checkpointing else 0)) * shape.total_params()
+    recomputed = 1.0 if timed.gradient_checkpointing else 0.0
+    if plan is not None and timed is resolved:
+        recomputed = max(0, shape.layers - plan.kept) / shape.layers
+    flops_token = (4 + 2 * recomputed) * shape.total_params()
     flops_token += 6 * shape.layers * shape.hidden * attn_len
     rough_cpu = SUSTAINED_FLOPS["cpu"] * (0.5 if rc.quant.mode == "4bit" else 1.0)
     if on_cpu and cpu_measured and cpu_measured[0] * flops_token < rough_cpu * CPU_MEASURED_FLOOR:
@@ -530,6 +626,8 @@ def estimate(
         time_basis=basis,
         warnings=preset_warnings(preset, shape),
     )
+    if plan is not None:
+        est.memory_plan = plan.describe(shape.layers)
     if not fits:
         est.suggestions = _suggestions(rc, shape, mem_hw, target, resolved.gradient_checkpointing, chunked)
         if not t.shard_model:  # (a split run's own estimate does not look further)
@@ -607,7 +705,12 @@ def _suggestions(
 
     def peak(c: TrainingConfig, ck: bool) -> float:
         tokens = c.train.micro_batch_size * c.train.max_length
-        return sum(_memory(c, shape, compute, ck, tokens, chunked).values()) + RUNTIME_OVERHEAD_GIB
+        plan = None
+        if ck and own_checkpointing(resolved, hw):
+            plan = choose_plan(c, shape, compute, tokens, chunked, resolved.liger, target)
+        return sum(_memory(c, shape, compute, ck, tokens, chunked, resolved.liger, plan).values()) + (
+            RUNTIME_OVERHEAD_GIB
+        )
 
     from core.training.config import with_overrides
 

@@ -166,6 +166,9 @@ def start_worker(
     log = open(run.logs_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
     repo_root = str(Path(__file__).resolve().parents[2])
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # growable allocator segments: less fragmentation, so the estimate's peak (allocated memory) is what the
+    # card must hold; long-context runs allocate and free GiB-sized tensors at every layer
+    full_env.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, full_env.get("PYTHONPATH", "")) if p)
     try:
         return subprocess.Popen(

@@ -524,6 +524,67 @@ def gather_adapter(model: Any) -> dict[str, Any]:
     return out
 
 
+def uses_memory_plan(model: Any, resolved: Resolved, hw: Hardware) -> bool:
+    """Whether this run recomputes layers with our memory plan (core/training/memory_plan.py) instead of
+    transformers' gradient checkpointing: one CUDA GPU, checkpointing on, a model with decoder layers.
+    WHETSTONE_MEMORY_PLAN=off keeps transformers' checkpointing (for measurements)."""
+    from core.training.estimate import own_checkpointing
+    from core.training.memory_plan import decoder_layers
+
+    if os.environ.get("WHETSTONE_MEMORY_PLAN", "").strip().lower() == "off":
+        return False
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return False
+    return own_checkpointing(resolved, hw) and bool(decoder_layers(model))
+
+
+def apply_memory_plan(
+    trainer: Any,
+    resolved: Resolved,
+    hw: Hardware,
+    target_gib: float | None = None,
+    emit: EmitFn | None = None,
+) -> str:
+    """Choose the memory plan for this run's micro-batch on this card (the estimate's `choose_plan`); a
+    callback installs it on the model when training starts (after the Trainer's Liger patches; again on a
+    resume) and `emit`s the plan in words to the run log. Returns the plan in words."""
+    from core.training.estimate import ModelShape, choose_plan, trl_chunks_logits
+    from core.training.memory_plan import callback, decoder_layers
+
+    model = trainer.model
+
+    t = resolved.config.train
+    config = model.config.to_dict() if hasattr(model.config, "to_dict") else dict(model.config)
+    shape = ModelShape.from_config_json(config)
+    plan = choose_plan(
+        resolved.config,
+        shape,
+        resolved.compute_dtype,
+        t.micro_batch_size * t.max_length,
+        trl_chunks_logits(),
+        resolved.liger,
+        target_gib or hw.total_gib,
+    )
+    forced = os.environ.get("WHETSTONE_MEMORY_PLAN", "").strip()
+    if forced:  # for measurements: "kept=N,offload,tile=N"
+        from core.training.memory_plan import MemoryPlan
+
+        parts = dict((p.split("=") + ["1"])[:2] for p in forced.split(",") if p)
+        plan = MemoryPlan(
+            kept=int(parts.get("kept", 0)), offload="offload" in parts, mlp_tile=int(parts.get("tile", 0))
+        )
+    layers = len(decoder_layers(model))
+    said: list[bool] = []
+
+    def installed(count: int) -> None:
+        if emit is not None and not said:
+            said.append(True)
+            emit({"type": "log", "step": 0, "message": plan.describe(count)})
+
+    trainer.add_callback(callback(plan, installed))
+    return plan.describe(layers)
+
+
 def registry_trust(model_name: str) -> bool:
     from core.loader import registry_allows_code
 
@@ -688,7 +749,14 @@ def build_trainer(
     torch.manual_seed(t.seed)
     model = load_model(model_dir, resolved, hw, emit)
     lora = lora_config(rc)
-    sft_args = sft_config(resolved, hw, str(run.checkpoints_dir), has_eval=val_ds is not None)
+    own_ckpt = uses_memory_plan(model, resolved, hw)
+    sft_args = sft_config(
+        resolved,
+        hw,
+        str(run.checkpoints_dir),
+        has_eval=val_ds is not None,
+        **({"gradient_checkpointing": False} if own_ckpt else {}),  # the memory plan recomputes instead
+    )
     token_counter = [0]
     sampler = None
     if val_ds is not None and t.sample_prompts > 0 and sharded(rc):
@@ -733,6 +801,8 @@ def build_trainer(
     from core.training.checkpoints import install_atomic_checkpoints
 
     install_atomic_checkpoints(trainer)  # a checkpoint appears in checkpoints/ only once it is complete
+    if own_ckpt:
+        apply_memory_plan(trainer, resolved, hw, emit=emit)
     inner = trainer.data_collator
 
     def counting(features: list[dict[str, Any]]) -> Any:
