@@ -482,6 +482,8 @@ class ExportPage(QWidget):
         out = Path(self.out_edit.text().strip() or str(run_dir / "exports" / fmt)).expanduser()
         verify = self.verify_box.isChecked()
         overwrite = out.exists()
+        if overwrite and not self._confirm_replace(out, run_dir):
+            return
 
         def job(progress: Any, should_stop: Any) -> Any:
             from core.export.api import export_run
@@ -511,6 +513,32 @@ class ExportPage(QWidget):
             done=self._on_done,
         )
         self._update_enabled()
+
+    def _confirm_replace(self, out: Path, run_dir: Path) -> bool:
+        """An earlier export in the run's exports/ folder is replaced without asking; anything else the Save to
+        field names (a folder of the user's own files, typed by hand) is deleted only after a Yes."""
+        from PySide6.QtWidgets import QMessageBox
+
+        exports = (run_dir / "exports").resolve()
+        if out.resolve().is_relative_to(exports):
+            return True
+        if out.is_dir():
+            names = sorted(p.name for p in out.iterdir())
+            if not names:
+                return True
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5:,} more" if len(names) > 5 else "")
+            what = f"the folder {out} and the {len(names):,} item{'s' if len(names) != 1 else ''} in it ({shown})"
+        else:
+            what = f"the file {out}"
+        answer = QMessageBox.question(
+            self,
+            "Replace what is there?",
+            f"Save to names {what}. The export replaces it: it is deleted when the new export is done. "
+            "Replace it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def cancel_export(self) -> None:
         self.job.cancel()

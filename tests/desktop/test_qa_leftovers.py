@@ -344,3 +344,39 @@ def test_length_histogram_counts_whole_examples(qtbot) -> None:
     low, high = histogram.plot.getViewBox().viewRange()[1]
     values = [v for _spacing, level in axis.tickValues(low, high, axis.height()) for v in level]
     assert values and all(float(v).is_integer() for v in values), values
+
+
+def test_export_asks_before_replacing_a_folder_outside_the_runs_exports(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Save to a folder of the user's own files (typed by hand) replaced it, deleting them, with a status line
+    only; an earlier export in the run's exports/ folder is still replaced without asking."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop.pages.export import ExportPage
+
+    run = _finished_run(tmp_path / "runs", "20261130-100000-tickets")
+    asked: list[str] = []
+    monkeypatch.setattr(
+        QMessageBox,
+        "question",
+        lambda _p, _t, text, *a, **k: asked.append(text) or QMessageBox.StandardButton.No,
+    )
+    ctx = AppContext()
+    page = _show(qtbot, ExportPage(ctx))
+    ctx.set_run(run)
+    started: list[bool] = []
+    monkeypatch.setattr(page.job, "start", lambda *a, **k: started.append(True))
+    mine = tmp_path / "my-documents"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine", encoding="utf-8")
+    page.out_edit.setText(str(mine))
+    page.start_export()
+    assert len(asked) == 1 and str(mine) in asked[0] and "notes.txt" in asked[0] and "deleted" in asked[0]
+    assert started == [] and (mine / "notes.txt").read_text(encoding="utf-8") == "mine"
+    earlier = run / "exports" / "gguf-q8_0"
+    earlier.mkdir(parents=True)
+    (earlier / "Modelfile").write_text("FROM x", encoding="utf-8")
+    page.out_edit.setText(str(earlier))
+    page.start_export()
+    assert len(asked) == 1 and started == [True]
