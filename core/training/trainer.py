@@ -585,6 +585,36 @@ def apply_memory_plan(
     return plan.describe(layers)
 
 
+def score_trained_positions_only() -> bool:
+    """Make TRL's fused LM head score only the positions whose label is trained, on a CPU too.
+
+    TRL's SFTTrainer runs the LM head through `add_fused_lm_head`: the backbone, then the vocabulary projection
+    and log-softmax in tiles, without the full (batch x length x vocabulary) logits. On a GPU with Triton it
+    projects only the positions whose next-token label is not -100; elsewhere it projects every position and
+    zeroes the masked ones afterwards (a fixed tile shape for compiler backends such as Neuron, which a CPU in
+    eager mode does not need). For prompt-completion rows most positions are prompt, and SmolLM2's 49,152-entry
+    vocabulary makes the projection a large share of each step, so on a CPU the compact path is used too: the
+    same TRL code, the same loss and gradients (tests/core/test_training_loss.py). GPUs are left as TRL decides.
+    Returns whether the compact path is on for CPUs (False when this TRL lacks the switch: then every position
+    is scored, slower, with the same result)."""
+    try:
+        from trl.trainer import utils
+    except ImportError:
+        return False
+    decide = getattr(utils, "_use_triton", None)
+    if decide is None or not callable(decide):
+        return False
+    if getattr(decide, "whetstone_compact_cpu", False):
+        return True
+
+    def compact(device: Any) -> bool:
+        return getattr(device, "type", None) == "cpu" or bool(decide(device))
+
+    compact.whetstone_compact_cpu = True  # type: ignore[attr-defined]
+    utils._use_triton = compact  # noqa: SLF001 - TRL's own switch between its two paths
+    return True
+
+
 def registry_trust(model_name: str) -> bool:
     from core.loader import registry_allows_code
 
@@ -798,6 +828,8 @@ def build_trainer(
             peft_config=lora,
             callbacks=[callback],
         )
+    if not hw.cuda:
+        score_trained_positions_only()
     from core.training.checkpoints import install_atomic_checkpoints
 
     install_atomic_checkpoints(trainer)  # a checkpoint appears in checkpoints/ only once it is complete
