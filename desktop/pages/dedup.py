@@ -202,6 +202,9 @@ class DedupPage(QWidget):
         self.cluster_list.setMinimumWidth(240)
         self.cluster_list.setSpacing(3)
         self.cluster_list.setAlternatingRowColors(True)
+        # each line ends in "…" at the list's edge (it scrolled sideways, every snippet cut mid-word)
+        self.cluster_list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.cluster_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.cluster_list.currentRowChanged.connect(self._show_cluster)
         split.addWidget(self.cluster_list)
 

@@ -328,6 +328,10 @@ def test_duplicates_cluster_table_says_no_split_like_the_data_page(qtbot, tmp_pa
     splits = {page.members.item(r, 1).text() for r in range(page.members.rowCount())}
     assert splits == {"no split"}
     assert "no split" in page.left_box.currentText()  # the Compare list already said it
+    # the cluster list ends long lines in "…" instead of scrolling sideways with every snippet cut
+    listing = page.cluster_list
+    qtbot.waitUntil(lambda: listing.viewport().width() > 0)
+    assert listing.horizontalScrollBar().maximum() == 0
     ws.close()
 
 
