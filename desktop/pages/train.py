@@ -646,6 +646,8 @@ class TrainPage(QWidget):
                 f"{k.replace('_', ' ')} {v:.2f}" for k, v in est.breakdown_gib.items() if v >= 0.01
             )
             lines.append(f"<span style='color:#5c6473'>{parts}</span>")
+            if est.memory_plan:  # which layers keep activations / are recomputed / wait in CPU memory
+                lines.append(f"<span style='color:#5c6473'>{est.memory_plan}</span>")
         where = "this GPU" if self.hardware.cuda and target is None else est.time_device
         if est.time_s is not None:
             per = "for the run" if cfg.train.max_steps else "per epoch"

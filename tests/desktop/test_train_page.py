@@ -75,6 +75,7 @@ def test_preset_and_estimate_follow_the_form(qtbot, ctx) -> None:  # type: ignor
     page.target_combo.setCurrentText("8 GB GPU")
     qtbot.waitUntil(lambda: "does not fit" in page.estimate_label.text(), timeout=3000)
     assert "•" in page.estimate_label.text()  # a concrete suggestion
+    assert "Memory plan:" in page.estimate_label.text()  # what the GPU engine keeps, recomputes, offloads
 
 
 def test_bad_settings_and_missing_data_are_explained(qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
