@@ -112,10 +112,14 @@ class ChatPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("System prompt:"))
         self.system_edit = QLineEdit()
-        self.system_edit.setPlaceholderText("none (the training rows had no system prompt)")
+        # "none" was not the whole truth: a template like SmolLM2's then adds its own default system prompt
+        self.system_edit.setPlaceholderText(
+            "none of yours (the training rows had none): the model's own default applies, as in training"
+        )
         self.system_edit.setToolTip(
             "Sent first in every conversation. It starts as the system prompt the training rows used, so the "
-            "tuned model is asked the way it was trained."
+            "tuned model is asked the way it was trained. Left empty, the model's chat template may add its own "
+            "default (SmolLM2: “You are a helpful AI assistant named SmolLM…”), as it did in training."
         )
         top.addWidget(self.system_edit, 1)
         top.addWidget(QLabel("Max new tokens:"))

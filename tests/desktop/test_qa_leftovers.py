@@ -384,3 +384,15 @@ def test_export_asks_before_replacing_a_folder_outside_the_runs_exports(
     page.out_edit.setText(str(earlier))
     page.start_export()
     assert len(asked) == 1 and started == [True]
+
+
+def test_chat_without_a_trained_system_prompt_says_the_models_default_applies(qtbot) -> None:
+    """The empty field read "none": SmolLM2's template still adds its own default, in chat as in training."""
+    from desktop.widgets.eval_chat import ChatPanel
+
+    panel = _show(qtbot, ChatPanel(), 1060, 300)
+    assert panel.system_edit.text() == ""
+    hint = panel.system_edit.placeholderText()
+    assert "default applies, as in training" in hint
+    assert panel.system_edit.fontMetrics().horizontalAdvance(hint) <= panel.system_edit.width()
+    assert "You are a helpful AI assistant named SmolLM" in panel.system_edit.toolTip()
