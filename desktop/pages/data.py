@@ -5,6 +5,9 @@ Every change is a core workspace operation wrapped in a WorkspaceCommand on the 
 once. Long jobs (import, token counting, text index) run in JobRunner threads. So do changes of
 many rows (assign splits, bulk tag/move/delete, and their undo/redo): through a core BackgroundChange on a
 second connection, with the editing actions disabled until it has landed; a one-row edit applies at once.
+
+Its parts live beside it: changes and their undo in data_changes.py, token counting in data_tokens.py, the
+export dialog in data_export.py; their functions take the page and DataPage binds them as its methods.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ from PySide6.QtWidgets import (
 
 from core.data.example import SPLITS, Example
 from core.data.formats import FORMATS, RecordError
-from core.data.workspace import BackgroundChange, DatasetWorkspace, Operation, TextIndex
+from core.data.workspace import DatasetWorkspace, Operation, TextIndex
 from core.errors import WhetstoneError
 from core.resources import resource_path
 from desktop.context import AppContext, WorkspaceCommand
+from desktop.pages import data_changes, data_export, data_tokens
 from desktop.widgets.clearable_spin import ClearableSpinBox
 from desktop.widgets.data_editor import ExampleEditor
 from desktop.widgets.data_panels import IssuesPanel, LengthHistogram, SplitsPanel, TemplatePreviewView
@@ -55,15 +59,6 @@ from desktop.widgets.undo import add_undo_redo
 from desktop.workers import JobRunner, JobSet
 
 OPEN_FILTER = "Datasets (*.jsonl *.json *.csv *.parquet *.wsdb);;All files (*)"
-EXPORT_FILTERS = {
-    ".jsonl": "JSON Lines (*.jsonl)",
-    ".json": "JSON array (*.json)",
-    ".csv": "CSV (*.csv)",
-    ".parquet": "Parquet (*.parquet)",
-}
-
-
-Change = Callable[[DatasetWorkspace], Operation]  # makes a change to a workspace, returns its inverse
 
 
 class DataPage(QWidget):
@@ -849,150 +844,14 @@ class DataPage(QWidget):
             self._after_change()
 
     # --- changes -----------------------------------------------------------------------------------
-    def push(
-        self,
-        change: Change,
-        description: str = "",
-        rows: int = 1,
-        busy_text: str = "",
-        then: Callable[[], None] | None = None,
-    ) -> bool:
-        """Make a workspace change and put it on the undo stack; errors become a message.
-
-        `change(workspace)` makes it and returns its inverse. A change of `rows` >= BACKGROUND_ROWS runs in a
-        worker thread (the page says `busy_text` and refuses other edits until it has landed); `then` runs
-        once it has. Returns False when the change was refused or failed at once."""
-        ws = self.workspace
-        if ws is None or self._refuse_while_busy():
-            return False
-        if ws.read_only:
-            QMessageBox.warning(self, "Whetstone", ws.read_only)
-            return False
-
-        def landed(inverse: Operation) -> None:
-            self.undo_stack.push(
-                WorkspaceCommand(description or _describe(inverse), inverse, self._replay, rows)
-            )
-            if then is not None:
-                then()
-
-        if rows >= self.BACKGROUND_ROWS:
-            if self.editor.dirty:
-                self.editor.save()  # one row, now: the typing is kept, and the editor is locked next
-            self._start_bulk(busy_text or f"{description or 'Changing'}…", change, landed)
-            return True
-        try:
-            inverse = change(ws)
-        except (WhetstoneError, RecordError) as exc:
-            QMessageBox.warning(self, "Whetstone", str(exc))
-            return False
-        self.undo_stack.push(WorkspaceCommand(description or _describe(inverse), inverse, self._replay, rows))
-        self._after_change()
-        if then is not None:
-            then()
-        return True
-
-    def _replay(self, command: WorkspaceCommand, redo: bool) -> None:
-        """Undo or redo a command (the stack has moved already), in the background when it changes many
-        rows. The shared stack refuses undo/redo while a bulk change runs; should one come anyway, it waits."""
-
-        def run() -> None:
-            op = command.operation(redo)
-            if self.workspace is None or op is None:
-                return
-
-            def landed(inverse: Operation) -> None:
-                command.landed(redo, inverse)
-                self.ctx.workspaceEdited.emit("data")  # the Duplicates page may be the one showing
-
-            if command.rows >= self.BACKGROUND_ROWS:
-                verb = "Redoing" if redo else "Undoing"
-                self._start_bulk(
-                    f"{verb} {command.text()}…", lambda w: w.apply(op), landed, self._replay_failed
-                )
-            else:
-                landed(self._apply_now(op))
-
-        if self._bulk is None:
-            run()
-        else:
-            self._queued.append(run)
-
-    def _replay_failed(self, message: str) -> None:
-        # The stack has moved past a step that did not happen: its history no longer matches the data.
-        self.undo_stack.clear()
-        QMessageBox.warning(self, "Whetstone", f"{message}\nThe undo history was cleared.")
-
-    def _start_bulk(
-        self,
-        text: str,
-        change: Change,
-        landed: Callable[[Operation], None],
-        failed: Callable[[str], None] | None = None,
-    ) -> None:
-        """Run a change of many rows in a worker thread, on its own connection (core BackgroundChange); the
-        page keeps reading the workspace meanwhile, and its edits wait."""
-        ws = self.workspace
-        assert ws is not None and self._bulk is None
-        job: BackgroundChange = ws.background_change(text.rstrip("…"), change)
-        runner = JobRunner(job.run)
-        outcome: dict[str, Any] = {}
-        runner.finished.connect(lambda inverse: outcome.update(inverse=inverse))
-        runner.failed.connect(lambda message: outcome.update(error=message))
-        runner.cancelled.connect(lambda: outcome.update(error="Cancelled"))
-        had_index = ws.search_ready
-        runner.done.connect(lambda: self._bulk_done(ws, job, outcome, landed, failed, had_index))
-        self._bulk = runner
-        self._bulk_text = text
-        self._set_editing(False)
-        self.bulk_label.setText(text)
-        self.bulk_label.show()
-        self.bulk_bar.show()
-        self.ctx.status(text)
-        self.ctx.workspaceBusy.emit(text)  # other pages hold their edits meanwhile
-        self._jobs.add(runner)
-        runner.start()
-
-    def _bulk_done(
-        self,
-        ws: DatasetWorkspace,
-        job: BackgroundChange,
-        outcome: dict[str, Any],
-        landed: Callable[[Operation], None],
-        failed: Callable[[str], None] | None,
-        had_index: bool,
-    ) -> None:
-        job.finish()  # the workspace adopts the new row summaries: no reload on this thread
-        self._bulk = None
-        self.ctx.workspaceBusy.emit("")
-        self.bulk_label.hide()
-        self.bulk_bar.hide()
-        self._set_editing(True)
-        if self.workspace is ws:
-            self.ctx.status("")
-            self._after_change(job.aggregates)
-            if "inverse" in outcome:
-                landed(outcome["inverse"])
-            elif failed is not None:
-                failed(str(outcome.get("error", "")))
-            else:
-                QMessageBox.warning(self, "Whetstone", str(outcome.get("error", "")))
-            if had_index and not ws.search_ready:
-                self._build_index_in_background()  # a failed change drops the search index
-        elif self.workspace is not None:
-            self._refresh_side_panels()  # another workspace opened meanwhile: its bin and Issues buttons
-        while self._queued and self._bulk is None:
-            self._queued.pop(0)()
-
-    def bulk_running(self) -> bool:
-        """Whether a change of many rows is running (edits wait for it)."""
-        return self._bulk is not None
-
-    def _refuse_while_busy(self) -> bool:
-        if self._bulk is None:
-            return False
-        self.ctx.status(f"{self._bulk_text} Wait until it has finished.")
-        return True
+    # (changes and undo: desktop/pages/data_changes.py)
+    push = data_changes.push
+    _replay = data_changes._replay
+    _replay_failed = data_changes._replay_failed
+    _start_bulk = data_changes._start_bulk
+    _bulk_done = data_changes._bulk_done
+    bulk_running = data_changes.bulk_running
+    _refuse_while_busy = data_changes._refuse_while_busy
 
     def _set_editing(self, enabled: bool) -> None:
         """Editing actions on or off (off while a bulk change runs: one writer at a time)."""
@@ -1216,150 +1075,16 @@ class DataPage(QWidget):
         menu.exec(self.table.viewport().mapToGlobal(pos))
 
     # --- tokens ------------------------------------------------------------------------------------
-    def _model_id(self) -> str:
-        return str(self.model_combo.currentData() or self.model_combo.currentText())
-
-    def _ensure_counter(self, then: Any) -> None:
-        """Run `then` once the tokenizer of the chosen model is loaded (loading it as a cancellable job)."""
-        model_id = self._model_id()
-        if self.counter is not None and self._counter_model == model_id:
-            then()
-            return
-        if self._count_job is not None:
-            return  # a load or a count is under way; it sets the counter when it lands
-
-        def loaded(counter: Any) -> None:
-            self.counter = counter
-            self._counter_model = model_id
-            then()
-
-        self._start_tokens_job(f"Tokenizer ({model_id})", self._loading_job(model_id), loaded)
-
-    def _loading_job(self, model_id: str) -> Any:
-        """A job that loads the tokenizer of `model_id` (abandoned at once on Cancel): no fraction is known
-        while it loads, so it reports -1 (the bar shows it is busy) with what it is doing."""
-        from core.data.tokens import load_counter
-
-        def job(progress: Any, should_stop: Any) -> Any:
-            text = f"Loading the tokenizer of {model_id}…"
-            progress(-1.0, text)
-            return load_counter(
-                model_id,
-                # A model converted once says so; "cached" (fraction 1) is not worth showing.
-                lambda f, message: progress(-1.0, f"{text} {message}" if message and f < 1 else text),
-                should_stop,
-            )
-
-        return job
-
-    def _start_tokens_job(self, label: str, fn: Any, on_done: Any) -> None:
-        # The row's Cancel ends the load or the count within a fraction of a second (a load is left to finish
-        # in the background, its result kept for the next count; a helper process is killed).
-        self.count_button.setEnabled(False)
-        self._count_job = self._start_job(label, fn, on_done)
-        self._count_job.done.connect(self._count_finished)
+    # (tokens: desktop/pages/data_tokens.py)
+    _model_id = data_tokens._model_id
+    _ensure_counter = data_tokens._ensure_counter
+    _loading_job = data_tokens._loading_job
+    _start_tokens_job = data_tokens._start_tokens_job
+    _recount_changed = data_tokens._recount_changed
+    count_tokens = data_tokens.count_tokens
+    _count_finished = data_tokens._count_finished
 
     RECOUNT_ROWS = 500  # rows counted again at once after an edit (more: press Count tokens)
-
-    def _recount_changed(self, load: bool = True) -> None:
-        """An edit clears the token count of the rows whose text changed: when the dataset was counted, count
-        those rows again with the same tokenizer (loaded in the background if needed and `load`)."""
-        ws = self.workspace
-        if ws is None or ws.busy or self._bulk is not None or self._count_job is not None:
-            return  # (a count that lands counts again what was edited meanwhile)
-        model = ws.meta("token_model")
-        if not model:
-            return
-        if self.counter is None or self._counter_model != model:
-            if load and self._model_id() == model and not self._jobs:
-                self._ensure_counter(self._recount_changed)
-            return
-        missing = [i for i in ws.ids() if ws.summary(i).tokens is None]
-        if not missing or len(missing) > self.RECOUNT_ROWS:
-            return
-        examples = ws.get_many(missing)
-        counts = self.counter.count([e.messages_dicts() for e in examples])
-        ws.set_token_counts(dict(zip(missing, counts, strict=True)), model)
-        self.model.layoutChanged.emit()
-
-    def count_tokens(self) -> None:
-        """Count every row's tokens as one cancellable job: load the tokenizer when it is not loaded yet, then
-        count. The counts are stored only when the whole count has finished (a cancelled count leaves the
-        previous counts), except for rows edited meanwhile (counted again afterwards, from their new text).
-        Then the template probe runs every row through the training tokenization: the rows that would train
-        no token, and why, show on the Template tab."""
-        if self.workspace is None or self._count_job is not None:
-            return
-        from core.data.tokens import count_workspace, probe_workspace
-
-        ws = self.workspace
-        model_id = self._model_id()
-        counter = self.counter if self._counter_model == model_id else None
-        load = self._loading_job(model_id)
-        path = ws.path
-        since = self._last_edit()
-        max_length = self.max_length.value()
-
-        def job(progress: Any, should_stop: Any) -> tuple[Any, dict[str, int], dict[str, Any] | None]:
-            nonlocal counter
-            if counter is None:
-                counter = load(progress, should_stop)
-            progress(0.0, "Counting tokens…")
-
-            def counting(fraction: float, message: str) -> None:
-                progress(0.6 * fraction, f"Counting tokens: {message}")
-
-            def probing(fraction: float, message: str) -> None:
-                progress(0.6 + 0.4 * fraction, message)
-
-            with DatasetWorkspace.open(path) as reader:  # its own connection: safe in this thread
-                counts = count_workspace(reader, counter, counting, should_stop, store=False, chunk=2048)
-                probe = probe_workspace(reader, counter, max_length, probing, should_stop)
-            return counter, counts, probe
-
-        def store(counts: dict[str, int], probe: dict[str, Any] | None) -> None:
-            from core.data.tokens import probe_summary
-
-            if self.workspace is not ws:
-                return
-            edited = ws.edited_since(since, messages_only=True)
-            ws.set_token_counts({i: n for i, n in counts.items() if i not in edited}, model_id)
-            self.model.layoutChanged.emit()
-            self._refresh_side_panels()
-            self.apply_filters()
-            self._recount_changed()  # rows edited while counting, from their new text
-            zero = 0
-            if probe is not None:
-                self.probe = probe
-                self.preview.set_probe(probe_summary(probe), bool(probe["zero_trained"]))
-                zero = len(probe["zero_trained"])
-            self.ctx.status(
-                f"Counted tokens of {len(counts):,} examples"
-                + (
-                    f"; {zero:,} row{'' if zero == 1 else 's'} train{'s' if zero == 1 else ''} no token (Template tab)"
-                    if zero
-                    else ""
-                )
-            )
-
-        def done(result: tuple[Any, dict[str, int], dict[str, Any] | None]) -> None:
-            loaded, counts, probe = result
-            self.counter, self._counter_model = loaded, model_id
-            if self._bulk is None:
-                store(counts, probe)
-            else:  # a bulk change is writing: store the counts once it has landed
-                self._queued.append(lambda: store(counts, probe))
-            if self.tabs.currentWidget() is self.preview:
-                self._load_current()
-
-        self._start_tokens_job(f"Token counts ({model_id})", job, done)
-
-    def _count_finished(self) -> None:
-        self._count_job = None
-        self.count_button.setEnabled(True)
-        if self.counter is None and self.tabs.currentWidget() is self.preview:  # cancelled or failed
-            self.preview.show_message("The tokenizer was not loaded. Select a row to try again.")
-        self._recount_changed(load=False)  # rows edited while the tokenizer loaded or the count ran
 
     def _on_tab(self, index: int) -> None:
         self._panels_stale = True
@@ -1386,50 +1111,9 @@ class DataPage(QWidget):
         self.preview.show_preview(result, self.max_length.value())
 
     # --- export ------------------------------------------------------------------------------------
-    def export_dialog(self) -> None:
-        ws = self.workspace
-        if ws is None:
-            return
-        fmt, ok = QInputDialog.getItem(
-            self,
-            "Export",
-            "Record format:",
-            list(FORMATS),
-            list(FORMATS).index(ws.source_format) if ws.source_format in FORMATS else 0,
-            False,
-        )
-        if not ok:
-            return
-        source = Path(ws.meta("source") or ws.path)
-        path, chosen = QFileDialog.getSaveFileName(
-            self,
-            "Export dataset",
-            str(source.with_name(f"{source.stem}-{fmt}.jsonl")),
-            ";;".join(EXPORT_FILTERS.values()),
-        )
-        if not path:
-            return
-        target = Path(path)
-        if target.suffix not in EXPORT_FILTERS:
-            suffix = next((s for s, f in EXPORT_FILTERS.items() if f == chosen), ".jsonl")
-            target = target.with_suffix(suffix)
-        self.export_to(target, fmt)
-
-    def export_to(self, target: Path, fmt: str) -> Any:
-        ws = self.workspace
-        assert ws is not None
-        try:
-            result = ws.export(target, fmt)
-        except WhetstoneError as exc:
-            QMessageBox.warning(self, "Export", str(exc))
-            return None
-        message = f"Exported {result.written:,} examples to {target.name}"
-        if result.skipped:
-            first = result.skipped[0][1]
-            message += f"; {len(result.skipped):,} could not be written as {fmt} (e.g. {first})"
-            QMessageBox.information(self, "Export", message)
-        self.ctx.status(message, 10000)
-        return result
+    # (export: desktop/pages/data_export.py)
+    export_dialog = data_export.export_dialog
+    export_to = data_export.export_to
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def can_close(self) -> bool:
@@ -1455,10 +1139,6 @@ def _mapping_words(text: str) -> str:
     except WhetstoneError:
         return text
     return f"Question: {mapping.prompt}, answer: {mapping.completion}"
-
-
-def _describe(op: Operation) -> str:
-    return op.description or "Edit"
 
 
 def _open_and_load(path: str, progress: Any) -> DatasetWorkspace:
