@@ -112,10 +112,10 @@ def test_describe_says_what_the_plan_does() -> None:
 def test_estimate_chooses_the_plan_by_length(monkeypatch: pytest.MonkeyPatch) -> None:
     """Short rows keep some layers' activations (less recomputation) on a 24 GiB card; 128k-token rows move
     the layer inputs to CPU memory and tile the MLP; the estimate's peak follows the plan."""
-    import core.training.config as config_module
+    import core.training.hardware as hardware_module
     from core.training.config import Hardware, preset_config, with_overrides
 
-    monkeypatch.setattr(config_module, "liger_available", lambda: True)  # as on a CUDA install
+    monkeypatch.setattr(hardware_module, "liger_available", lambda: True)  # as on a CUDA install
     from core.training.estimate import ModelShape, estimate
 
     shape = ModelShape(

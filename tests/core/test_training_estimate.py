@@ -29,9 +29,9 @@ def _cfg(**over: object) -> TrainingConfig:
 
 
 def test_llama3_8b_qlora_fits_24gb_and_matches_the_measured_peak(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import core.training.config as config_module
+    import core.training.hardware as hardware_module
 
-    monkeypatch.setattr(config_module, "liger_available", lambda: True)  # as on the GPU machine
+    monkeypatch.setattr(hardware_module, "liger_available", lambda: True)  # as on the GPU machine
     shape = ModelShape.from_config_json(LLAMA3_8B)
     assert 7.9e9 < shape.total_params() < 8.1e9
     est = estimate(_cfg(), shape, GPU24, chunked_logits=True)
@@ -104,9 +104,9 @@ LLAMA32_1B = {**LLAMA3_8B, "hidden_size": 2048, "intermediate_size": 8192, "num_
 
 
 def test_gpu_time_on_a_cpu_machine_is_for_the_target_card_from_measured_throughput(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import core.training.config as config_module
+    import core.training.hardware as hardware_module
 
-    monkeypatch.setattr(config_module, "liger_available", lambda: True)  # the measured recipe (same plan)
+    monkeypatch.setattr(hardware_module, "liger_available", lambda: True)  # the measured recipe (same plan)
     shape = ModelShape.from_config_json(LLAMA3_8B)
     est = estimate(_cfg(), shape, CPU, target_gib=24, dataset_tokens=10_000_000, dataset_examples=30_000)
     assert est.time_device == "a 24 GB RTX 4090-class GPU"
@@ -122,9 +122,9 @@ def test_gpu_time_on_a_cpu_machine_is_for_the_target_card_from_measured_throughp
 
 
 def test_detected_gpu_reproduces_its_measurement_and_a_smaller_target_is_slower(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import core.training.config as config_module
+    import core.training.hardware as hardware_module
 
-    monkeypatch.setattr(config_module, "liger_available", lambda: True)  # the measured recipe (same plan)
+    monkeypatch.setattr(hardware_module, "liger_available", lambda: True)  # the measured recipe (same plan)
     shape = ModelShape.from_config_json(LLAMA3_8B)
     h200 = Hardware(True, True, "NVIDIA H200", 141.0)
     # measured under a 24 GiB cap (WHETSTONE_GPU_CAP_GIB=24 reports that size): the same memory plan
