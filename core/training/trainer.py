@@ -636,6 +636,8 @@ def lora_config(rc: TrainingConfig) -> Any:
 
 def sft_config(resolved: Resolved, hw: Hardware, output_dir: str, has_eval: bool, **extra: Any) -> Any:
     """TRL SFTConfig from our typed config (the only place where it is converted)."""
+    import dataclasses
+
     from trl import SFTConfig
 
     rc = resolved.config
@@ -660,7 +662,6 @@ def sft_config(resolved: Resolved, hw: Hardware, output_dir: str, has_eval: bool
         data_seed=t.seed,
         bf16=bf16,
         fp16=fp16,
-        gradient_checkpointing=resolved.gradient_checkpointing,
         logging_steps=t.logging_steps,
         logging_first_step=True,
         eval_strategy="steps" if has_eval else "no",
@@ -678,6 +679,11 @@ def sft_config(resolved: Resolved, hw: Hardware, output_dir: str, has_eval: bool
         dataset_num_proc=None,
         remove_unused_columns=True,
     )
+    # transformers renamed gradient_checkpointing to activation_checkpointing (the old name now warns that it
+    # goes in v6); the old name on a transformers that predates the rename
+    names = {f.name for f in dataclasses.fields(SFTConfig)}
+    ckpt = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    args_kwargs[ckpt] = resolved.gradient_checkpointing
     if t.packing:
         args_kwargs["packing_strategy"] = "bfd"
     elif not hw.cuda:

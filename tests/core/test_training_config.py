@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,11 @@ def test_cpu_batches_by_length_instead_of_packing() -> None:
     assert cpu.config.train.packing is False and any("batched by length" in n for n in cpu.notes)
     args = sft_config(cpu, Hardware(False, False, "CPU"), "/tmp/unused", has_eval=True)
     assert args.train_sampling_strategy == "group_by_length" and not args.padding_free
+    for ckpt in (True, False):  # set under transformers' current name for it, read back under either
+        on = sft_config(
+            replace(cpu, gradient_checkpointing=ckpt), Hardware(False, False, "CPU"), "/tmp/u", True
+        )
+        assert on.gradient_checkpointing is ckpt and getattr(on, "activation_checkpointing", ckpt) is ckpt
     gpu = resolve_for_hardware(TrainingConfig(), Hardware(True, True, "RTX 4090", 24.0))
     assert gpu.config.train.packing is True
 
