@@ -379,5 +379,5 @@ class SplitsPanel(QWidget):
             values = [counts.get(s, 0) for s in (*SPLITS, "none")]
             for c, v in enumerate([*values, sum(values)]):
                 item = QTableWidgetItem(f"{v:,}")
-                item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.balance.setItem(r, c, item)
