@@ -662,6 +662,7 @@ def sft_config(resolved: Resolved, hw: Hardware, output_dir: str, has_eval: bool
         data_seed=t.seed,
         bf16=bf16,
         fp16=fp16,
+        gradient_checkpointing=resolved.gradient_checkpointing,
         logging_steps=t.logging_steps,
         logging_first_step=True,
         eval_strategy="steps" if has_eval else "no",
@@ -679,11 +680,6 @@ def sft_config(resolved: Resolved, hw: Hardware, output_dir: str, has_eval: bool
         dataset_num_proc=None,
         remove_unused_columns=True,
     )
-    # transformers renamed gradient_checkpointing to activation_checkpointing (the old name now warns that it
-    # goes in v6); the old name on a transformers that predates the rename
-    names = {f.name for f in dataclasses.fields(SFTConfig)}
-    ckpt = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
-    args_kwargs[ckpt] = resolved.gradient_checkpointing
     if t.packing:
         args_kwargs["packing_strategy"] = "bfd"
     elif not hw.cuda:
@@ -698,6 +694,12 @@ def sft_config(resolved: Resolved, hw: Hardware, output_dir: str, has_eval: bool
         # checkpoint is the one that works with it (and with frozen inputs to the first layer).
         args_kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
     args_kwargs.update(extra)
+    # transformers renamed gradient_checkpointing(_kwargs) to activation_checkpointing(_kwargs): the old names
+    # warn that they go in v6 and lose to the new ones when both are set; kept on a transformers without them
+    if "activation_checkpointing" in {f.name for f in dataclasses.fields(SFTConfig)}:
+        for old in ("gradient_checkpointing", "gradient_checkpointing_kwargs"):
+            if old in args_kwargs:
+                args_kwargs[old.replace("gradient_", "activation_", 1)] = args_kwargs.pop(old)
     try:
         return SFTConfig(**args_kwargs)
     except TypeError:  # transformers 4.x: warmup_ratio

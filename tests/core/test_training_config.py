@@ -108,6 +108,9 @@ def test_cpu_batches_by_length_instead_of_packing() -> None:
             replace(cpu, gradient_checkpointing=ckpt), Hardware(False, False, "CPU"), "/tmp/u", True
         )
         assert on.gradient_checkpointing is ckpt and getattr(on, "activation_checkpointing", ckpt) is ckpt
+        # a caller's own setting wins (the memory plan turns checkpointing off: it recomputes instead)
+        off = sft_config(cpu, Hardware(False, False, "CPU"), "/tmp/u", True, gradient_checkpointing=not ckpt)
+        assert off.gradient_checkpointing is (not ckpt)
     gpu = resolve_for_hardware(TrainingConfig(), Hardware(True, True, "RTX 4090", 24.0))
     assert gpu.config.train.packing is True
 
