@@ -139,6 +139,34 @@ def test_validation_is_sized_to_the_run() -> None:
     assert size_validation(fixed, t_fixed, cuda=False) is None and fixed.args.eval_steps == 0.25  # kept
 
 
+def test_cpu_validation_takes_a_small_share_of_the_run() -> None:
+    """On a CPU the checks with their sample answers stay within about a tenth of the run: the benchmark's
+    50-step run with 20 validation rows validates once; a long run keeps the 4 checks asked for; a large
+    validation split is checked once, and the message says what a check costs."""
+    from types import SimpleNamespace
+
+    from core.training.trainer import size_validation
+
+    def trainer(rows: int, val_rows: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            train_dataset=list(range(rows)),
+            eval_dataset=list(range(val_rows)),
+            args=SimpleNamespace(eval_steps=0.25),
+        )
+
+    t = TrainingConfig().train.model_copy(update={"eval_steps": 0.25, "micro_batch_size": 4, "grad_accum": 1})
+    bench = trainer(200, 20)  # 50 steps; 2 sample prompts of up to 41 tokens
+    message = size_validation(bench, t, cuda=False, sample_tokens=41)
+    assert bench.args.eval_steps == 50 and message and "once, at the end" in message
+    long = trainer(800, 20)  # 200 steps
+    assert size_validation(long, t, cuda=False, sample_tokens=41) is None and long.args.eval_steps == 50
+    big = trainer(800, 400)
+    message = size_validation(big, t, cuda=False, sample_tokens=41)
+    assert big.args.eval_steps == 200 and message and "costs about 46 training steps" in message
+    gpu = trainer(200, 20)  # a GPU keeps its own minimum gap only
+    assert size_validation(gpu, t, cuda=True, sample_tokens=41) is None and gpu.args.eval_steps == 13
+
+
 def test_cli_flags_override_config_file(tmp_path: Path) -> None:
     file = tmp_path / "c.yaml"
     file.write_text(
