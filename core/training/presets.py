@@ -15,8 +15,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {
             "learning_rate": 1e-3,
             "max_steps": 20,
-            "micro_batch_size": 4,
-            "grad_accum": 1,
+            # 2 rows a pass, 2 passes a step (the same 4 rows a step): half the activations held for the
+            # backward pass keeps a SmolLM2 worker under 2 GB (benchmarks/results/worker_memory_cpu.txt)
+            "micro_batch_size": 2,
+            "grad_accum": 2,
             "max_length": 512,
             "packing": True,
             "warmup_ratio": 0.05,

@@ -212,7 +212,7 @@ def test_cpu_time_uses_this_computers_last_run_of_the_model(tmp_path: Path) -> N
     est = estimate(cfg, SMOLLM2_135M, CPU, cpu_target=True, cpu_measured=(310.0, "c-cpu"))
     assert est.tokens_per_s == 310.0
     assert est.time_basis == "from 310 tokens/s measured in your run c-cpu on this computer"
-    steps = cfg.train.max_steps * cfg.train.micro_batch_size * cfg.train.max_length
+    steps = cfg.train.max_steps * cfg.train.micro_batch_size * cfg.train.grad_accum * cfg.train.max_length
     assert est.time_s is not None and abs(est.time_s - steps / 310.0) < 1
     # the measurement is for the CPU only: a GPU target keeps the measured GPU basis
     assert "H200" in estimate(cfg, SMOLLM2_135M, CPU, target_gib=24, cpu_measured=(310.0, "c")).time_basis
@@ -303,7 +303,7 @@ def test_cpu_target_counts_steps_by_examples_because_a_cpu_does_not_pack() -> No
     from tests.conftest import SAMPLE_DATA
 
     tokens, examples = dataset_token_stats(SAMPLE_DATA)
-    quick = preset_config("Quick test (CPU)")  # packing on, micro-batch 4, GA 1, 20 steps, length 512
+    quick = preset_config("Quick test (CPU)")  # packing on, micro-batch 2, GA 2, 20 steps, length 512
     assert quick.train.packing and quick.train.max_steps == 20
     epoch = with_overrides(quick, {"train.max_steps": 0})
     est = estimate(
