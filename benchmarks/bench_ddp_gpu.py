@@ -133,7 +133,7 @@ def main() -> None:
     import torch
     from qlora_peer import make_model
 
-    from core.training.launch import _free_port
+    from core.training.launch import accelerate_launch
 
     shape, steps = sys.argv[1], int(sys.argv[2])
     max_len = int(sys.argv[3]) if len(sys.argv) > 3 else 2048
@@ -146,10 +146,8 @@ def main() -> None:
     one = _run([sys.executable, *me], {**env, "CUDA_VISIBLE_DEVICES": "0"})
     if one:
         print(json.dumps(one), flush=True)
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus)]
-    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launch += ["--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port())]
-    many = _run([sys.executable, *launch[1:], *me], env)
+    launch = accelerate_launch(gpus, sharded=False)  # the product launch (core/training/launch.py)
+    many = _run([sys.executable, *launch, *me], env)
     if many:
         if one:
             many["scaling"] = round(many["tokens_per_s"] / one["tokens_per_s"], 3)

@@ -301,7 +301,7 @@ def main() -> None:
         return
     import torch
 
-    from core.training.launch import _free_port, fsdp_flags
+    from core.training.launch import accelerate_launch
 
     shape, steps = sys.argv[1], int(sys.argv[2])
     max_len = int(sys.argv[3]) if len(sys.argv) > 3 else 2048
@@ -323,23 +323,7 @@ def main() -> None:
         print(
             json.dumps(one or {"mode": "ours", "gpus": 1, "shape": shape, "error": "no result"}), flush=True
         )
-    launch = [
-        "-m",
-        "accelerate.commands.launch",
-        *fsdp_flags(),
-        "--num_processes",
-        str(gpus),
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_ip",
-        "127.0.0.1",
-        "--main_process_port",
-        str(_free_port()),
-    ]
+    launch = accelerate_launch(gpus, sharded=True)  # the product launch (core/training/launch.py)
     many = _run([sys.executable, *launch, *me], env, budget)
     if many is not None:
         many["scaling"] = None

@@ -107,11 +107,16 @@ def worker_command(run: RunFolder, resume: bool = False) -> list[str]:
     gpus = run_gpus(run)
     if gpus <= 1:
         return [sys.executable, "-m", *worker]
+    return [sys.executable, *accelerate_launch(gpus, run_sharded(run)), "--module", *worker]
+
+
+def accelerate_launch(gpus: int, sharded: bool) -> list[str]:
+    """The interpreter arguments that start accelerate's launcher for `gpus` local processes (data parallel, or
+    FSDP2 when `sharded`); the script or `--module` to run follows them."""
     return [
-        sys.executable,
         "-m",
         "accelerate.commands.launch",
-        *(fsdp_flags() if run_sharded(run) else ["--multi_gpu"]),
+        *(fsdp_flags() if sharded else ["--multi_gpu"]),
         "--num_processes",
         str(gpus),
         "--num_machines",
@@ -126,8 +131,6 @@ def worker_command(run: RunFolder, resume: bool = False) -> list[str]:
         str(_free_port()),
         "--monitor_interval",
         "1",
-        "--module",
-        *worker,
     ]
 
 
