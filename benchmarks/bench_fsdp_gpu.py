@@ -270,6 +270,7 @@ def child(shape: str, path: str, steps: int, max_len: int) -> None:
                 "peak_alloc_gib_per_gpu": peaks,
                 "first_loss": losses[0] if losses else None,
                 "last_loss": losses[-1] if losses else None,
+                "losses": losses,
                 "weights_gib_per_gpu": round(share[0], 2) if share else None,
                 "weights_gib_whole": round(share[1], 2) if share else None,
                 "adapter_tensors": len(adapter),
@@ -318,15 +319,22 @@ def main() -> None:
     }
     me = [str(Path(__file__).resolve()), "--child", shape, path, str(steps), str(max_len)]
     budget = float(os.environ.get("RUN_TIMEOUT_S", "280"))
+    one = None
     if os.environ.get("SKIP_ONE") != "1":
-        one = _run([sys.executable, *me], {**env, "CUDA_VISIBLE_DEVICES": "0"}, budget)
+        one = _run(
+            [sys.executable, *me], {**env, "CUDA_VISIBLE_DEVICES": os.environ.get("ONE_GPU", "0")}, budget
+        )
         print(
             json.dumps(one or {"mode": "ours", "gpus": 1, "shape": shape, "error": "no result"}), flush=True
         )
+    if os.environ.get("SKIP_MANY") == "1":  # (the one-card run alone, e.g. beside other work on the next GPU)
+        return
     launch = accelerate_launch(gpus, sharded=True)  # the product launch (core/training/launch.py)
     many = _run([sys.executable, *launch, *me], env, budget)
     if many is not None:
-        many["scaling"] = None
+        # tokens/s split over one card's in the same call; none when one card ran out of memory (or was skipped)
+        speed = (one or {}).get("tokens_per_s")
+        many["scaling"] = round(many["tokens_per_s"] / speed, 3) if speed and "tokens_per_s" in many else None
     print(
         json.dumps(many or {"mode": "ours_fsdp2", "gpus": gpus, "shape": shape, "error": "no result"}),
         flush=True,

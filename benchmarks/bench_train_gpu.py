@@ -75,8 +75,7 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
     est = estimate(
         cfg,
         ModelShape.from_config_json(shape_cfg),
-        Hardware(True, True, hw.name, cap or hw.total_gib),
-        target_gib=cap or None,
+        Hardware(True, True, hw.name, cap or hw.total_gib),  # this GPU (its speed class), capped
     )
 
     torch.cuda.empty_cache()
@@ -163,6 +162,9 @@ def run_variant(variant: str, shape: str, path: str, steps: int, max_len: int) -
         "estimate_breakdown": est.breakdown_gib,
         "estimate_fits": est.fits,
         "estimate_tokens_per_s": est.tokens_per_s,
+        "estimate_tokens_per_s_error_pct": round(
+            100 * (est.tokens_per_s - (cb - ca) / (tb - ta)) / ((cb - ca) / (tb - ta)), 1
+        ),
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
         "gpu": torch.cuda.get_device_name(0),

@@ -83,6 +83,34 @@ def test_reference_sdpa_path_keeps_documents_apart_as_trl_calls_it() -> None:
     assert worst_grad_err(grads, ref_grads)[0] < 1e-4
 
 
+def test_a_row_holding_one_document_takes_plain_causal_sdpa(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long context: the collator's row holds a single document. SDPA's own causal kernel runs it (faster on a
+    GPU than the varlen kernel); the gradients equal the document alone, and a row of two documents still
+    goes per document."""
+    import torch
+
+    name = packed_attention.register()
+    per_document: list[int] = []
+    real = packed_attention._per_document
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        per_document.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(packed_attention, "_per_document", spy)
+    rows = [[documents()[0][0]]]
+    batch = packed_batch(rows, "cpu")
+    assert batch["cu_seq_lens_q"].tolist() == [0, len(rows[0][0])]
+    fast = tiny_lora_model(name, torch.float32, "cpu")
+    loss, grads = packed_loss_and_grads(fast, batch)
+    assert per_document == []
+    ref_loss, ref_grads = reference_loss_and_grads(tiny_lora_model("sdpa", torch.float32, "cpu"), rows, "cpu")
+    assert abs(loss - ref_loss) / ref_loss < 1e-5
+    assert worst_grad_err(grads, ref_grads)[0] < 1e-4
+    packed_loss_and_grads(fast, packed_batch([documents()[0][:2]], "cpu"))
+    assert per_document  # two documents in the row: attention per document again
+
+
 def test_padded_batches_and_generation_use_sdpa_unchanged() -> None:
     import torch
 

@@ -111,9 +111,10 @@ def test_gpu_time_on_a_cpu_machine_is_for_the_target_card_from_measured_throughp
     est = estimate(_cfg(), shape, CPU, target_gib=24, dataset_tokens=10_000_000, dataset_examples=30_000)
     assert est.time_device == "a 24 GB RTX 4090-class GPU"
     assert "measured throughput of a Llama-3-8B-shaped model on an H200" in est.time_basis
-    # 5,215 tokens/s measured on the H200, times the 4090 class's 0.35 (less the attention term)
+    # the tokens/s measured on the H200, times the 4090 class's 0.35 (these ~330-token examples attend over
+    # less than the measured run's 2,048-token rows: a little faster)
     measured = MEASURED_GPU[1][2]  # tokens/s of the 8B shape on the H200
-    assert 0.9 * measured * 0.35 < est.tokens_per_s < measured * 0.35
+    assert measured * 0.35 < est.tokens_per_s < 1.1 * measured * 0.35
     assert est.time_s is not None and 0.9 < est.time_s / (10_000_000 / est.tokens_per_s) < 1.1
     # no CPU caveats for a GPU target: checkpointing stays on, nothing "turned off for the CPU"
     assert not any("CPU" in n for n in est.notes)
@@ -339,7 +340,7 @@ def test_a_model_too_big_for_one_card_is_suggested_split_across_two() -> None:
     # (on one 24 GiB card this run fits since the memory plan keeps the layer inputs in CPU memory: 16 GiB)
     card = Hardware(True, True, "RTX 4080", 16.0)
     cfg = with_overrides(
-        preset_config("QLoRA 7–8B on 24 GB"), {"train.micro_batch_size": 2, "train.grad_accum": 2}
+        preset_config("QLoRA 7–8B on 24 GB"), {"train.micro_batch_size": 1, "train.grad_accum": 4}
     )
     one = estimate(cfg, QWEN25_32B, card)
     assert not one.fits and one.split_gpus == 2
@@ -371,3 +372,34 @@ def test_a_split_run_is_timed_with_its_measured_efficiency() -> None:
     two = estimate(with_overrides(cfg, {"train.gpus": 2, "train.shard_model": True}), QWEN25_32B, card)
     assert two.tokens_per_s == pytest.approx(one.tokens_per_s * 2 * SPLIT_EFFICIENCY, rel=1e-3)
     assert "split between them" in two.time_basis
+
+
+def test_fits_keeps_the_estimates_error_free_as_measured_on_a_32b_model(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """H200 at 24 GiB, Qwen2.5-32B shape (TRAIN_MULTI_GPU.md): micro-batch 2 trained on one card (22.82 GiB),
+    micro-batch 4 ran out of memory there although its estimate (22.2 GiB) is under 24 GiB less the runtime;
+    split across 2 GPUs it trained at 17.77 GiB each. "fits" counts the estimate's stated error."""
+    import core.training.hardware as hardware_module
+    from core.training.estimate import PEAK_ERROR, RUNTIME_OVERHEAD_GIB
+
+    monkeypatch.setattr(hardware_module, "liger_available", lambda: True)
+    shape = QWEN25_32B
+    card = Hardware(True, True, "NVIDIA H200", 24.0)
+
+    def run(mb: int, gpus: int = 1):  # type: ignore[no-untyped-def]
+        cfg = with_overrides(
+            _cfg(),
+            {
+                "train.micro_batch_size": mb,
+                "train.grad_accum": 1,
+                "train.gpus": gpus,
+                "train.shard_model": gpus > 1,
+            },
+        )
+        return estimate(cfg, shape, card)
+
+    two, four, split = run(2), run(4), run(4, gpus=2)
+    assert two.fits and "inputs wait in CPU memory" in (two.memory_plan or "")
+    assert four.vram_gib + RUNTIME_OVERHEAD_GIB < 24 < four.vram_gib * (1 + PEAK_ERROR) + RUNTIME_OVERHEAD_GIB
+    assert not four.fits and four.split_gpus == 2
+    assert any("Split the model across GPUs" in s for s in four.suggestions)
+    assert split.fits and 17.77 < split.vram_gib < 17.77 * 1.1
