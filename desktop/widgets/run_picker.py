@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from core.runs import list_runs, runs_root
+from core.runs import list_runs, run_summary, runs_root
 from desktop.context import AppContext
 from desktop.widgets.safe_inputs import SafeComboBox
 
@@ -16,11 +16,12 @@ PLACEHOLDER = "Choose a run…"
 
 
 def newest_finished_run(root: Path) -> Path | None:
-    """The newest run that finished (or was stopped) with a trained adapter, or None."""
+    """The newest run that finished (or was stopped) with a trained adapter, or None. The status is the one
+    the Runs list shows (core.runs.run_summary): a stopped run resumed and then interrupted is not "stopped"."""
     for run in list_runs(root):
         if not (run.adapter_dir / "adapter_config.json").exists() or run.is_running():
             continue
-        if run.read_summary().get("status") in ("finished", "stopped"):
+        if run_summary(run)["status"] in ("finished", "stopped"):
             return run.path
     return None
 

@@ -84,3 +84,43 @@ def test_a_stopped_run_shows_the_steps_of_its_events_not_a_stale_summary(qtbot) 
     row = [page.runs.table.item(0, c).text() for c in range(6)]
     assert row[1:] == ["stopped", "tiny", "2", "2.0000", "2.2000"]
     assert page.stat_step.value.text() == "2/4" and page.stat_loss.value.text() == "2.0000 / 2.2000"
+
+
+def test_export_default_run_reads_the_status_the_runs_list_shows(tmp_path: Path) -> None:
+    """newest_finished_run picks by run_summary's status: a run whose summary.json still says "stopped" from
+    before a resume, whose resumed worker then died, is "interrupted", not the newest finished run."""
+    import json
+    import os
+
+    from core.runs import RunFolder, run_summary
+    from desktop.widgets.run_picker import newest_finished_run
+
+    def make(name: str, summary: dict, events: list[dict], mtime: int) -> RunFolder:
+        path = tmp_path / name
+        (path / "adapter").mkdir(parents=True)
+        (path / "adapter" / "adapter_config.json").write_text("{}")
+        (path / "config.yaml").write_text("model:\n  name: tiny\n")
+        (path / "summary.json").write_text(json.dumps(summary))
+        (path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        os.utime(path, (mtime, mtime))
+        return RunFolder(path)
+
+    done = {"type": "done", "step": 4, "status": "finished", "time": 1.0}
+    older = make(
+        "older", {"status": "finished"}, [{"type": "step", "step": 4, "loss": 1.0, "time": 1.0}, done], 1000
+    )
+    stopped = {"type": "done", "step": 2, "status": "stopped", "time": 2.0}
+    resumed = [
+        {"type": "step", "step": 2, "loss": 1.0, "time": 2.0},
+        stopped,
+        {"type": "log", "step": 2, "resumed_from": 2, "message": "Resuming from step 2", "time": 3.0},
+        {"type": "step", "step": 3, "loss": 0.9, "time": 4.0},
+    ]
+    newer = make("newer", {"status": "stopped"}, resumed, 2000)
+    assert newer.read_summary()["status"] == "stopped"  # what the old check read
+    assert run_summary(newer)["status"] == "interrupted"
+    assert newest_finished_run(tmp_path) == older.path
+    # the same run, stopped and not resumed, is the newest one to export
+    (newer.path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in resumed[:2]))
+    os.utime(newer.path, (3000, 3000))
+    assert newest_finished_run(tmp_path) == newer.path
