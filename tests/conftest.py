@@ -15,6 +15,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="whetstone-tests-"))
 os.environ["WHETSTONE_HOME"] = str(_SESSION_ROOT / "home")
 os.environ["WHETSTONE_CACHE_DIR"] = str(_SESSION_ROOT / "cache")
+# An event that breaks the schema ends a training worker here (users' workers cut it and train on)
+os.environ["WHETSTONE_STRICT_EVENTS"] = "1"
 # Converted models (the embedded SmolLM2 GGUF -> safetensors, ~20 s each time on 2 cores) are shared by the
 # test sessions of one machine: they depend only on the GGUF file and the converter version (both in the folder
 # name), and a conversion is written to a temp folder and renamed, so parallel sessions never see half of one.

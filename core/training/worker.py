@@ -6,7 +6,10 @@ RUN_DIR/logs/worker.log); a full traceback of any failure lands in logs/ as well
 `done` event (status finished|stopped) or one-line `error` event, and a summary.json.
 
 Events follow core.runs.RunEvent (the ARCHITECTURE.md fields plus optional extras such as "time", "max_steps",
-"best", "flag", "resumed_from", "samples"); RunFolder.append_event refuses one that does not.
+"best", "flag", "resumed_from", "samples"); RunFolder.append_event refuses one that does not. Such an event is
+our bug, not the user's: with WHETSTONE_STRICT_EVENTS=1 (the test suite sets it) it ends the run loudly;
+otherwise the worker writes what of it fits the schema, says what it left out in logs/worker.log, and trains on
+(an hours-long run is not lost to a bookkeeping mistake).
 
 Exit codes: 0 finished or stopped, 2 bad input (config, data, model), 1 the job failed (OOM, disk full, ...).
 """
@@ -55,7 +58,14 @@ class EventWriter:
             event = {**event, "rank": self.rank, "message": f"GPU {self.rank}: {event.get('message', '')}"}
         event = {k: v for k, v in event.items() if v is not None}
         event.setdefault("time", round(time.time(), 3))
-        self.run.append_event(event)
+        try:
+            self.run.append_event(event)
+        except ValueError as exc:
+            if os.environ.get("WHETSTONE_STRICT_EVENTS") == "1":
+                raise
+            event = salvage_event(event)
+            print(f"whetstone: internal problem, an event was cut to fit the schema: {exc}", file=sys.stderr)
+            self.run.append_event(event)
         try:
             self.stream.write(json.dumps(event) + "\n")
             self.stream.flush()
@@ -68,6 +78,22 @@ class EventWriter:
         except (OSError, WhetstoneError):
             return False
         return any(e.get("type") == "error" for e in events)
+
+
+def salvage_event(event: dict[str, Any]) -> dict[str, Any]:
+    """What of an event the schema accepts: its fields that fit, or (an unknown type) a log line saying so."""
+    from core.runs.events import EVENT_TYPES, check_event
+
+    kind = event.get("type")
+    if kind not in EVENT_TYPES:
+        step = event.get("step")
+        return {
+            "type": "log",
+            "step": step if isinstance(step, int) and not isinstance(step, bool) else 0,
+            "message": f"(an internal event of unknown type {str(kind)[:40]!r} was left out)",
+            "time": round(time.time(), 3),
+        }
+    return {k: v for k, v in event.items() if k == "type" or not check_event({"type": kind, k: v})}
 
 
 def _events_stream() -> IO[str]:
