@@ -283,16 +283,23 @@ def _read_csv(data: bytes, file: Path) -> tuple[list[tuple[int, Any]], list[Line
         start_line = reader.line_num + 1
         if not row or all(not c.strip() for c in row):
             continue
+        # a row that took several lines (a quoted cell with line breaks, or a stray quote that ran on): an
+        # error about it names the lines it took, so the user sees where the next row went
+        span = f" (lines {line}-{reader.line_num} read as one row)" if reader.line_num > line else ""
         nul = next((h for h, c in zip(header, row, strict=False) if "\x00" in c), None)
         if nul is not None:
             errors.append(
-                LineError(line, f"a NUL byte in column '{nul}' (binary data in a text cell)", ",".join(row))
+                LineError(
+                    line, f"a NUL byte in column '{nul}' (binary data in a text cell){span}", ",".join(row)
+                )
             )
             continue
         if len(row) != len(header):
             errors.append(
                 LineError(
-                    line, f"wrong number of cells: {len(row)} (the header has {len(header)})", ",".join(row)
+                    line,
+                    f"wrong number of cells: {len(row)} (the header has {len(header)}){span}",
+                    ",".join(row),
                 )
             )
             continue
@@ -306,7 +313,7 @@ def _read_csv(data: bytes, file: Path) -> tuple[list[tuple[int, Any]], list[Line
             errors.append(
                 LineError(
                     line,
-                    f"column '{key}' should hold JSON but is {plain_json_error(str(exc), exc.colno)}",
+                    f"column '{key}' should hold JSON but is {plain_json_error(str(exc), exc.colno)}{span}",
                     ",".join(row),
                 )
             )

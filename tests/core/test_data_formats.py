@@ -208,6 +208,18 @@ def test_csv_rows_and_bad_cells(tmp_path: Path) -> None:
     assert "empty turn" in lines[7]
 
 
+def test_csv_stray_quote_that_swallows_the_next_line_says_which_lines(tmp_path: Path) -> None:
+    """A stray quote on line 2 closes on line 3 (hypothesis found it): the row that took both lines has 3
+    cells; its error names both lines, so the user knows where line 3's example went."""
+    path = tmp_path / "d.csv"
+    path.write_text('prompt,completion\n,"an unclosed quote\n",0"\nHi,Hello\n', encoding="utf-8")
+    result = read_dataset(path)
+    assert [(e.line, e.message) for e in result.errors] == [
+        (2, "wrong number of cells: 3 (the header has 2) (lines 2-3 read as one row)")
+    ]
+    assert [(e.line, e.messages[1].content) for e in result.examples] == [(4, "Hello")]
+
+
 def test_unmodified_rows_export_exactly_and_edits_are_rebuilt(tmp_path: Path, sample_data: Path) -> None:
     original = [orjson.loads(line) for line in sample_data.read_bytes().splitlines()]
     examples = read_dataset(sample_data).examples
