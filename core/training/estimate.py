@@ -101,8 +101,8 @@ CPU_MEASURED_FLOOR = 0.25
 
 # Measured tokens/s of our default QLoRA recipe (NF4, r16 all-linear, len 2048, packing with attention per
 # document) on an H200 (24 GiB cap; benchmarks/results/TRAIN_GPU.md, 12 steps): (what was measured, total
-# parameters, tokens/s, share of the layers recomputed in that run). FLOP/s = tokens/s x (4 + 2 x share) x
-# parameters.
+# parameters, tokens/s, share of the layers recomputed in that run, layers x hidden). FLOP/s = tokens/s x
+# ((4 + 2 x share) x parameters + ATTENTION_FLOPS x layers x hidden x MEASURED_ATTN_LEN).
 MEASURED_GPU = (
     # issue 17 call 2: transformers' checkpointing of every layer, LoRA dropout 0.05 (16 layers x 2,048 wide)
     ("a Llama-3.2-1B-shaped model", 1.236e9, 28_088.0, 1.0, 16 * 2048),
