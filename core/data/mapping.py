@@ -23,9 +23,10 @@ from typing import Any
 import orjson
 
 from core.data.example import Example, Message
-from core.data.readers import LineError, ReadResult, _iter_jsonl, read_records
+from core.data.readers import LineError, ReadResult, _iter_jsonl, _poll, read_records
 from core.data.records import FORMATS, RecordError, detect_record_format, record_to_example, validate_example
 from core.errors import UserError
+from core.progress import StopFn
 
 MAP_FIELDS = ("prompt", "completion", "system", "id", "tags", "conversation")
 # What each field is called in the desktop dialog and in messages.
@@ -324,15 +325,17 @@ def _text_cell(rec: dict[str, Any], column: str | None) -> str:
 
 
 def mapped_examples(
-    records: Iterable[tuple[int, Any]], mapping: ColumnMapping
+    records: Iterable[tuple[int, Any]], mapping: ColumnMapping, should_stop: StopFn | None = None
 ) -> tuple[list[Example], list[LineError]]:
-    """Examples built from (line, record) rows through `mapping`, with a plain reason for each bad row."""
+    """Examples built from (line, record) rows through `mapping`, with a plain reason for each bad row
+    (Cancelled once `should_stop()` is true)."""
     errors: list[LineError] = []
     # (first line, rows) per conversation, in order of first appearance; a row without a conversation id
     # (or without a conversation column) is its own example.
     groups: list[tuple[int, list[tuple[int, dict[str, Any]]]]] = []
     by_key: dict[str, int] = {}
-    for line, rec in records:
+    for count, (line, rec) in enumerate(records, 1):
+        _poll(should_stop, count)
         if not isinstance(rec, dict):
             errors.append(
                 LineError(line, "this line is not a row with named columns", _raw_row(rec, mapping))
@@ -347,7 +350,8 @@ def mapped_examples(
         groups.append((line, [(line, rec)]))
     examples: list[Example] = []
     seen_ids: set[str] = set()
-    for first_line, rows in groups:
+    for count, (first_line, rows) in enumerate(groups, 1):
+        _poll(should_stop, count)
         messages: list[Message] = []
         system = ""
         tags: list[str] = []
@@ -428,11 +432,12 @@ def _raw(rec: Any) -> str:
         return repr(rec)[:100_000]
 
 
-def read_mapped(path: str | Path, mapping: ColumnMapping) -> ReadResult:
-    """Read a data file through a column mapping (UserError naming the columns when one is not there)."""
-    kind, records, errors = read_records(path)
+def read_mapped(path: str | Path, mapping: ColumnMapping, should_stop: StopFn | None = None) -> ReadResult:
+    """Read a data file through a column mapping (UserError naming the columns when one is not there;
+    Cancelled once `should_stop()` is true)."""
+    kind, records, errors = read_records(path, should_stop)
     mapping.check(columns_of(records), path)
-    examples, bad = mapped_examples(records, mapping)
+    examples, bad = mapped_examples(records, mapping, should_stop)
     single = all(len(e.messages) == 2 and e.messages[0].role == "user" for e in examples)
     result = ReadResult("prompt-completion" if single else "messages", file_type=kind)
     result.examples = examples
