@@ -43,7 +43,16 @@ from PySide6.QtWidgets import (
 
 from core.data.example import SPLITS, Example
 from core.data.formats import FORMATS, RecordError
-from core.data.workspace import DatasetWorkspace, Operation, TextIndex
+from core.data.workspace import (
+    SUFFIX,
+    DatasetWorkspace,
+    Operation,
+    TextIndex,
+    remove_workspace_file,
+    replace_workspace,
+    staging_path_for,
+    workspace_path_for,
+)
 from core.errors import WhetstoneError
 from core.resources import resource_path
 from desktop.context import AppContext, WorkspaceCommand
@@ -74,6 +83,7 @@ class DataPage(QWidget):
         self._jobs = JobSet(self, wait_ms=10000)  # every job the page runs (a bulk change commits first)
         self._count_job: JobRunner | None = None  # loading the tokenizer and/or counting tokens
         self._bulk: JobRunner | None = None  # the change of many rows running now
+        self._opening: JobRunner | None = None  # opening a file, or reading it again, until its outcome
         self._bulk_text = ""
         self._queued: list[Callable[[], None]] = []  # what waits for it to land (token counts to store)
         self._current_id: str | None = None
@@ -377,18 +387,22 @@ class DataPage(QWidget):
         self.open_path(str(sample))
 
     def open_path(self, path: str) -> None:
-        if self._refuse_while_busy() or not self.can_close():
+        """Open a workspace or a data file in the background. The workspace open now stays open and shown
+        until the new one has loaded; Cancel leaves it so and removes what the import had written."""
+        if self._refuse_while_busy() or self._refuse_while_opening() or not self.can_close():
             return
-        self._start_job(
-            f"Opening {Path(path).name}…",
-            lambda progress, should_stop: _open_and_load(path, progress),
+        name = Path(path).name
+        made = _workspace_it_would_create(path)
+        self._start_opening(
+            f"Opening {name}…",
+            lambda progress, should_stop: _open_and_load(path, progress, should_stop),
             self._on_opened,
-            cancellable=False,
+            lambda: self._opening_cancelled(f"Opening {name}", made),
         )
 
     def reimport(self, fmt: str, confirm: bool = True) -> None:
         """Import the source file again with the format forced (replaces this workspace and its edits)."""
-        if self._refuse_while_busy():
+        if self._refuse_while_busy() or self._refuse_while_opening():
             return
         ws = self.workspace
         source = ws.meta("source") if ws is not None else None
@@ -403,14 +417,79 @@ class DataPage(QWidget):
             )
             if answer != QMessageBox.StandardButton.Yes:
                 return
-        target = ws.path
-        self.workspace = None
-        ws.close()
-        self._start_job(
-            f"Reading {Path(source).name} as {fmt}…",
-            lambda progress, should_stop: _reimport(source, target, fmt, progress),
+        self._read_again(
+            f"Reading {Path(source).name} as {fmt}",
+            lambda staging, progress, should_stop: DatasetWorkspace.create_from_file(
+                source, staging, fmt=fmt, progress=progress, should_stop=should_stop
+            ),
             self._on_opened,
-            cancellable=False,
+        )
+
+    def _read_again(
+        self,
+        what: str,
+        build: Callable[[Path, Any, Any], DatasetWorkspace],
+        then: Callable[[DatasetWorkspace], None],
+    ) -> None:
+        """Replace the open workspace by its source file read again. `build(staging, progress, should_stop)`
+        makes the new workspace beside it (core staging_path_for); the open one stays open, shown and untouched
+        (editing off) until that is complete, and only then takes its place. Cancel or a failure leaves it
+        exactly as it was."""
+        ws = self.workspace
+        assert ws is not None
+        target = Path(ws.path)
+        staging = staging_path_for(target)
+
+        def job(progress: Any, should_stop: Any) -> DatasetWorkspace:
+            built = build(staging, progress, should_stop)
+            built.count()  # the row summaries, loaded here rather than on the UI thread
+            return built
+
+        def finished(built: DatasetWorkspace) -> None:
+            if self.workspace is not ws:  # (the page was shut down meanwhile)
+                built.close()
+                remove_workspace_file(staging)
+                return
+            self.workspace = None
+            ws.close()  # every handle on the file, before the new one takes its place
+            try:
+                opened = replace_workspace(built, target)
+            except (OSError, WhetstoneError) as exc:
+                built.close()
+                remove_workspace_file(staging)
+                self._job_failed(f"{what} failed: {exc}")
+                try:
+                    self.set_workspace(
+                        DatasetWorkspace.open(target)
+                    )  # what is there now (os.replace is whole)
+                except WhetstoneError as again:
+                    self._job_failed(str(again))
+                return
+            self.set_workspace(opened)
+            then(opened)
+
+        def ended() -> None:
+            remove_workspace_file(
+                staging
+            )  # a job stopped after it had built the file: nothing half-made stays
+            if self.workspace is ws:
+                self._set_editing(ws.read_only is None)
+
+        def cancelled() -> None:
+            ended()
+            self._opening_cancelled(what, None)
+
+        def failed(message: str) -> None:
+            ended()
+            self._job_failed(message)
+
+        self._set_editing(False)  # what is typed meanwhile would be replaced, or confuse a cancel
+        self._start_opening(
+            f"{what}…",
+            job,
+            finished,
+            cancelled,
+            failed,
         )
 
     def _on_opened(self, workspace: DatasetWorkspace) -> None:
@@ -491,14 +570,14 @@ class DataPage(QWidget):
         source = ws.meta("source") if ws is not None else None
         if ws is None or not source:
             return
-        target = ws.path
-        self.workspace = None
-        ws.close()
-        self._start_job(
-            f"Reading {Path(source).name} through its columns…",
-            lambda progress, should_stop: _import_mapped(source, target, mapping, progress),
-            self.set_workspace,
-            cancellable=False,
+        if self._refuse_while_opening():
+            return
+        self._read_again(
+            f"Reading {Path(source).name} through its columns",
+            lambda staging, progress, should_stop: DatasetWorkspace.create_from_file(
+                source, staging, mapping=mapping, progress=progress, should_stop=should_stop
+            ),
+            lambda _opened: None,
         )
 
     def set_workspace(self, workspace: DatasetWorkspace) -> None:
@@ -561,7 +640,15 @@ class DataPage(QWidget):
         runner.start()
 
     # --- jobs --------------------------------------------------------------------------------------
-    def _start_job(self, label: str, fn: Any, on_done: Any, cancellable: bool = True) -> JobRunner:
+    def _start_job(
+        self,
+        label: str,
+        fn: Any,
+        on_done: Any,
+        cancellable: bool = True,
+        cancelled: Callable[[], Any] | None = None,
+        failed: Callable[[str], Any] | None = None,
+    ) -> JobRunner:
         """A job shown in the row under the table (`label` left of the bar; a fraction below 0 means none is
         known yet, as while a tokenizer loads: the bar shows it is busy and the label says what it does)."""
         return self.job_row.start(
@@ -569,9 +656,53 @@ class DataPage(QWidget):
             title=label,
             cancellable=cancellable,
             finished=on_done,
-            failed=self._job_failed,
-            cancelled=lambda: self.ctx.status("Cancelled"),
+            failed=failed or self._job_failed,
+            cancelled=cancelled or (lambda: self.ctx.status("Cancelled")),
         )
+
+    def _start_opening(
+        self,
+        label: str,
+        fn: Any,
+        finished: Callable[[Any], Any],
+        cancelled: Callable[[], Any],
+        failed: Callable[[str], Any] | None = None,
+    ) -> None:
+        """Opening or reading a file again: one at a time, cancellable; `_opening` is the job until its outcome."""
+
+        def outcome(handler: Callable[..., Any]) -> Callable[..., None]:
+            def run(*args: Any) -> None:
+                self._opening = None
+                handler(*args)
+
+            return run
+
+        self._opening = self._start_job(
+            label,
+            fn,
+            outcome(finished),
+            cancelled=outcome(cancelled),
+            failed=outcome(failed or self._job_failed),
+        )
+
+    def _refuse_while_opening(self) -> bool:
+        if self._opening is None:
+            return False
+        self.ctx.status(f"{self.job_label.text().rstrip('…')} is under way: wait for it, or press Cancel.")
+        return True
+
+    def _opening_cancelled(self, what: str, made: Path | None) -> None:
+        """What Cancel leaves: the workspace open before (if any), as it was, and no new file. `made`: the
+        workspace file the job was to create (None when it existed before), removed if the job got that far."""
+        if made is not None and (self.workspace is None or Path(self.workspace.path) != made):
+            try:
+                remove_workspace_file(made)
+            except OSError:
+                pass
+        if self.workspace is not None:
+            self.ctx.status(f"{what} was cancelled; {self.title.text()} is open as it was.", 10000)
+        else:
+            self.ctx.status(f"{what} was cancelled; nothing was opened.", 10000)
 
     def _job_failed(self, message: str) -> None:
         QMessageBox.warning(self, "Whetstone", message)
@@ -1141,22 +1272,20 @@ def _mapping_words(text: str) -> str:
     return f"Question: {mapping.prompt}, answer: {mapping.completion}"
 
 
-def _open_and_load(path: str, progress: Any) -> DatasetWorkspace:
+def _open_and_load(path: str, progress: Any, should_stop: Any = None) -> DatasetWorkspace:
     """Open (or import) in the worker thread, and load the row summaries there too."""
     from core.data.workspace import open_for_path
 
-    workspace = open_for_path(path, progress=progress)
+    workspace = open_for_path(path, progress=progress, should_stop=should_stop)
     workspace.count()
     return workspace
 
 
-def _import_mapped(source: str, target: Path, mapping: Any, progress: Any) -> DatasetWorkspace:
-    workspace = DatasetWorkspace.create_from_file(source, target, mapping=mapping, progress=progress)
-    workspace.count()
-    return workspace
-
-
-def _reimport(source: str, target: Path, fmt: str, progress: Any) -> DatasetWorkspace:
-    workspace = DatasetWorkspace.create_from_file(source, target, fmt=fmt, progress=progress)
-    workspace.count()
-    return workspace
+def _workspace_it_would_create(path: str) -> Path | None:
+    """The workspace file opening `path` would create (None: a workspace, or a data file whose workspace
+    exists already)."""
+    file = Path(path).expanduser()
+    if file.suffix == SUFFIX or not file.is_file():
+        return None
+    target = workspace_path_for(file)
+    return None if target.exists() else target
