@@ -181,6 +181,7 @@ def _read_json_array(
             return _read_jsonl(data, should_stop)
         return [(1, whole)], []
     starts = _line_starts(text)
+    check_stop(should_stop)
     decoder = json.JSONDecoder()
     records: list[tuple[int, Any]] = []
     errors: list[LineError] = []
@@ -262,6 +263,7 @@ def _read_csv(
             f"{file} cannot be read: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x}); "
             "save the file as UTF-8"
         ) from None
+    check_stop(should_stop)
     csv.field_size_limit(1 << 30)
     dialect: Any = "excel-tab" if file.suffix.lower() == ".tsv" else "excel"
     # strict: a malformed quote is that row's error (not a cell silently swallowing the rows after it)
@@ -278,6 +280,7 @@ def _read_csv(
     records: list[tuple[int, Any]] = []
     errors: list[LineError] = []
     starts = [*_line_starts(text), len(text)]
+    check_stop(should_stop)
     start_line = reader.line_num + 1
     read = 0
     while True:
@@ -413,6 +416,7 @@ def read_records(
         data = file.read_bytes()
     except OSError as exc:
         raise UserError(f"Cannot read {file}: {exc.strerror}") from exc
+    check_stop(should_stop)  # (between the whole-file steps too: each takes a while on a file of 100+ MB)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     elif data.startswith((b"\xff\xfe", b"\xfe\xff")):

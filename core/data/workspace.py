@@ -548,10 +548,10 @@ class DatasetWorkspace:
             done_bytes += len(row[2]) + 40
             if rowid % _STOP_EVERY_ROWS == 0:
                 check_stop(should_stop)
+                progress(min(0.9, 0.9 * done_bytes / size), f"{len(texts):,} examples")
             if len(batch) >= 5000:
                 self._insert_rows(batch)
                 batch = []
-                progress(min(0.9, 0.9 * done_bytes / size), f"{len(texts):,} examples")
         self._insert_rows(batch)
         self.conn.executemany(
             "INSERT INTO bad_lines (line, message, raw) VALUES (?,?,?)",

@@ -91,10 +91,10 @@ def test_files_read_whole_stop_while_reading(
     monkeypatch.setattr(
         DatasetWorkspace, "create", classmethod(lambda cls, p: created.append(p) or create(p))
     )
-    stop = StopAfter(2)
+    stop = StopAfter(4)  # after the whole-file steps (read, decode, line starts), among the rows
     with pytest.raises(Cancelled):
         open_for_path(data, should_stop=stop)
-    assert stop.calls == 2
+    assert stop.calls == 4
     assert created == []  # stopped while the file was parsed, before a workspace was begun
     assert not workspace_path_for(data).exists()
     assert _files(workspace_path_for(data).parent) == []
