@@ -146,3 +146,34 @@ def test_cancel_reading_again_keeps_rows_and_edits(
         statuses[-1]
         == "Reading support.jsonl as prompt-completion was cancelled; support.jsonl is open as it was."
     )
+
+
+def test_reading_again_that_fails_keeps_the_workspace(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, messages: list[str]
+) -> None:
+    from core.data.workspace import DatasetWorkspace
+    from core.errors import UserError
+
+    data = _support_chats(tmp_path / "support.jsonl", rows=600)
+    page = _page(qtbot, data)
+    ws = page.workspace
+    assert ws is not None
+    ws.delete(ws.ids()[:2])
+    page.model.set_workspace(ws, ws.ids())
+    create = DatasetWorkspace.create_from_file
+
+    def half_then_fail(source, target, **kw):  # writes the staging file, then the disk "fills"
+        create(source, target, **kw).close()
+        raise UserError("The disk is full: 0 MB free where the workspace is kept.")
+
+    monkeypatch.setattr(DatasetWorkspace, "create_from_file", half_then_fail)
+    runner_done = []
+    page.reimport("messages", confirm=False)
+    runner = page.job_row.runner
+    assert runner is not None
+    runner.done.connect(lambda: runner_done.append(True))
+    qtbot.waitUntil(lambda: bool(runner_done), timeout=30000)
+    assert messages == ["The disk is full: 0 MB free where the workspace is kept."]
+    assert page.workspace is ws and ws.count() == 598 and page.model.total() == 598
+    assert not staging_path_for(ws.path).exists()  # what the failed job had built is gone
+    assert page.editor.isEnabled() and page._opening is None
