@@ -557,9 +557,8 @@ def stream_dataset(
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UserError(f"{file} is UTF-16 text; save it as UTF-8 and open it again.")
     if head.startswith(b"PAR1") or _looks_binary(head) or not head.strip():
-        result = read_dataset(
-            path, fmt, should_stop
-        )  # raises the right message (or reads the odd small file)
+        # raises the right message (or reads the odd small file)
+        result = read_dataset(path, fmt, should_stop)
         examples, result.examples = result.examples, []
         return result, iter(examples)
     if fmt is None:

@@ -439,6 +439,7 @@ class DataPage(QWidget):
         assert ws is not None
         target = Path(ws.path)
         staging = staging_path_for(target)
+        own: list[JobRunner] = []  # this job (the others are stopped before the swap)
 
         def job(progress: Any, should_stop: Any) -> DatasetWorkspace:
             built = build(staging, progress, should_stop)
@@ -450,18 +451,24 @@ class DataPage(QWidget):
                 built.close()
                 remove_workspace_file(staging)
                 return
+            # every handle on the old file goes before the new one takes its place (a precaution: SQLite finds
+            # the -wal/-shm by name, so a reader of the replaced file, the search index or a token count,
+            # should not close after the new file has opened its own)
+            others = [other for other in self._jobs if other not in own]
+            for other in others:
+                other.cancel()
+            for other in others:
+                other.wait()
             self.workspace = None
-            ws.close()  # every handle on the file, before the new one takes its place
+            ws.close()
             try:
                 opened = replace_workspace(built, target)
             except (OSError, WhetstoneError) as exc:
                 built.close()
                 remove_workspace_file(staging)
                 self._job_failed(f"{what} failed: {exc}")
-                try:
-                    self.set_workspace(
-                        DatasetWorkspace.open(target)
-                    )  # what is there now (os.replace is whole)
+                try:  # what is there now (os.replace moves the whole file or nothing)
+                    self.set_workspace(DatasetWorkspace.open(target))
                 except WhetstoneError as again:
                     self._job_failed(str(again))
                 return
@@ -469,9 +476,8 @@ class DataPage(QWidget):
             then(opened)
 
         def ended() -> None:
-            remove_workspace_file(
-                staging
-            )  # a job stopped after it had built the file: nothing half-made stays
+            # (a job stopped after it had built the file leaves it: nothing half-made stays)
+            remove_workspace_file(staging)
             if self.workspace is ws:
                 self._set_editing(ws.read_only is None)
 
@@ -484,13 +490,7 @@ class DataPage(QWidget):
             self._job_failed(message)
 
         self._set_editing(False)  # what is typed meanwhile would be replaced, or confuse a cancel
-        self._start_opening(
-            f"{what}…",
-            job,
-            finished,
-            cancelled,
-            failed,
-        )
+        own.append(self._start_opening(f"{what}…", job, finished, cancelled, failed))
 
     def _on_opened(self, workspace: DatasetWorkspace) -> None:
         self.set_workspace(workspace)
@@ -667,7 +667,7 @@ class DataPage(QWidget):
         finished: Callable[[Any], Any],
         cancelled: Callable[[], Any],
         failed: Callable[[str], Any] | None = None,
-    ) -> None:
+    ) -> JobRunner:
         """Opening or reading a file again: one at a time, cancellable; `_opening` is the job until its outcome."""
 
         def outcome(handler: Callable[..., Any]) -> Callable[..., None]:
@@ -677,13 +677,15 @@ class DataPage(QWidget):
 
             return run
 
-        self._opening = self._start_job(
+        runner = self._start_job(
             label,
             fn,
             outcome(finished),
             cancelled=outcome(cancelled),
             failed=outcome(failed or self._job_failed),
         )
+        self._opening = runner
+        return runner
 
     def _refuse_while_opening(self) -> bool:
         if self._opening is None:

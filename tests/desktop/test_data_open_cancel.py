@@ -177,3 +177,33 @@ def test_reading_again_that_fails_keeps_the_workspace(
     assert page.workspace is ws and ws.count() == 598 and page.model.total() == 598
     assert not staging_path_for(ws.path).exists()  # what the failed job had built is gone
     assert page.editor.isEnabled() and page._opening is None
+
+
+def test_reading_again_stops_the_old_readers_before_the_swap(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search-index reader of the old file still running when the new file is to take its place is stopped
+    first (SQLite finds a file's -wal by name); the new file then keeps an edit made on it."""
+    data = _support_chats(tmp_path / "support.jsonl", rows=600)
+    page = _page(qtbot, data)
+    ws = page.workspace
+    assert ws is not None
+    hold = HoldAtFirstCheck()
+    monkeypatch.setattr(workspace_module, "check_stop", hold)
+    page._build_index_in_background()  # held at its first check, until cancelled
+    qtbot.waitUntil(hold.reached.is_set, timeout=30000)
+    index_job = next(iter(page._jobs))
+    with qtbot.waitSignal(page.ctx.workspaceChanged, timeout=30000):
+        page.reimport("messages", confirm=False)
+    assert not index_job.is_running()
+    new = page.workspace
+    assert new is not None and new is not ws and new.count() == 600
+    new.delete(new.ids()[:5])  # an edit on the new file, after the swap
+    page.model.set_workspace(new, new.ids())
+    qtbot.waitUntil(lambda: not page._jobs, timeout=60000)
+    path = new.path
+    page.close()
+    from core.data.workspace import DatasetWorkspace
+
+    with DatasetWorkspace.open(path) as again:
+        assert again.count() == 595
