@@ -21,7 +21,7 @@ class ComputeDevice:
     def describe(self) -> str:
         if self.kind == "cuda":
             return f"GPU: {self.name} · {self.free_gib:.1f} of {self.total_gib:.1f} GiB free"
-        return f"CPU: {self.name} (no CUDA GPU found; training runs slowly in fp32)"
+        return f"CPU: {self.name} (no NVIDIA GPU found: training runs slowly here)"
 
 
 def _cpu_name() -> str:

@@ -588,7 +588,7 @@ def estimate(
         speed = rough_cpu
         time_device = "this CPU"
         basis = (
-            f"from a rough CPU throughput (25 GFLOP/s): your run {cpu_measured[1]} measured only "
+            f"a rough guess for a typical CPU (25 GFLOP/s): your run {cpu_measured[1]} measured only "
             f"{cpu_measured[0]:,.0f} tokens/s, too slow to be this computer's usual speed (it was probably "
             "busy with other work)"
         )
@@ -601,7 +601,9 @@ def estimate(
     elif on_cpu:
         speed = rough_cpu
         time_device = "this CPU"
-        basis = "from a rough CPU throughput (25 GFLOP/s); after a first run here it uses that run's speed"
+        basis = (
+            "a rough guess for a typical CPU (25 GFLOP/s); after a first run here it uses that run's speed"
+        )
     else:
         measured, measured_on = measured_gpu_flops(shape.total_params())
         # the detected card, unless another card's memory was asked for (planning for a smaller GPU)

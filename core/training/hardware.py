@@ -94,17 +94,22 @@ def resolve_for_hardware(config: TrainingConfig, hw: Hardware) -> Resolved:
         weights = "float32"
         ckpt = False
         liger = False
+        # (most CPUs compute bfloat16 ~8x slower than float32; recomputing to save memory only costs time)
         notes.append(
-            "No CUDA GPU: training on the CPU in float32 without gradient checkpointing "
-            "(bfloat16 is ~8x slower on CPUs without bf16 units; checkpointing only costs time there)."
+            "No GPU here: training runs on the processor, in full precision and without recomputing to "
+            "save memory, the fastest way on a CPU (float32, no gradient checkpointing)."
         )
         if q.compute_dtype not in ("auto", "float32") or config.model.dtype not in ("auto", "float32"):
-            notes.append("The chosen half-precision dtype was replaced by float32 for the CPU.")
+            notes.append(
+                "The half precision you chose becomes full precision on a CPU, where it is faster (float32)."
+            )
         if t.gradient_checkpointing:
-            notes.append("Gradient checkpointing was turned off for the CPU.")
+            notes.append(
+                "Recomputing to save memory is off on a CPU, where it only costs time (gradient checkpointing)."
+            )
         if config.model.attn_implementation == "flash_attention_2":
             notes.append(
-                "flash_attention_2 needs a GPU; the attention kernel is chosen for the model instead."
+                "The attention code you chose needs a GPU (flash_attention_2); the model's usual one is used."
             )
             config = with_overrides(config, {"model.attn_implementation": "auto"})
         attention = config.model.attn_implementation  # 'auto': core.loader picks sdpa or eager per model
@@ -113,8 +118,8 @@ def resolve_for_hardware(config: TrainingConfig, hw: Hardware) -> Resolved:
             # row (its mask only hides the other examples): on SmolLM2 with 512-token rows that is slower than
             # padding and holds GBs of attention weights for the backward pass.
             notes.append(
-                "On a CPU, examples are batched by length instead of packed (similar lengths together, "
-                "little padding): packed rows cost more time and memory there."
+                "On a CPU, examples of similar length are trained together instead of combined into one "
+                "row, which is faster there (batched by length, not packed)."
             )
             config = with_overrides(config, {"train.packing": False})
     resolved_cfg = with_overrides(
@@ -139,7 +144,7 @@ def _gpu_attention(config: TrainingConfig, notes: list[str], log_notes: list[str
     if not config.train.packing:
         notes.append(
             "Examples are not packed together, so training uses the standard attention (fast, but the "
-            "fastest kind needs 'Pack examples' on)."
+            "fastest kind needs 'Combine short examples' on)."
         )
         log_notes.append(
             "Packing is off: attention runs on SDPA (the per-document flash-attention varlen path needs packing)."

@@ -40,14 +40,14 @@ class ModelSection(_Section):
     )
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         default="auto",
-        title="Weights dtype",
-        description="Precision of the weights that are not quantized. 'auto' = bfloat16 on a recent GPU, "
-        "float16 on an older one, float32 on a CPU.",
+        title="Model precision (dtype)",
+        description="How precisely the model's numbers that are not compressed are stored; leave it on "
+        "'auto' (bfloat16 on a recent GPU, float16 on an older one, float32 on a CPU).",
         json_schema_extra=ADV,
     )
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
         default="auto",
-        title="Attention kernel",
+        title="Attention code (attention kernel)",
         description="'auto' picks per model: 'sdpa' (PyTorch's fused attention, fast) where it computes the "
         "model's attention exactly, 'eager' where it cannot (Gemma 2's soft-capped attention); on a GPU with "
         "packing, attention per document inside each packed row (flash varlen, the fastest) where the model "
@@ -60,28 +60,33 @@ class ModelSection(_Section):
 class QuantSection(_Section):
     mode: Literal["4bit", "8bit", "none"] = Field(
         default="4bit",
-        title="Quantization",
-        description="4bit = QLoRA: the base model is stored in 4 bits and only the small adapter is trained "
-        "(least memory). 8bit uses more memory. none = plain LoRA on full-precision weights (fastest, "
-        "most memory).",
+        title="Memory saving (quantization)",
+        description="Stores the base model compressed so a bigger model fits a GPU: 4-bit (QLoRA) uses the "
+        "least memory and is the usual choice; 8-bit uses more; Off (plain LoRA) is fastest but needs the "
+        "most memory.",
+        json_schema_extra={
+            "choices": {"4bit": "4-bit (QLoRA)", "8bit": "8-bit", "none": "Off (full precision)"}
+        },
     )
     quant_type: Literal["nf4", "fp4"] = Field(
         default="nf4",
-        title="4-bit format",
-        description="NF4 (NormalFloat) is the QLoRA paper's format and almost always the better choice.",
+        title="4-bit number format (quant type)",
+        description="How 4-bit compression stores numbers; keep NF4 (NormalFloat, the QLoRA paper's format), "
+        "which is almost always better.",
         json_schema_extra=ADV,
     )
     double_quant: bool = Field(
         default=True,
-        title="Double quantization",
-        description="Also quantize the 4-bit scales: saves about 0.4 bits per weight (≈0.4 GB on an 8B model).",
+        title="Compress more (double quantization)",
+        description="Also compresses the 4-bit scales: saves about 0.4 GB on an 8B model at no cost in "
+        "quality; leave it on.",
         json_schema_extra=ADV,
     )
     compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         default="auto",
-        title="Compute dtype",
-        description="Precision of the matrix multiplications. 'auto' = bfloat16 on a GPU that has it, "
-        "float32 on a CPU (bfloat16 is ~8x slower on CPUs without bf16 units).",
+        title="Calculation precision (compute dtype)",
+        description="How precisely the calculations run; leave it on 'auto': bfloat16 on a GPU that has it, "
+        "float32 on a CPU (most CPUs compute bfloat16 about 8x slower).",
         json_schema_extra=ADV,
     )
 
@@ -91,33 +96,35 @@ class LoraSection(_Section):
         default=16,
         ge=1,
         le=1024,
-        title="LoRA rank (r)",
-        description="Size of the adapter. 8–16 suits most tasks; raise it only if the model cannot fit the "
-        "training data.",
+        title="Adapter size (LoRA rank)",
+        description="How much the small trained add-on (the adapter) can learn: 8–16 suits most tasks; raise "
+        "it only if the model keeps getting the training examples wrong.",
     )
     alpha: int = Field(
         default=32,
         ge=1,
         le=4096,
-        title="LoRA alpha",
-        description="Scales the adapter's effect; usually 2× the rank.",
+        title="Adapter strength (LoRA alpha)",
+        description="How strongly the adapter's changes count; keep it at about 2× the adapter size.",
         json_schema_extra=ADV,
     )
     dropout: float = Field(
         default=0.05,
         ge=0.0,
         lt=1.0,
-        title="LoRA dropout",
-        description="Randomly drops adapter inputs while training; can help against overfitting small datasets. "
+        title="Random drop-out (LoRA dropout)",
+        description="Randomly ignores part of the adapter's input while training; can help a small dataset "
+        "from being learned by heart. "
         "The GPU presets use 0 (Unsloth's default too): dropout copies every adapted layer's input, which "
         "costs about 4% of the speed and 0.5 GiB on an 8B model.",
         json_schema_extra=ADV,
     )
     target_modules: Literal["attention", "all-linear"] | list[str] = Field(
         default="all-linear",
-        title="Adapted layers",
-        description="'all-linear' adapts every linear layer (best quality, the QLoRA paper's choice); "
-        "'attention' adapts only q, k, v, o (smaller adapter, a little faster).",
+        title="Layers to adapt (target modules)",
+        description="Which parts of the model the adapter changes: all linear layers give the best quality "
+        "(recommended); attention only (q, k, v, o) makes a smaller adapter and trains a little faster.",
+        json_schema_extra={"choices": {"all-linear": "All linear layers", "attention": "Attention only"}},
     )
 
     @field_validator("target_modules")
@@ -138,61 +145,66 @@ class TrainSection(_Section):
         default=2e-4,
         gt=0.0,
         lt=1.0,
-        title="Learning rate",
-        description="How big each update is. 1e-4 to 3e-4 is typical for LoRA; lower it if the loss jumps "
-        "around or becomes NaN.",
+        title="Learning speed (learning rate)",
+        description="How big a change each training step makes: 0.0001 to 0.0003 is typical; lower it if the "
+        "loss curve jumps around or shows NaN.",
     )
     epochs: float = Field(
         default=1.0,
         ge=0.0,
         le=100.0,
-        title="Epochs",
-        description="How many times to go through the training examples (ignored when Max steps is set).",
+        title="Passes over the data (epochs)",
+        description="How many times training reads every example: 1–3 is typical; more can make the model "
+        "repeat its examples word for word (ignored when a step limit is set).",
     )
     max_steps: int = Field(
         default=0,
         ge=0,
-        title="Max steps",
-        description="Stop after this many optimizer steps; 0 = train for the number of epochs.",
+        title="Step limit (max steps)",
+        description="Stop after this many training steps, for a quick trial run; 0 = no limit, train for the "
+        "number of passes over the data.",
     )
     micro_batch_size: int = Field(
         default=4,
         ge=1,
         le=1024,
-        title="Micro-batch size",
-        description="Sequences processed at once on the device. Lower it first when memory runs out.",
+        title="Examples at once (micro-batch)",
+        description="How many examples the computer works on at the same time: lower it first when memory "
+        "runs out (and raise Batches per update to keep the same result).",
     )
     grad_accum: int = Field(
         default=4,
         ge=1,
         le=1024,
-        title="Gradient accumulation",
-        description="Micro-batches summed per optimizer step. Effective batch = micro-batch × this.",
+        title="Batches per update (gradient accumulation)",
+        description="How many of those batches are added up before the model changes: examples per update = "
+        "examples at once × this; raise it instead of Examples at once when memory is short.",
     )
     max_length: int = Field(
         default=2048,
         ge=16,
         le=1_048_576,
-        title="Max length (tokens)",
-        description="Longer examples are cut to this many tokens. Memory grows with it.",
+        title="Longest example (max length, tokens)",
+        description="Examples longer than this many tokens (about ¾ of a word each) are cut short: set it "
+        "above your longest examples (the Data page counts them); memory grows with it.",
     )
     packing: bool = Field(
         default=True,
-        title="Pack examples",
-        description="Put several short examples into one sequence without padding (each still sees only "
-        "itself). Much faster on datasets of short examples; the loss is unchanged.",
+        title="Combine short examples (packing)",
+        description="Trains several short examples side by side in one row (each still sees only itself): "
+        "much faster on a GPU when most examples are short; the results are the same.",
     )
     assistant_only_loss: bool = Field(
         default=True,
         title="Learn only the answers",
-        description="Compute the loss only on the assistant's replies, not on system prompts and questions. "
-        "Recommended: the model learns to answer, not to write questions.",
+        description="Learn from the assistant's replies only, not from the system prompts and questions "
+        "(recommended): the model learns to answer, not to write questions.",
     )
     gradient_checkpointing: bool | None = Field(
         default=None,
-        title="Gradient checkpointing",
-        description="Recompute activations in the backward pass to save memory (about 30% slower). "
-        "Empty = automatic: on for a GPU, off on a CPU.",
+        title="Trade speed for memory (gradient checkpointing)",
+        description="Recomputes intermediate results instead of keeping them: saves GPU memory, about 30% "
+        "slower. Automatic = on for a GPU, off on a CPU.",
         json_schema_extra=ADV,
     )
     gpus: int = Field(
@@ -216,67 +228,81 @@ class TrainSection(_Section):
     )
     liger: bool | None = Field(
         default=None,
-        title="Liger kernels",
-        description="Fused Triton kernels (RMSNorm, RoPE, SwiGLU) that save memory and time on a GPU. "
-        "Empty = automatic: on when a GPU and the liger-kernel package are there.",
+        title="Faster GPU code (Liger kernels)",
+        description="Faster, leaner GPU code for parts of the model (Liger's fused Triton kernels); "
+        "Automatic = on when a GPU and the liger-kernel package are there.",
         json_schema_extra=ADV,
     )
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field(
         default="cosine",
-        title="Learning-rate schedule",
-        description="How the learning rate changes over the run after warmup.",
-        json_schema_extra=ADV,
+        title="Speed over the run (learning-rate schedule)",
+        json_schema_extra={
+            "advanced": True,
+            "choices": {
+                "cosine": "Cosine",
+                "linear": "Linear",
+                "constant": "Constant",
+                "constant_with_warmup": "Constant + warm-up",
+            },
+        },
+        description="How the learning speed changes over the run after the warm-up; Cosine (slowing down "
+        "towards the end) suits most runs.",
     )
     warmup_ratio: float = Field(
         default=0.03,
         ge=0.0,
         le=0.5,
-        title="Warmup",
-        description="Fraction of the run over which the learning rate ramps up from 0.",
+        title="Warm-up share (warmup ratio)",
+        description="Share of the run over which the learning speed ramps up from 0 (0.03 = the first 3%); "
+        "raise it if the loss jumps at the start.",
         json_schema_extra=ADV,
     )
     weight_decay: float = Field(
         default=0.0,
         ge=0.0,
         le=1.0,
-        title="Weight decay",
-        description="AdamW weight decay.",
+        title="Pull towards zero (weight decay)",
+        description="Gently pulls the adapter's numbers towards zero each step (AdamW weight decay); 0 is "
+        "fine for most runs.",
         json_schema_extra=ADV,
     )
     max_grad_norm: float = Field(
         default=1.0,
         gt=0.0,
-        title="Gradient clipping",
-        description="Clip the gradient norm to this value.",
+        title="Largest step (gradient clipping)",
+        description="Caps how big a single change can be (the gradient norm); 1.0 suits most runs, lower it "
+        "if the loss spikes.",
         json_schema_extra=ADV,
     )
     seed: int = Field(
         default=0,
         ge=0,
-        title="Seed",
-        description="Random seed (same seed + data = same run).",
+        title="Random seed",
+        description="The same seed with the same data and settings gives the same run; change it to see how "
+        "much results vary.",
         json_schema_extra=ADV,
     )
     eval_steps: float = Field(
         default=0.1,
         gt=0.0,
         title="Validate every",
-        description="Steps between validation-loss checks; a value below 1 is a fraction of the run "
-        "(0.1 = ten checks).",
+        description="Steps between checks on the held-out validation examples; a value below 1 is a share "
+        "of the run (0.1 = ten checks).",
         json_schema_extra=ADV,
     )
     save_steps: float = Field(
         default=0.25,
         gt=0.0,
-        title="Checkpoint every",
-        description="Steps between checkpoints; a value below 1 is a fraction of the run.",
+        title="Save progress every (checkpoint)",
+        description="Steps between saved checkpoints that Resume continues from; a value below 1 is a share "
+        "of the run.",
         json_schema_extra=ADV,
     )
     logging_steps: int = Field(
         default=1,
         ge=1,
         title="Report every",
-        description="Steps between loss reports.",
+        description="Steps between points on the loss chart; raise it to make long runs' logs shorter.",
         json_schema_extra=ADV,
     )
     sample_prompts: int = Field(
@@ -302,11 +328,14 @@ class TrainSection(_Section):
     @model_validator(mode="after")
     def _check(self) -> TrainSection:
         if self.max_steps == 0 and self.epochs <= 0:
-            raise ValueError("set either Epochs (above 0) or Max steps, otherwise training would do nothing")
+            raise ValueError(
+                "set either Epochs (passes over the data, above 0) or a Step limit, otherwise training would do "
+                "nothing"
+            )
         if self.eval_steps >= 1 and self.eval_steps != int(self.eval_steps):
             raise ValueError("'Validate every' must be a whole number of steps, or a fraction below 1")
         if self.save_steps >= 1 and self.save_steps != int(self.save_steps):
-            raise ValueError("'Checkpoint every' must be a whole number of steps, or a fraction below 1")
+            raise ValueError("'Save progress every' must be a whole number of steps, or a fraction below 1")
         if self.shard_model and self.gpus < 2:
             raise ValueError("splitting the model across GPUs needs 2 or more GPUs; set GPUs to 2 or more")
         return self
@@ -323,7 +352,8 @@ class DataSection(_Section):
         ge=0.0,
         le=0.5,
         title="Validation share",
-        description="Share of examples held out to watch for overfitting (used when the data has no splits).",
+        description="Share of examples held out to see whether the model only learns its examples by heart "
+        "(used when the data has no splits).",
         json_schema_extra=ADV,
     )
     test_ratio: float = Field(
@@ -335,7 +365,12 @@ class DataSection(_Section):
         json_schema_extra=ADV,
     )
     split_seed: int = Field(
-        default=0, ge=0, title="Split seed", description="Seed of the random split.", json_schema_extra=ADV
+        default=0,
+        ge=0,
+        title="Split seed",
+        description="Seed of the random split into train, validation and test; the same seed gives the same "
+        "split.",
+        json_schema_extra=ADV,
     )
 
     @model_validator(mode="after")
@@ -368,7 +403,8 @@ class TrainingConfig(_Section):
             )
         if t.max_length < 64 and t.assistant_only_loss:
             raise ValueError(
-                f"Max length {t.max_length} is too short to hold a question and its answer; use at least 64."
+                f"Longest example (max length) {t.max_length} tokens is too short to hold a question and its "
+                "answer; use at least 64."
             )
         if t.shard_model and self.quant.mode == "8bit":
             raise ValueError(

@@ -111,13 +111,13 @@ def oom_advice(cfg: dict[str, Any]) -> str:
     tips = []
     if int(t.get("micro_batch_size") or 1) > 1:
         tips.append(
-            f"lower Micro-batch size (now {t.get('micro_batch_size')}; raise Gradient accumulation to keep "
-            "the effective batch)"
+            f"lower Examples at once (micro-batch, now {t.get('micro_batch_size')}; raise Batches per update "
+            "to keep the same examples per update)"
         )
     if not t.get("gradient_checkpointing"):
-        tips.append("turn on Gradient checkpointing")
+        tips.append("turn on Trade speed for memory (gradient checkpointing)")
     if int(t.get("max_length") or 0) > 512:
-        tips.append(f"shorten Max length (now {t.get('max_length')})")
+        tips.append(f"shorten Longest example (max length, now {t.get('max_length')})")
     if q != "4bit":
         tips.append("use 4bit quantization")
     return "; ".join(tips) or "pick a smaller model"

@@ -147,7 +147,8 @@ class TrainPage(QWidget):
         self.preset_combo.addItem("Custom")
         self.preset_combo.addItems(list(PRESETS))
         self.preset_combo.setToolTip("Start from settings known to work; you can change any of them below")
-        self.trust_check = QCheckBox("Allow this model's own code (trust_remote_code)")
+        # two lines: the plain words, then the term a practitioner looks for (one line was cut off)
+        self.trust_check = QCheckBox("Allow this model's own code\n(trust_remote_code)")
         self.trust_check.setObjectName("trustCheck")
         self.trust_check.setToolTip(
             "Some model folders ship Python code that transformers must run to load them. Tick this only for "

@@ -1,8 +1,13 @@
 """The hyperparameter form, generated from the pydantic training config (labels = field titles, help =
-field descriptions). Basic fields are shown; fields marked advanced sit under an "Advanced" fold."""
+field descriptions). Basic fields are shown; fields marked advanced sit under an "Advanced" fold.
+
+Titles are plain words with the practitioner's term in parentheses, "Adapter size (LoRA rank)": the label shows
+the plain words, the term below them in small grey type. A field's `choices` (json_schema_extra) name its
+values in plain words; the combo box keeps the stored value ("all-linear") as each item's data."""
 
 from __future__ import annotations
 
+import html
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
@@ -27,13 +32,30 @@ from desktop.widgets.safe_inputs import SafeComboBox, SafeDoubleSpinBox, SafeSpi
 
 SECTIONS = [
     ("model", "Model"),
-    ("quant", "Quantization"),
-    ("lora", "LoRA adapter"),
+    ("quant", "Memory saving (quantization)"),
+    ("lora", "Adapter (LoRA)"),
     ("train", "Training"),
     ("data", "Data"),
 ]
 SKIP = {("model", "name"), ("data", "source")}  # chosen with their own pickers above the form
 AUTO = "Automatic"
+TERM_STYLE = "color:#5c6473; font-size:11px"
+
+
+def split_title(title: str) -> tuple[str, str]:
+    """("Adapter size", "LoRA rank") from "Adapter size (LoRA rank)"; (title, "") without a term."""
+    if title.endswith(")") and " (" in title:
+        plain, term = title[:-1].rsplit(" (", 1)
+        return plain, term
+    return title, ""
+
+
+def label_html(title: str) -> str:
+    """The label's rich text: the plain words, the technical term on a second line in small grey type."""
+    plain, term = split_title(title)
+    if not term:
+        return html.escape(plain)
+    return f"{html.escape(plain)}<br><span style='{TERM_STYLE}'>{html.escape(term)}</span>"
 
 
 def _literal_choices(annotation: Any) -> list[Any] | None:
@@ -68,7 +90,14 @@ class _Field:
         elif choices is not None:
             self.kind = "choice"
             box = SafeComboBox()
-            box.addItems([str(c) for c in choices])
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            shown = extra.get("choices") or {}
+            for c in choices:  # the words shown; the stored value (config.yaml, CLI) is the item's data
+                box.addItem(str(shown.get(c, c)), str(c))
+            # as wide as the form's field column, not as its longest item ("flash_attention_2"), so the
+            # form fits the page without a horizontal scrollbar
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(6)
             self.widget = box
         elif ann is bool:
             self.kind = "bool"
@@ -84,7 +113,8 @@ class _Field:
             small = name in ("learning_rate", "weight_decay")
             float_spin.setDecimals(6 if small else 3)
             float_spin.setSingleStep(1e-5 if small else 0.05)
-            float_spin.setRange(0.0, 1e6)
+            # up to the schema's own bound (a share stops at 1): a narrower box, and no value it would refuse
+            float_spin.setRange(0.0, _float_bound(info, 1e6))
             self.widget = float_spin
         else:
             self.kind = "text"
@@ -93,7 +123,11 @@ class _Field:
         help_text = info.description or ""
         self.widget.setToolTip(help_text)
         self.widget.setWhatsThis(help_text)
-        self.label = QLabel(info.title or name)
+        self.title = info.title or name
+        self.label = QLabel(label_html(self.title))
+        self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.label.setAccessibleName(self.title)
+        self.label.setBuddy(self.widget)
         self.label.setToolTip(help_text)
         self.help_text = help_text
         # (value shown, why) while the target machine overrides this setting; the user's own value is kept
@@ -113,7 +147,9 @@ class _Field:
             w.setCurrentText(AUTO if value is None else ("On" if value else "Off"))
         elif self.kind == "choice":
             assert isinstance(w, QComboBox)
-            w.setCurrentText(str(value) if not isinstance(value, list) else "all-linear")
+            index = w.findData(str(value) if not isinstance(value, list) else "all-linear")
+            if index >= 0:
+                w.setCurrentIndex(index)
         elif self.kind == "bool":
             assert isinstance(w, QCheckBox)
             w.setChecked(bool(value))
@@ -136,7 +172,7 @@ class _Field:
             return {AUTO: None, "On": True, "Off": False}[w.currentText()]
         if self.kind == "choice":
             assert isinstance(w, QComboBox)
-            return w.currentText()
+            return w.currentData()
         if self.kind == "bool":
             assert isinstance(w, QCheckBox)
             return w.isChecked()
@@ -159,6 +195,15 @@ class _Field:
             w.valueChanged.connect(slot)
         elif isinstance(w, QLineEdit):
             w.textChanged.connect(slot)
+
+
+def _float_bound(info: Any, default: float) -> float:
+    for meta in info.metadata:
+        for key in ("le", "lt"):
+            value = getattr(meta, key, None)
+            if value is not None:
+                return float(value)
+    return default
 
 
 def _bound(info: Any, key: str, default: int) -> int:

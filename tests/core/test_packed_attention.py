@@ -148,7 +148,9 @@ def test_gpu_auto_falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch) -> No
     unpacked = resolve_for_hardware(with_overrides(TrainingConfig(), {"train.packing": False}), GPU)
     assert unpacked.attention == "auto"
     # plain words on the page ("Packing is off, so attention runs on SDPA" was jargon); the reason in the log
-    assert any("Examples are not packed together" in n and "'Pack examples'" in n for n in unpacked.notes)
+    assert any(
+        "Examples are not packed together" in n and "'Combine short examples'" in n for n in unpacked.notes
+    )
     assert not any("SDPA" in n or "flash" in n for n in unpacked.notes)
     assert any("Packing is off: attention runs on SDPA" in n for n in unpacked.log_notes)
     monkeypatch.setattr(packed_attention, "varlen_available", lambda: False)

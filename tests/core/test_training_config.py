@@ -95,6 +95,29 @@ def test_cpu_resolution_is_fp32_without_checkpointing(monkeypatch: pytest.Monkey
     assert g.compute_dtype == "bfloat16" and g.gradient_checkpointing is True and not g.notes
 
 
+def test_cpu_notes_speak_plain_words_with_the_terms_only_in_parentheses() -> None:
+    """The Estimate box and `whetstone estimate` show these notes to people who do not write code: every CPU
+    note explains itself in plain words; float32, bf16 or gradient checkpointing appear only in parentheses."""
+    import re
+
+    cfg = with_overrides(
+        TrainingConfig(),
+        {
+            "train.gradient_checkpointing": True,
+            "quant.compute_dtype": "bfloat16",
+            "model.attn_implementation": "flash_attention_2",
+        },
+    )
+    notes = resolve_for_hardware(cfg, Hardware(False, False, "CPU")).notes
+    assert len(notes) == 5  # CPU, precision replaced, recomputing off, attention code, batched by length
+    jargon = ("float32", "bf16", "bfloat16", "gradient checkpointing", "cuda", "dtype", "flash_attention")
+    for note in notes:
+        plain = re.sub(r"\([^()]*\)", "", note).lower()
+        assert not [w for w in jargon if w in plain], note
+        assert len(note) <= 200, note  # short enough to read in the Estimate box
+    assert "(float32, no gradient checkpointing)" in notes[0]  # the precise terms stay, after the words
+
+
 def test_cpu_batches_by_length_instead_of_packing() -> None:
     """Packed rows make attention span the whole row on a CPU (no variable-length kernels): off there."""
     from core.training.trainer import sft_config

@@ -43,8 +43,9 @@ def test_oom_names_the_settings_to_lower(tmp_path: Path) -> None:
     code, message = _last_error(run, OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert code == 1
     assert "Out of GPU memory" in message
-    assert "Micro-batch size (now 8" in message and "Gradient checkpointing" in message
-    assert "Max length (now 4096)" in message and "4bit" in message
+    # each tip names the setting as the form labels it, with the value it has now
+    assert "Examples at once (micro-batch, now 8" in message and "(gradient checkpointing)" in message
+    assert "Longest example (max length, now 4096)" in message and "4bit" in message
     assert "\n" not in message
 
 

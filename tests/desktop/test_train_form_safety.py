@@ -251,7 +251,9 @@ def test_estimate_gives_gpu_time_without_cpu_notes_and_cpu_notes_for_the_cpu(
     assert page.target_combo.currentText() == "This computer's CPU"  # no GPU on this machine
     page.update_estimate()
     text = page.estimate_label.text()
-    assert "on this CPU" in text and "without gradient checkpointing" in text  # the CPU's own notes
+    assert (
+        "on this CPU" in text and "No GPU here" in text and "no gradient checkpointing" in text
+    )  # CPU notes
     assert "float32" in text and "GiB peak" not in text  # no GPU memory verdict for the CPU
     page.target_combo.setCurrentText("24 GB GPU")
     page.update_estimate()

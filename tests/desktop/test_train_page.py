@@ -13,6 +13,7 @@ from core.runs import RunFolder
 from core.training.config import TrainingConfig
 from desktop.context import AppContext
 from desktop.pages.train import CLOSE_CANCEL, CLOSE_KEEP, TrainPage
+from desktop.widgets.train_form import split_title
 from desktop.widgets.train_runs import CompareDialog
 
 
@@ -51,7 +52,10 @@ def test_form_is_generated_from_the_config_model(qtbot, ctx) -> None:  # type: i
             field = page.form.fields[(section, name)]
             # the help text is the field's description (the GPU count adds this machine's cards after it)
             assert field.widget.toolTip().split("\n\n")[0] == info.description
-            assert field.label.text() == info.title
+            # the label shows the title: its plain words, and the term in parentheses on a second line
+            assert field.label.accessibleName() == info.title
+            plain, term = split_title(info.title)
+            assert plain in field.label.text() and term in field.label.text()
     assert not page.form.advanced.isVisibleTo(page)
     page.form.advanced_toggle.setChecked(True)
     assert page.form.advanced.isVisibleTo(page)
@@ -59,6 +63,75 @@ def test_form_is_generated_from_the_config_model(qtbot, ctx) -> None:  # type: i
     # on this CPU-only machine the page starts from the CPU preset and says what it chose
     assert page.preset_combo.currentText() == "Quick test (CPU)"
     assert "float32" in page.estimate_label.text()
+
+
+# terms a lawyer, clinician or support lead would not know: a label's plain words must do without them
+JARGON = (
+    "lora",
+    "rank",
+    "gradient",
+    "dtype",
+    "epoch",
+    "quantiz",
+    "kernel",
+    "pack",
+    "checkpoint",
+    "liger",
+    "alpha",
+    "dropout",
+    "schedule",
+    "warmup",
+    "decay",
+    "clipping",
+    "max ",
+    "micro",
+)
+
+
+def test_every_setting_speaks_plain_words_and_keeps_its_term(qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
+    page = _page(qtbot, ctx)
+    page.form.advanced_toggle.setChecked(True)
+    for (section, name), field in page.form.fields.items():
+        plain, term = split_title(field.title)
+        assert plain and not [w for w in JARGON if w in plain.lower() + " "], (section, name, plain)
+        # a one-sentence help on the label and the box: what it does and when to change it
+        assert field.label.toolTip() and field.widget.toolTip().startswith(field.label.toolTip()[:40])
+        assert len(field.help_text) >= 40, (section, name)
+    # the terms practitioners look for stay on screen, under the plain words
+    terms = {split_title(f.title)[1] for f in page.form.fields.values()}
+    assert {"LoRA rank", "micro-batch", "gradient accumulation", "max length, tokens", "packing"} <= terms
+    assert "Adapter size" in page.form.fields[("lora", "r")].label.text()
+    # choices in plain words; the value stored (config.yaml, the CLI) is what it always was
+    layers = page.form.fields[("lora", "target_modules")]
+    shown = [layers.widget.itemText(i) for i in range(layers.widget.count())]
+    assert shown == ["Attention only", "All linear layers"]
+    layers.set("attention")
+    assert (
+        layers.widget.currentText() == "Attention only"
+        and page.form.config().lora.target_modules == "attention"
+    )
+    quant = page.form.fields[("quant", "mode")]
+    quant.widget.setCurrentIndex(quant.widget.findText("4-bit (QLoRA)"))
+    cfg = page.form.config()
+    assert cfg.quant.mode == "4bit" and "mode: 4bit" in cfg.to_yaml()
+    assert "target_modules: attention" in cfg.to_yaml()
+
+
+def test_the_form_fits_the_page_without_a_horizontal_scrollbar(qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
+    """At the smallest window the app allows, the settings (the Advanced ones open too) fit the left column."""
+    from desktop.main_window import MainWindow
+
+    window = MainWindow(ctx)
+    qtbot.addWidget(window)
+    window.show_page("train")
+    window.resize(window.minimumSize())
+    window.show()
+    page = window.findChild(TrainPage)
+    assert page is not None
+    page.form.advanced_toggle.setChecked(True)
+    scroll = page.form.parentWidget().parentWidget()
+    qtbot.waitUntil(lambda: page.form.isVisible() and scroll.viewport().width() > 0)
+    assert page.form.minimumSizeHint().width() <= scroll.viewport().width()
 
 
 def test_preset_and_estimate_follow_the_form(qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
@@ -205,7 +278,7 @@ def test_trust_checkbox_allows_a_models_own_code(qtbot, ctx, tmp_path) -> None: 
     (folder / "config.json").write_text(json.dumps({"model_type": "x", "auto_map": {"AutoConfig": "a.B"}}))
     (folder / "model.safetensors").write_bytes(b"")
     page = _page(qtbot, ctx)
-    assert page.trust_check.text() == "Allow this model's own code (trust_remote_code)"
+    assert page.trust_check.text() == "Allow this model's own code\n(trust_remote_code)"
     assert not page.trust_check.isEnabled()  # the embedded SmolLM2 has no code of its own
     page.set_model(str(folder))
     assert page.trust_check.isEnabled() and not page.trust_check.isChecked()
