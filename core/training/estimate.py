@@ -749,7 +749,7 @@ def _suggestions(
     from core.training.config import with_overrides
 
     if not ckpt and ok(cfg, True):
-        out.append(f"Turn on gradient checkpointing (≈{peak(cfg, True):.1f} GiB).")
+        out.append(f"Turn on 'Trade speed for memory' (gradient checkpointing): ≈{peak(cfg, True):.1f} GiB.")
     mb = t.micro_batch_size
     while mb > 1:
         mb //= 2
@@ -758,8 +758,8 @@ def _suggestions(
         )
         if ok(c, ckpt):
             out.append(
-                f"Lower the micro-batch size to {mb} and raise gradient accumulation to "
-                f"{c.train.grad_accum} (same effective batch, ≈{peak(c, ckpt):.1f} GiB)."
+                f"Set 'Examples at once' (micro-batch) to {mb} and 'Batches per update' (gradient "
+                f"accumulation) to {c.train.grad_accum}: the same examples per update, ≈{peak(c, ckpt):.1f} GiB."
             )
             break
     length = t.max_length
@@ -767,18 +767,22 @@ def _suggestions(
         length //= 2
         c = with_overrides(cfg, {"train.max_length": length})
         if ok(c, ckpt):
-            out.append(f"Shorten max length to {length} tokens (≈{peak(c, ckpt):.1f} GiB).")
+            out.append(f"Set 'Longest example' (max length) to {length} tokens: ≈{peak(c, ckpt):.1f} GiB.")
             break
     if cfg.quant.mode != "4bit":
         c = with_overrides(cfg, {"quant.mode": "4bit"})
         if ok(c, ckpt):
-            out.append(f"Use 4-bit quantization (QLoRA) (≈{peak(c, ckpt):.1f} GiB).")
+            out.append(f"Set 'Memory saving' to 4-bit (QLoRA quantization): ≈{peak(c, ckpt):.1f} GiB.")
         elif ok(c, True):
-            out.append("Use 4-bit quantization and gradient checkpointing.")
+            out.append(
+                "Set 'Memory saving' to 4-bit (QLoRA quantization) and turn on 'Trade speed for memory' "
+                "(gradient checkpointing)."
+            )
     if not out:
         c = with_overrides(cfg, {"quant.mode": "4bit", "train.micro_batch_size": 1, "train.max_length": 512})
         out.append(
-            f"Even 4-bit, micro-batch 1 and 512 tokens need ≈{peak(c, True):.1f} GiB: pick a smaller model."
+            f"Even 4-bit, one example at once and 512 tokens need ≈{peak(c, True):.1f} GiB: pick a smaller "
+            "model."
         )
     return out
 

@@ -84,6 +84,30 @@ def test_too_big_gets_concrete_suggestions_that_fit() -> None:
     assert "4-bit" in text or "micro-batch" in text
 
 
+def test_suggestions_name_the_settings_as_the_form_labels_them() -> None:
+    """Each setting a suggestion names in quotes is a label the user can find on the Train page."""
+    import re
+
+    from core.training.schema import TrainingConfig
+
+    labels = set()
+    for section in TrainingConfig.model_fields:
+        for info in type(getattr(TrainingConfig(), section)).model_fields.values():
+            labels.add((info.title or "").rsplit(" (", 1)[0])
+    shape = ModelShape.from_config_json(LLAMA3_8B)
+    named = []
+    for over in (
+        {"quant.mode": "none", "train.micro_batch_size": 8, "train.max_length": 8192},
+        {"quant.mode": "8bit", "train.micro_batch_size": 16, "train.max_length": 16384},
+        {"train.gradient_checkpointing": False, "train.micro_batch_size": 16, "train.max_length": 8192},
+    ):
+        est = estimate(_cfg(**over), shape, GPU24)
+        assert not est.fits and est.suggestions, over
+        named += [n for text in est.suggestions for n in re.findall(r"'([^']+)'", text)]
+    assert named and set(named) <= labels, set(named) - labels
+    assert {"Examples at once", "Memory saving"} <= set(named)
+
+
 def test_time_per_epoch_from_the_dataset() -> None:
     shape = ModelShape.from_config_json(LLAMA3_8B)
     est = estimate(_cfg(), shape, GPU24, dataset_tokens=2_000_000, dataset_examples=5000)
