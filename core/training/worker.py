@@ -119,7 +119,7 @@ def oom_advice(cfg: dict[str, Any]) -> str:
     if int(t.get("max_length") or 0) > 512:
         tips.append(f"shorten Longest example (max length, now {t.get('max_length')})")
     if q != "4bit":
-        tips.append("use 4bit quantization")
+        tips.append("set Memory saving (quantization) to 4-bit")
     return "; ".join(tips) or "pick a smaller model"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -70,6 +70,16 @@ def _eta(seconds: float | None) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+# the estimate's memory parts (breakdown_gib keys, kept as they are for `whetstone estimate --json`) in words
+MEMORY_PARTS = {
+    "weights": "model",
+    "lora_and_optimizer": "adapter + optimizer",
+    "activations": "working memory (activations)",
+    "logits": "output scores (logits)",
+    "workspace": "scratch space",
+}
 
 
 class _Stat(QFrame):
@@ -186,6 +196,8 @@ class TrainPage(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(self.form)
         left_layout.addWidget(scroll, 1)
+        self.settings_scroll = scroll
+        left.installEventFilter(self)  # the column's height decides how tall the Estimate box may be
 
         self.estimate_box = QFrame()
         self.estimate_box.setObjectName("estimateBox")
@@ -215,6 +227,11 @@ class TrainPage(QWidget):
         self.estimate_label.setTextFormat(Qt.TextFormat.RichText)
         est_layout.addLayout(est_head)
         est_layout.addWidget(self.estimate_label)
+        self.estimate_label.installEventFilter(self)
+        # its height is set from its wrapped text by _fit_estimate (nested height-for-width cut it off)
+        policy = self.estimate_label.sizePolicy()
+        policy.setHeightForWidth(False)
+        self.estimate_label.setSizePolicy(policy)
         left_layout.addWidget(self.estimate_box)
 
         self.error_label = QLabel("")
@@ -644,7 +661,9 @@ class TrainPage(QWidget):
                 f"<b style='color:{color}'>≈ {est.vram_gib:.1f} GiB peak — {verdict} in {est.target_gib:g} GiB</b>"
             )
             parts = ", ".join(
-                f"{k.replace('_', ' ')} {v:.2f}" for k, v in est.breakdown_gib.items() if v >= 0.01
+                f"{MEMORY_PARTS.get(k, k.replace('_', ' '))} {v:.2f}"
+                for k, v in est.breakdown_gib.items()
+                if v >= 0.01
             )
             lines.append(f"<span style='color:#5c6473'>{parts}</span>")
             if est.memory_plan:  # which layers keep activations / are recomputed / wait in CPU memory
@@ -666,6 +685,55 @@ class TrainPage(QWidget):
             lines.append(f"<i style='color:#5c6473'>{n}</i>")
         self.estimate_label.setText("<br>".join(lines))
         self.last_estimate = est
+        self._fit_estimate()
+
+    def _fit_estimate(self) -> None:
+        """The Estimate box as tall as its wrapped text at the label's width (the settings above scroll
+        instead): a wrapped label's own size hint is for a wider line, and the box cut its last lines off."""
+        label = self.estimate_label
+        if label.width() <= 50 or not self.isVisible():
+            return
+        needed = label.heightForWidth(label.width())
+        # the left column's height less what everything else asks for (sizes that do not depend on how the
+        # column is shared now, so this settles at once) and 120 px kept for the settings, which scroll
+        column = self.estimate_box.parentWidget()
+        layout = column.layout() if column is not None else None
+        if column is None or layout is None:
+            return
+        others = 0
+        for i in range(layout.count()):
+            item = layout.itemAt(i)
+            if item is None:
+                continue
+            widget = item.widget()
+            if widget is self.settings_scroll or widget is self.estimate_box:
+                continue
+            if widget is not None and not widget.isVisible():
+                continue
+            others += item.sizeHint().height() + layout.spacing()
+        box = self.estimate_box.layout()
+        head = box.itemAt(0) if box is not None else None
+        if box is None or head is None:
+            return
+        margins = box.contentsMargins()
+        chrome = margins.top() + margins.bottom() + head.sizeHint().height() + box.spacing()
+        margins = layout.contentsMargins()
+        room = column.height() - margins.top() - margins.bottom() - others - chrome - layout.spacing() - 120
+        label.setFixedHeight(max(60, min(needed, room)))  # fixed: the rest goes to the settings
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        box = getattr(self, "estimate_box", None)  # (events may come while __init__ builds the page)
+        if (
+            event.type() == QEvent.Type.Resize
+            and box is not None
+            and watched
+            in (
+                self.estimate_label,
+                box.parentWidget(),
+            )
+        ):
+            self._fit_estimate()  # the splitter or the window changed the label's width or the room left
+        return super().eventFilter(watched, event)
 
     def _show_packing(self, cpu_target: bool) -> None:
         """On this CPU the run batches by length instead of packing: the box says so (unticked, greyed out);

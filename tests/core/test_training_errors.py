@@ -45,7 +45,8 @@ def test_oom_names_the_settings_to_lower(tmp_path: Path) -> None:
     assert "Out of GPU memory" in message
     # each tip names the setting as the form labels it, with the value it has now
     assert "Examples at once (micro-batch, now 8" in message and "(gradient checkpointing)" in message
-    assert "Longest example (max length, now 4096)" in message and "4bit" in message
+    assert "Longest example (max length, now 4096)" in message
+    assert "Memory saving (quantization) to 4-bit" in message
     assert "\n" not in message
 
 

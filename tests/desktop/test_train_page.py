@@ -132,6 +132,20 @@ def test_the_form_fits_the_page_without_a_horizontal_scrollbar(qtbot, ctx) -> No
     scroll = page.form.parentWidget().parentWidget()
     qtbot.waitUntil(lambda: page.form.isVisible() and scroll.viewport().width() > 0)
     assert page.form.minimumSizeHint().width() <= scroll.viewport().width()
+    # a long estimate (a GPU it does not fit, with suggestions) shows to its last line; the settings scroll
+    page.target_combo.setCurrentText("8 GB GPU")
+    page.form.fields[("train", "max_length")].set(65536)
+    page.form.fields[("train", "micro_batch_size")].set(64)
+    label = page.estimate_label
+    qtbot.waitUntil(lambda: "does not fit" in label.text() and "•" in label.text(), timeout=3000)
+
+    # never drawn over the buttons below: at this smallest window the settings keep 120 px and scroll
+    def inside() -> bool:
+        return label.geometry().bottom() <= page.estimate_box.contentsRect().bottom()
+
+    qtbot.waitUntil(lambda: inside() and page.settings_scroll.height() >= 115 and label.height() > 150)
+    window.resize(900, 900)  # with room, it shows to its last line
+    qtbot.waitUntil(lambda: inside() and label.height() >= label.heightForWidth(label.width()))
 
 
 def test_preset_and_estimate_follow_the_form(qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
@@ -149,6 +163,11 @@ def test_preset_and_estimate_follow_the_form(qtbot, ctx) -> None:  # type: ignor
     qtbot.waitUntil(lambda: "does not fit" in page.estimate_label.text(), timeout=3000)
     assert "•" in page.estimate_label.text()  # a concrete suggestion
     assert "Memory plan:" in page.estimate_label.text()  # what the GPU engine keeps, recomputes, offloads
+    # the memory parts in words, the term in parentheses where there is one
+    assert (
+        "model " in page.estimate_label.text()
+        and "working memory (activations)" in page.estimate_label.text()
+    )
 
 
 def test_bad_settings_and_missing_data_are_explained(qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
