@@ -778,12 +778,33 @@ def _suggestions(
                 "Set 'Memory saving' to 4-bit (QLoRA quantization) and turn on 'Trade speed for memory' "
                 "(gradient checkpointing)."
             )
+    mb = t.micro_batch_size
+    while not out and not ckpt and mb > 1:
+        # checkpointing alone is not enough, nor a smaller micro-batch alone: both together may be
+        mb //= 2
+        ga = t.grad_accum * t.micro_batch_size // mb
+        c = with_overrides(cfg, {"train.micro_batch_size": mb, "train.grad_accum": ga})
+        if ok(c, True):
+            out.append(
+                "Turn on 'Trade speed for memory' (gradient checkpointing) and set 'Examples at once' "
+                f"(micro-batch) to {mb} and 'Batches per update' (gradient accumulation) to {ga}: "
+                f"≈{peak(c, True):.1f} GiB."
+            )
     if not out:
-        c = with_overrides(cfg, {"quant.mode": "4bit", "train.micro_batch_size": 1, "train.max_length": 512})
-        out.append(
-            f"Even 4-bit, one example at once and 512 tokens need ≈{peak(c, True):.1f} GiB: pick a smaller "
-            "model."
-        )
+        ga = t.grad_accum * t.micro_batch_size
+        least = {"quant.mode": "4bit", "train.micro_batch_size": 1, "train.grad_accum": ga}
+        c = with_overrides(cfg, {**least, "train.max_length": min(512, t.max_length)})
+        if ok(c, True):
+            out.append(
+                "Set 'Memory saving' to 4-bit, 'Examples at once' (micro-batch) to 1, 'Batches per update' "
+                f"(gradient accumulation) to {ga}, 'Longest example' (max length) to {c.train.max_length} "
+                f"tokens and turn on 'Trade speed for memory': ≈{peak(c, True):.1f} GiB."
+            )
+        else:
+            out.append(
+                f"Even 4-bit, one example at once and {c.train.max_length} tokens need ≈{peak(c, True):.1f} "
+                "GiB: pick a smaller model."
+            )
     return out
 
 

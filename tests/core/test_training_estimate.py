@@ -427,3 +427,49 @@ def test_fits_keeps_the_estimates_error_free_as_measured_on_a_32b_model(monkeypa
     assert not four.fits and four.split_gpus == 2
     assert any("Split the model across GPUs" in s for s in four.suggestions)
     assert split.fits and 17.77 < split.vram_gib < 17.77 * 1.1
+
+
+def test_when_no_single_change_fits_the_suggestion_combines_them(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Checkpointing off, 16 x 8,192 tokens: neither checkpointing alone nor a smaller micro-batch alone fits a
+    24 GiB card, both together do; a bf16 8B model on a 16 GiB card needs 4-bit, micro-batch 1 and 512 tokens
+    with checkpointing; a 70B model on an 8 GiB card fits nothing. Each suggested setting is checked to fit."""
+    import re
+
+    import core.training.hardware as hardware_module
+
+    monkeypatch.setattr(hardware_module, "liger_available", lambda: True)
+    shape = ModelShape.from_config_json(LLAMA3_8B)
+    big = {"train.micro_batch_size": 16, "train.max_length": 8192, "train.gradient_checkpointing": False}
+    card = Hardware(True, True, "RTX 4090", 24.0)
+    est = estimate(with_overrides(_cfg(), big), shape, card)
+    assert not est.fits and len(est.suggestions) == 1
+    text = est.suggestions[0]
+    assert "Trade speed for memory" in text and "pick a smaller model" not in text
+    mb, ga = (int(x) for x in re.findall(r"to (\d+)", text)[:2])
+    assert mb * ga == 16 * 4  # the same examples per update (the preset's accumulation is 4)
+    fixed = {
+        **big,
+        "train.gradient_checkpointing": True,
+        "train.micro_batch_size": mb,
+        "train.grad_accum": ga,
+    }
+    assert estimate(with_overrides(_cfg(), fixed), shape, card).fits
+
+    small_card = Hardware(True, True, "RTX 4080", 16.0)
+    est = estimate(with_overrides(_cfg(), {**big, "quant.mode": "none"}), shape, small_card)
+    assert est.suggestions and "'Memory saving' to 4-bit" in est.suggestions[-1]
+    least = {**big, "quant.mode": "4bit", "train.micro_batch_size": 1, "train.grad_accum": 64}
+    least |= {"train.max_length": 512, "train.gradient_checkpointing": True}
+    assert estimate(with_overrides(_cfg(), least), shape, small_card).fits
+
+    seventy = ModelShape.from_config_json(
+        {
+            **LLAMA3_8B,
+            "hidden_size": 8192,
+            "intermediate_size": 28672,
+            "num_hidden_layers": 80,
+            "num_attention_heads": 64,
+        }
+    )
+    est = estimate(with_overrides(_cfg(), big), seventy, Hardware(True, True, "RTX 4060", 8.0))
+    assert est.suggestions[-1].startswith("Even 4-bit") and "pick a smaller model" in est.suggestions[-1]
