@@ -42,6 +42,13 @@ step() {
 OURS="PYTHONPATH=$PWD:/tmp/site"
 PEER="PYTHONPATH=/tmp/site2:/tmp/site"
 LONG="FIXED_LEN=1 BS=1 GA=1"
+# build the random-weight models once, before two lanes would both start writing the same folder
+models() {
+  [ -n "$DRY" ] && return 0
+  for m in "$@"; do
+    env $OURS python3 -c "import sys; sys.path.insert(0, 'benchmarks/peers'); from qlora_peer import make_model; make_model('$m', '/tmp/model_$m')"
+  done
+}
 ours() { step "$1" "ours $2 $4 $5" $OURS ${EXTRA:-} -- python3 benchmarks/bench_train_gpu.py "${@:2}"; }
 peer() { step "$1" "$3 $2 $5" $PEER ${EXTRA:-} -- python3 benchmarks/peers/qlora_peer.py "${@:2}"; }
 
@@ -74,6 +81,7 @@ case "$1" in
   ours 150 qwen3-8b 12 2048 default
   ;;
 6)  # nvidia-h200-x2: two independent lanes, one per GPU (each process capped at 24 GiB of its own GPU)
+  models llama3-8b llama3.2-1b  # (call 6 itself ran without this: both lanes started on llama3-8b at once)
   (
     export CUDA_VISIBLE_DEVICES=0 LANE=_gpu0; R=$OUT/call6_gpu0.jsonl
     EXTRA="$LONG" ours 430 llama3-8b 3 131072 default
@@ -107,9 +115,7 @@ case "$1" in
   ;;
 8)  # nvidia-h200-x2: the Qwen3-8B shape against Unsloth in both orders (one order per GPU), then Unsloth at
     # 32k (call 7 ran out of time for it) beside ours at 64k with the reference attention (one SDPA per row)
-  for m in qwen3-8b llama3-8b; do  # built once, before the lanes (two processes must not write one folder)
-    [ -n "$DRY" ] || env $OURS python3 -c "import sys; sys.path.insert(0, 'benchmarks/peers'); from qlora_peer import make_model; make_model('$m', '/tmp/model_$m')"
-  done
+  models qwen3-8b llama3-8b
   (
     export CUDA_VISIBLE_DEVICES=0 LANE=_gpu0; R=$OUT/call8_gpu0.jsonl
     peer 150 qwen3-8b unsloth_packed 12 2048
@@ -126,7 +132,7 @@ case "$1" in
   ;;
 9)  # nvidia-h200-x2: a row holding one document now takes plain causal SDPA (packed_attention.py): the GPU
     # numerics tests, then 32k/64k on GPU 0 beside 128k on GPU 1
-  [ -n "$DRY" ] || env $OURS python3 -c "import sys; sys.path.insert(0, 'benchmarks/peers'); from qlora_peer import make_model; make_model('llama3-8b', '/tmp/model_llama3-8b')"
+  models llama3-8b
   (
     export CUDA_VISIBLE_DEVICES=0 LANE=_gpu0; R=$OUT/call9_gpu0.jsonl
     if [ -z "$DRY" ]; then

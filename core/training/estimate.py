@@ -747,58 +747,60 @@ def _suggestions(
         return fits_card(peak(c, ck) - RUNTIME_OVERHEAD_GIB, target)
 
     from core.training.config import with_overrides
+    from core.training.schema import setting_label
+
+    ckpt_on = f"turn on '{setting_label('train.gradient_checkpointing')}' (gradient checkpointing)"
+    memory, length_label = setting_label("quant.mode"), setting_label("train.max_length")
+    per_update = t.grad_accum * t.micro_batch_size
+
+    def batch(mb: int) -> str:
+        return (
+            f"'{setting_label('train.micro_batch_size')}' (micro-batch) to {mb} and "
+            f"'{setting_label('train.grad_accum')}' (gradient accumulation) to {per_update // mb}"
+        )
+
+    def smaller_batch(ck: bool) -> tuple[int, TrainingConfig] | None:
+        """The largest smaller micro-batch (halving, the same examples per update) that fits with `ck`."""
+        mb = t.micro_batch_size
+        while mb > 1:
+            mb //= 2
+            c = with_overrides(cfg, {"train.micro_batch_size": mb, "train.grad_accum": per_update // mb})
+            if ok(c, ck):
+                return mb, c
+        return None
 
     if not ckpt and ok(cfg, True):
-        out.append(f"Turn on 'Trade speed for memory' (gradient checkpointing): ≈{peak(cfg, True):.1f} GiB.")
-    mb = t.micro_batch_size
-    while mb > 1:
-        mb //= 2
-        c = with_overrides(
-            cfg, {"train.micro_batch_size": mb, "train.grad_accum": t.grad_accum * t.micro_batch_size // mb}
-        )
-        if ok(c, ckpt):
-            out.append(
-                f"Set 'Examples at once' (micro-batch) to {mb} and 'Batches per update' (gradient "
-                f"accumulation) to {c.train.grad_accum}: the same examples per update, ≈{peak(c, ckpt):.1f} GiB."
-            )
-            break
+        out.append(f"{ckpt_on[0].upper()}{ckpt_on[1:]}: ≈{peak(cfg, True):.1f} GiB.")
+    found = smaller_batch(ckpt)
+    if found:
+        out.append(f"Set {batch(found[0])}: the same examples per update, ≈{peak(found[1], ckpt):.1f} GiB.")
     length = t.max_length
     while length > 256:
         length //= 2
         c = with_overrides(cfg, {"train.max_length": length})
         if ok(c, ckpt):
-            out.append(f"Set 'Longest example' (max length) to {length} tokens: ≈{peak(c, ckpt):.1f} GiB.")
+            out.append(f"Set '{length_label}' (max length) to {length} tokens: ≈{peak(c, ckpt):.1f} GiB.")
             break
     if cfg.quant.mode != "4bit":
         c = with_overrides(cfg, {"quant.mode": "4bit"})
         if ok(c, ckpt):
-            out.append(f"Set 'Memory saving' to 4-bit (QLoRA quantization): ≈{peak(c, ckpt):.1f} GiB.")
+            out.append(f"Set '{memory}' to 4-bit (QLoRA quantization): ≈{peak(c, ckpt):.1f} GiB.")
         elif ok(c, True):
-            out.append(
-                "Set 'Memory saving' to 4-bit (QLoRA quantization) and turn on 'Trade speed for memory' "
-                "(gradient checkpointing)."
-            )
-    mb = t.micro_batch_size
-    while not out and not ckpt and mb > 1:
+            out.append(f"Set '{memory}' to 4-bit (QLoRA quantization) and {ckpt_on}.")
+    if not out and not ckpt:
         # checkpointing alone is not enough, nor a smaller micro-batch alone: both together may be
-        mb //= 2
-        ga = t.grad_accum * t.micro_batch_size // mb
-        c = with_overrides(cfg, {"train.micro_batch_size": mb, "train.grad_accum": ga})
-        if ok(c, True):
+        found = smaller_batch(True)
+        if found:
             out.append(
-                "Turn on 'Trade speed for memory' (gradient checkpointing) and set 'Examples at once' "
-                f"(micro-batch) to {mb} and 'Batches per update' (gradient accumulation) to {ga}: "
-                f"≈{peak(c, True):.1f} GiB."
+                f"{ckpt_on[0].upper()}{ckpt_on[1:]} and set {batch(found[0])}: ≈{peak(found[1], True):.1f} GiB."
             )
     if not out:
-        ga = t.grad_accum * t.micro_batch_size
-        least = {"quant.mode": "4bit", "train.micro_batch_size": 1, "train.grad_accum": ga}
+        least = {"quant.mode": "4bit", "train.micro_batch_size": 1, "train.grad_accum": per_update}
         c = with_overrides(cfg, {**least, "train.max_length": min(512, t.max_length)})
         if ok(c, True):
             out.append(
-                "Set 'Memory saving' to 4-bit, 'Examples at once' (micro-batch) to 1, 'Batches per update' "
-                f"(gradient accumulation) to {ga}, 'Longest example' (max length) to {c.train.max_length} "
-                f"tokens and turn on 'Trade speed for memory': ≈{peak(c, True):.1f} GiB."
+                f"Set '{memory}' to 4-bit, {batch(1)}, '{length_label}' (max length) to "
+                f"{c.train.max_length} tokens and {ckpt_on}: ≈{peak(c, True):.1f} GiB."
             )
         else:
             out.append(

@@ -440,6 +440,22 @@ def _explain(exc: ValidationError) -> str:
     return "Invalid training settings — " + "; ".join(parts)
 
 
+def split_title(title: str) -> tuple[str, str]:
+    """("Adapter size", "LoRA rank") from "Adapter size (LoRA rank)"; (title, "") without a term."""
+    if title.endswith(")") and " (" in title:
+        plain, term = title[:-1].rsplit(" (", 1)
+        return plain, term
+    return title, ""
+
+
+def setting_label(path: str) -> str:
+    """The plain words the Train form labels a setting with ("train.micro_batch_size" -> "Examples at once"):
+    the field title without its bracketed technical term, so messages name settings as the user sees them."""
+    section, name = path.split(".", 1)
+    field = type(getattr(TrainingConfig(), section)).model_fields[name]
+    return split_title(field.title or name)[0]
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainingConfig:
     try:
         return TrainingConfig.model_validate(data or {})

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.training.config import TrainingConfig, config_from_dict
+from core.training.schema import split_title
 from desktop.widgets.safe_inputs import SafeComboBox, SafeDoubleSpinBox, SafeSpinBox
 
 SECTIONS = [
@@ -40,14 +41,6 @@ SECTIONS = [
 SKIP = {("model", "name"), ("data", "source")}  # chosen with their own pickers above the form
 AUTO = "Automatic"
 TERM_STYLE = "color:#5c6473; font-size:11px"
-
-
-def split_title(title: str) -> tuple[str, str]:
-    """("Adapter size", "LoRA rank") from "Adapter size (LoRA rank)"; (title, "") without a term."""
-    if title.endswith(")") and " (" in title:
-        plain, term = title[:-1].rsplit(" (", 1)
-        return plain, term
-    return title, ""
 
 
 def label_html(title: str) -> str:

@@ -11,9 +11,9 @@ import pytest
 from core import paths
 from core.runs import RunFolder
 from core.training.config import TrainingConfig
+from core.training.schema import split_title
 from desktop.context import AppContext
 from desktop.pages.train import CLOSE_CANCEL, CLOSE_KEEP, TrainPage
-from desktop.widgets.train_form import split_title
 from desktop.widgets.train_runs import CompareDialog
 
 
